@@ -1,0 +1,171 @@
+"""The pipeline behind every way in (Python, CLI, chat, evaluation): retrieve, prompt, generate, cite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rag.citations import attribute_unmarked, is_abstention, parse_citations
+from rag.config import Settings
+from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.generation import Generator, load_generator
+from rag.index import KnowledgeIndex
+from rag.indexing import BuildReport, build_or_update
+from rag.prompts import build_messages
+from rag.retrieval import HybridRetriever
+from rag.types import Answer, Hit, Timings
+
+NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as given (empty, too long); the message says why."""
+
+
+class AnswerStream:
+    """Iterate to receive the answer text as it is generated; ``answer`` holds the finished Answer afterwards.
+
+    Reading ``answer`` before the end consumes the rest of the stream first.
+    """
+
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer]) -> None:
+        self._pieces = pieces
+        self._finish = finish
+        self._answer: Answer | None = None
+        self._text: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self._pieces:
+            self._text.append(piece)
+            yield piece
+        if self._answer is None:
+            self._answer = self._finish("".join(self._text))
+
+    @property
+    def answer(self) -> Answer:
+        if self._answer is None:
+            for _ in self:
+                pass
+        assert self._answer is not None  # set by __iter__; a programming error otherwise
+        return self._answer
+
+
+class Assistant:
+    """Answers questions about one documents folder with cited passages.
+
+    >>> assistant = Assistant.from_folder("documents")          # doctest: +SKIP
+    >>> assistant.ask("When did Japan and NATO sign the IPCP?").text  # doctest: +SKIP
+    'In 2014 [1].'
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        index: KnowledgeIndex,
+        embedder: Embedder,
+        generator: Generator | None = None,
+        build_report: BuildReport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.build_report = build_report
+        self._generator = generator
+        self._use_index(index)
+
+    @classmethod
+    def from_folder(
+        cls,
+        docs_dir: str | Path | None = None,
+        index_dir: str | Path | None = None,
+        settings: Settings | None = None,
+        generator: Generator | None = None,
+        embedder: Embedder | None = None,
+    ) -> Assistant:
+        """An assistant over ``docs_dir``, building or updating its index in ``index_dir`` first.
+
+        The generator is loaded on the first question unless one is given.
+        """
+        settings = (settings or Settings()).with_changes(docs_dir=docs_dir, index_dir=index_dir)
+        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        index, report = build_or_update(settings.docs_dir, settings.index_dir, embedder, settings)
+        return cls(settings, index, embedder, generator, report)
+
+    # ------------------------------------------------------------------------------------------ public API
+
+    @property
+    def index(self) -> KnowledgeIndex:
+        return self._index
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = load_generator(
+                self.settings.generator_model, self.settings.cache_dir, self.settings.quantization
+            )
+        return self._generator
+
+    def refresh(self, rebuild: bool = False) -> BuildReport:
+        """Re-read the documents folder, index what changed and answer from the new index from now on."""
+        index, report = build_or_update(
+            self.settings.docs_dir, self.settings.index_dir, self.embedder, self.settings, rebuild=rebuild
+        )
+        self._use_index(index)
+        self.build_report = report
+        return report
+
+    def retrieve(self, question: str) -> list[Hit]:
+        """The passages the generator would read for ``question``, best first."""
+        return self._retriever.search(self._check(question), self.settings.top_k)
+
+    def ask(self, question: str) -> Answer:
+        """Answer ``question`` from the documents, with citations, or abstain."""
+        return self.stream(question).answer
+
+    def stream(self, question: str) -> AnswerStream:
+        """Like ``ask``, but the answer text arrives piece by piece as the model writes it."""
+        question = self._check(question)
+        generator = self.generator  # loaded (once) outside the timings
+        started = time.perf_counter()
+        hits = self._retriever.search(question, self.settings.top_k)
+        retrieved = time.perf_counter()
+
+        def finish(raw: str) -> Answer:
+            done = time.perf_counter()
+            timings = Timings(
+                retrieval_s=retrieved - started, generation_s=done - retrieved, total_s=done - started
+            )
+            return self._compose(question, raw, hits, timings)
+
+        if not self._relevant(hits):
+            return AnswerStream(iter([NOT_IN_DOCUMENTS]), finish)
+        messages = build_messages(question, hits)
+        return AnswerStream(generator.stream(messages, self.settings.max_new_tokens), finish)
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _use_index(self, index: KnowledgeIndex) -> None:
+        # Swapped as one reference so a question in flight keeps using the whole old index.
+        self._index = index
+        self._retriever = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k)
+
+    def _check(self, question: str) -> str:
+        question = " ".join(question.split())
+        if not question:
+            raise QuestionError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"the question is {len(question)} characters long; the limit is {self.settings.max_question_chars}"
+            )
+        return question
+
+    def _relevant(self, hits: list[Hit]) -> bool:
+        return bool(hits) and max(hit.dense_score for hit in hits) >= self.settings.min_relevance
+
+    def _compose(self, question: str, raw: str, hits: list[Hit], timings: Timings) -> Answer:
+        if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
+            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw)
+        text, citations = parse_citations(raw.strip(), hits)
+        if not citations:
+            text, citations = attribute_unmarked(text, hits)
+        return Answer(question, text, citations, False, hits, timings, raw)

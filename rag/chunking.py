@@ -1,0 +1,162 @@
+"""Sentence-aware chunking with exact character offsets.
+
+Sentences are packed into chunks of at most ``max_tokens`` embedder tokens; consecutive chunks share up to
+``overlap_tokens`` worth of whole sentences so an answer that straddles a boundary is still found whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rag.types import Chunk, Document
+
+TokenCounter = Callable[[str], int]
+
+# A sentence ends at terminal punctuation (with any closing quotes or brackets) before whitespace, or at a newline.
+_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n")
+_LAST_WORD = re.compile(r"(\S+)$")
+_WORD = re.compile(r"\S+")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e u.s u.k u.n no fig gen gov sen rep lt col capt sgt inc ltd co corp "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    tokens: int
+
+
+def _is_abbreviation(text: str, period_at: int) -> bool:
+    match = _LAST_WORD.search(text, 0, period_at)
+    if not match:
+        return False
+    word = match.group(1).lstrip("(\"'“‘").lower()
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences of ``text``, whitespace trimmed, in order.
+
+    >>> text = "Dr. Who came. He left!\\nBye"
+    >>> [text[s:e] for s, e in split_sentences(text)]
+    ['Dr. Who came.', 'He left!', 'Bye']
+    """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        if match.group() == "." and _is_abbreviation(text, match.start()):
+            continue
+        _append_trimmed(spans, text, start, match.end())
+        start = match.end()
+    _append_trimmed(spans, text, start, len(text))
+    return spans
+
+
+def _append_trimmed(spans: list[tuple[int, int]], text: str, start: int, end: int) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start < end:
+        spans.append((start, end))
+
+
+def _split_oversized(text: str, start: int, end: int, max_tokens: int, count: TokenCounter) -> list[Span]:
+    """Cut a span longer than ``max_tokens`` at word boundaries (or inside a giant word) into fitting pieces."""
+    pieces: list[Span] = []
+    piece_start, piece_tokens, piece_end = None, 0, start
+    for word in _WORD.finditer(text, start, end):
+        w_start, w_end = word.span()
+        w_tokens = count(text[w_start:w_end])
+        if w_tokens > max_tokens:  # e.g. a long URL or base64 blob: cut by characters
+            if piece_start is not None:
+                pieces.append(Span(piece_start, piece_end, piece_tokens))
+                piece_start, piece_tokens = None, 0
+            pieces.extend(_split_by_characters(text, w_start, w_end, max_tokens, count))
+            continue
+        if piece_start is not None and piece_tokens + w_tokens > max_tokens:
+            pieces.append(Span(piece_start, piece_end, piece_tokens))
+            piece_start, piece_tokens = None, 0
+        if piece_start is None:
+            piece_start = w_start
+        piece_tokens += w_tokens
+        piece_end = w_end
+    if piece_start is not None:
+        pieces.append(Span(piece_start, piece_end, piece_tokens))
+    return pieces
+
+
+def _split_by_characters(text: str, start: int, end: int, max_tokens: int, count: TokenCounter) -> list[Span]:
+    pieces = []
+    while start < end:
+        stop = end
+        while (tokens := count(text[start:stop])) > max_tokens:
+            stop = start + max(1, (stop - start) // 2)
+        pieces.append(Span(start, stop, tokens))
+        start = stop
+    return pieces
+
+
+def sentence_spans(text: str, max_tokens: int, count: TokenCounter) -> list[Span]:
+    """Sentences of ``text`` with their token counts, any sentence over ``max_tokens`` cut into fitting pieces."""
+    spans: list[Span] = []
+    for start, end in split_sentences(text):
+        tokens = count(text[start:end])
+        if tokens <= max_tokens:
+            spans.append(Span(start, end, tokens))
+        else:
+            spans.extend(_split_oversized(text, start, end, max_tokens, count))
+    return spans
+
+
+def chunk_document(document: Document, max_tokens: int, overlap_tokens: int, count: TokenCounter) -> list[Chunk]:
+    """Split a document into overlapping chunks of whole sentences.
+
+    Every chunk satisfies ``document.text[chunk.start:chunk.end] == chunk.text`` and holds at most ``max_tokens``
+    tokens as ``count`` measures them sentence by sentence; together the chunks cover every non-space character.
+    """
+    spans = sentence_spans(document.text, max_tokens, count)
+    groups: list[list[Span]] = []
+    current: list[Span] = []
+    current_tokens = 0
+    for span in spans:
+        if current and current_tokens + span.tokens > max_tokens:
+            groups.append(current)
+            current = _overlap_tail(current, overlap_tokens, room=max_tokens - span.tokens)
+            current_tokens = sum(s.tokens for s in current)
+        current.append(span)
+        current_tokens += span.tokens
+    if current:
+        groups.append(current)
+    return [_make_chunk(document, i, group) for i, group in enumerate(groups)]
+
+
+def _overlap_tail(previous: list[Span], overlap_tokens: int, room: int) -> list[Span]:
+    """The last sentences of ``previous`` worth at most ``overlap_tokens`` (and fitting ``room``), never all of it."""
+    tail: list[Span] = []
+    tokens = 0
+    for span in reversed(previous[1:]):
+        if tokens + span.tokens > min(overlap_tokens, room):
+            break
+        tail.insert(0, span)
+        tokens += span.tokens
+    return tail
+
+
+def _make_chunk(document: Document, index: int, group: list[Span]) -> Chunk:
+    start, end = group[0].start, group[-1].end
+    return Chunk(
+        id=f"{document.id[:16]}-{index:04d}",
+        doc_id=document.id,
+        doc_name=document.name,
+        doc_title=document.title,
+        index=index,
+        start=start,
+        end=end,
+        text=document.text[start:end],
+    )

@@ -1,0 +1,106 @@
+"""Turning the generator's ``[n]`` markers into citations of exact passages, and recognising abstentions."""
+
+from __future__ import annotations
+
+import re
+
+from rag.chunking import split_sentences
+from rag.types import Citation, Hit
+
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+_WORD = re.compile(r"\w+")
+_ABSTAIN = re.compile(
+    r"\b(i\s+(do\s+not|don'?t|don’t)\s+know|(cannot|can'?t|can’t|unable to)\s+(answer|determine|find)"
+    r"|no information|not (mentioned|stated|specified|provided|given|available)"
+    r"|(passages?|documents?|text|context) (do(es)?\s*n[o']?t|do not) (say|mention|state|contain|provide|specify))",
+    re.IGNORECASE,
+)
+STOPWORDS = frozenset(
+    "a an the of in on at to for and or but is are was were be been by with as from that this these those it its "
+    "their his her they he she we you i which who whom what when where why how do does did has have had not no "
+    "into than then there so such about over under after before during".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of ``text`` that carry meaning (stop words dropped).
+
+    >>> sorted(content_words("The summit in Vilnius"))
+    ['summit', 'vilnius']
+    """
+    return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS}
+
+
+def is_abstention(text: str) -> bool:
+    """Whether the generator said it cannot answer from the passages.
+
+    >>> is_abstention("I don't know."), is_abstention("Vilnius [1]")
+    (True, False)
+    """
+    return not text.strip() or bool(_ABSTAIN.search(text))
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without citation markers and the spaces before them."""
+    return re.sub(r"\s*" + _MARKER.pattern, "", text).strip()
+
+
+def best_supporting_span(answer: str, hit: Hit) -> tuple[int, int]:
+    """Document offsets of the sentence of ``hit``'s chunk that shares most content words with ``answer``.
+
+    Falls back to the whole chunk when no sentence shares any.
+    """
+    chunk = hit.chunk
+    wanted = content_words(strip_markers(answer))
+    best, best_overlap = (chunk.start, chunk.end), 0
+    for start, end in split_sentences(chunk.text):
+        overlap = len(wanted & content_words(chunk.text[start:end]))
+        if overlap > best_overlap:
+            best, best_overlap = (chunk.start + start, chunk.start + end), overlap
+    return best
+
+
+def parse_citations(answer: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
+    """Citations for the ``[n]`` markers in ``answer``, where ``[n]`` means ``hits[n - 1]``.
+
+    Markers pointing at no passage (``[0]``, ``[7]`` of 5) are removed from the text; a passage cited several times
+    yields one citation. Returns the cleaned text and the citations in order of first mention.
+    """
+    cited: list[int] = []
+
+    def keep_valid(match: re.Match[str]) -> str:
+        numbers = [int(x) for x in re.split(r"[,;]", match.group(1))]
+        valid = [n for n in numbers if 1 <= n <= len(hits)]
+        for n in valid:
+            if n not in cited:
+                cited.append(n)
+        return "".join(f"[{n}]" for n in dict.fromkeys(valid))
+
+    text = _MARKER.sub(keep_valid, answer)
+    text = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    return text, [make_citation(n, hits[n - 1], text) for n in cited]
+
+
+def make_citation(n: int, hit: Hit, answer: str) -> Citation:
+    start, end = best_supporting_span(answer, hit)
+    chunk = hit.chunk
+    return Citation(
+        n=n,
+        doc=chunk.doc_name,
+        doc_title=chunk.doc_title,
+        chunk_id=chunk.id,
+        quote=chunk.text[start - chunk.start : end - chunk.start],
+        start=start,
+        end=end,
+    )
+
+
+def attribute_unmarked(answer: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
+    """For an answer without valid markers: cite the passage sharing most content words with it, if any does."""
+    wanted = content_words(answer)
+    overlaps = [len(wanted & content_words(hit.chunk.text)) for hit in hits]
+    if not overlaps or max(overlaps) == 0:
+        return answer, []
+    n = overlaps.index(max(overlaps)) + 1
+    text = f"{answer.rstrip()} [{n}]"
+    return text, [make_citation(n, hits[n - 1], text)]

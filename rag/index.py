@@ -1,0 +1,271 @@
+"""The on-disk knowledge index: documents, chunks, FAISS vectors and a BM25 keyword index, described by a manifest.
+
+Layout of ``index_dir``::
+
+    CURRENT              name of the live generation folder (replaced atomically)
+    .lock                held by the one process that is writing
+    gen-<time>-<rand>/   manifest.json, documents.jsonl, chunks.jsonl, dense.faiss, keyword/ (bm25s, JSON + .npy)
+
+A writer builds a complete generation in a temporary folder, renames it into place and only then points
+``CURRENT`` at it, so a crash at any moment leaves the previous generation whole and live. Nothing is unpickled:
+metadata is JSON, arrays are loaded with ``allow_pickle=False``, and every file is checked against the SHA-256
+the manifest records.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+from rag.types import Chunk, Document
+
+FORMAT_VERSION = 1
+CURRENT_FILE = "CURRENT"
+LOCK_FILE = ".lock"
+MANIFEST_FILE = "manifest.json"
+KEYWORD_DIR = "keyword"
+
+
+class IndexStoreError(Exception):
+    """Base class for index problems; messages tell the user what to do."""
+
+
+class IndexNotFound(IndexStoreError):
+    pass
+
+
+class IndexCorrupt(IndexStoreError):
+    pass
+
+
+class IndexLocked(IndexStoreError):
+    pass
+
+
+def keyword_tokens(texts: list[str]) -> list[list[str]]:
+    """Lower-cased word tokens without English stop words, as the BM25 index and its queries see them."""
+    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """What the vectors depend on: loading an index with other values would give silently wrong results."""
+
+    embedding_model: str
+    dimensions: int
+    chunk_tokens: int
+    chunk_overlap_tokens: int
+
+
+@dataclass
+class KnowledgeIndex:
+    """Everything retrieval needs, in memory. ``chunks[i]`` is row ``i`` of ``dense`` and document ``i`` of BM25."""
+
+    settings: IndexSettings
+    documents: dict[str, Document]  # by document name
+    chunks: list[Chunk]
+    dense: faiss.Index
+    keyword: bm25s.BM25 | None  # None when there are no chunks
+
+    @classmethod
+    def build(
+        cls, settings: IndexSettings, documents: list[Document], chunks: list[Chunk], vectors: np.ndarray
+    ) -> KnowledgeIndex:
+        if vectors.shape != (len(chunks), settings.dimensions):
+            raise ValueError(f"expected {len(chunks)} vectors of {settings.dimensions} dims, got {vectors.shape}")
+        dense = faiss.IndexFlatIP(settings.dimensions)  # inner product of unit vectors = cosine
+        if len(chunks):
+            dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        keyword = None
+        if chunks:
+            keyword = bm25s.BM25()
+            keyword.index(keyword_tokens([c.text for c in chunks]), show_progress=False)
+        return cls(settings, {d.name: d for d in documents}, list(chunks), dense, keyword)
+
+    def vectors(self) -> np.ndarray:
+        """All chunk vectors, row ``i`` for ``chunks[i]``."""
+        if not self.chunks:
+            return np.zeros((0, self.settings.dimensions), dtype=np.float32)
+        return self.dense.reconstruct_n(0, self.dense.ntotal)
+
+    def chunks_of(self, doc_name: str) -> list[int]:
+        return [i for i, c in enumerate(self.chunks) if c.doc_name == doc_name]
+
+
+# ---------------------------------------------------------------------------------------------- persistence
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_generation(index: KnowledgeIndex, folder: Path) -> None:
+    folder.mkdir(parents=True)
+    _write_jsonl(folder / "documents.jsonl", [asdict(d) for d in index.documents.values()])
+    _write_jsonl(folder / "chunks.jsonl", [asdict(c) for c in index.chunks])
+    faiss.write_index(index.dense, str(folder / "dense.faiss"))
+    if index.keyword is not None:
+        index.keyword.save(str(folder / KEYWORD_DIR))
+    files = {
+        p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **asdict(index.settings),
+        "counts": {"documents": len(index.documents), "chunks": len(index.chunks)},
+        "documents": [
+            {"name": d.name, "id": d.id, "title": d.title, "chunks": sum(c.doc_id == d.id for c in index.chunks)}
+            for d in index.documents.values()
+        ],
+        "files": files,
+    }
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+@contextmanager
+def write_lock(index_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold the index's writer lock; waits up to ``timeout_s`` for another writer, then raises IndexLocked."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK_FILE, "a+") as lock:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexLocked(
+                        f"another process is updating the index in {index_dir}; try again when it has finished"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def save_index(index: KnowledgeIndex, index_dir: Path | str) -> Path:
+    """Write ``index`` as a new generation and make it live atomically. Caller should hold ``write_lock``."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    name = f"gen-{stamp}-{secrets.token_hex(3)}"
+    staging = index_dir / f".tmp-{name}"
+    _write_generation(index, staging)
+    os.rename(staging, index_dir / name)
+    pointer = index_dir / f".{CURRENT_FILE}.tmp"
+    pointer.write_text(name + "\n", encoding="utf-8")
+    with open(pointer, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(pointer, index_dir / CURRENT_FILE)
+    _fsync_dir(index_dir)
+    _remove_old_generations(index_dir, keep={name})
+    return index_dir / name
+
+
+def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:
+    for path in index_dir.iterdir():
+        if path.is_dir() and path.name not in keep and (path.name.startswith(("gen-", ".tmp-gen-"))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def current_generation(index_dir: Path | str) -> Path:
+    """The live generation folder; raises IndexNotFound when the folder holds no index."""
+    index_dir = Path(index_dir)
+    pointer = index_dir / CURRENT_FILE
+    if not pointer.is_file():
+        raise IndexNotFound(f"no index in {index_dir}; build one with `rag index`")
+    name = pointer.read_text(encoding="utf-8").strip()
+    if not name.startswith("gen-") or "/" in name or not (index_dir / name).is_dir():
+        raise IndexCorrupt(f"{pointer} points at a missing generation; rebuild with `rag index --rebuild`")
+    return index_dir / name
+
+
+def load_index(index_dir: Path | str) -> KnowledgeIndex:
+    """Load the live index, verifying checksums and that vectors, chunk rows and keyword index agree.
+
+    Raises IndexNotFound or IndexCorrupt with a message that says how to rebuild.
+    """
+    folder = current_generation(index_dir)
+    hint = "; rebuild it with `rag index --rebuild`"
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexCorrupt(f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}{hint}")
+        for rel, digest in manifest["files"].items():
+            path = folder / rel
+            if not path.is_file() or _sha256(path) != digest:
+                raise IndexCorrupt(f"index file {path} is missing or damaged (checksum mismatch){hint}")
+        settings = IndexSettings(
+            embedding_model=manifest["embedding_model"],
+            dimensions=int(manifest["dimensions"]),
+            chunk_tokens=int(manifest["chunk_tokens"]),
+            chunk_overlap_tokens=int(manifest["chunk_overlap_tokens"]),
+        )
+        documents = [Document(**row) for row in _read_jsonl(folder / "documents.jsonl")]
+        chunks = [Chunk(**row) for row in _read_jsonl(folder / "chunks.jsonl")]
+        dense = faiss.read_index(str(folder / "dense.faiss"))
+        keyword = None
+        if (folder / KEYWORD_DIR).is_dir():
+            keyword = bm25s.BM25.load(str(folder / KEYWORD_DIR), load_corpus=False, allow_pickle=False)
+    except IndexStoreError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexCorrupt(f"cannot read the index in {folder} ({exc.__class__.__name__}: {exc}){hint}") from exc
+
+    counts = manifest["counts"]
+    keyword_rows = int(keyword.scores["num_docs"]) if keyword is not None else 0
+    if not (
+        dense.ntotal == len(chunks) == counts["chunks"] == keyword_rows
+        and dense.d == settings.dimensions
+        and len(documents) == counts["documents"]
+        and {c.doc_id for c in chunks} <= {d.id for d in documents}
+        and len({c.id for c in chunks}) == len(chunks)
+    ):
+        raise IndexCorrupt(
+            f"index in {folder} is inconsistent: {dense.ntotal} vectors, {len(chunks)} chunk rows, "
+            f"{keyword_rows} keyword rows, {len(documents)} documents{hint}"
+        )
+    return KnowledgeIndex(settings, {d.name: d for d in documents}, chunks, dense, keyword)

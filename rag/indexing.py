@@ -1,0 +1,143 @@
+"""Building and updating the index from a documents folder: only new or changed documents are embedded."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunking import chunk_document
+from rag.config import Settings
+from rag.embedding import Embedder
+from rag.index import (
+    IndexNotFound,
+    IndexSettings,
+    KnowledgeIndex,
+    load_index,
+    save_index,
+    write_lock,
+)
+from rag.loaders import SkippedFile, load_folder
+from rag.types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildReport:
+    """What a build changed, by document name."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    chunks_embedded: int = 0
+    total_chunks: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        lines = [
+            f"added {len(self.added)}, updated {len(self.updated)}, removed {len(self.removed)}, "
+            f"unchanged {len(self.unchanged)}, skipped {len(self.skipped)}; "
+            f"{self.chunks_embedded} chunks embedded, {self.total_chunks} in the index"
+        ]
+        lines += [f"  added:   {name}" for name in self.added]
+        lines += [f"  updated: {name}" for name in self.updated]
+        lines += [f"  removed: {name}" for name in self.removed]
+        lines += [f"  skipped: {s.name} ({s.reason})" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def index_settings_for(settings: Settings, embedder: Embedder) -> IndexSettings:
+    return IndexSettings(
+        embedding_model=embedder.name,
+        dimensions=embedder.dimensions,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap_tokens=settings.chunk_overlap_tokens,
+    )
+
+
+def update_index(
+    documents: list[Document],
+    embedder: Embedder,
+    settings: Settings,
+    previous: KnowledgeIndex | None,
+) -> tuple[KnowledgeIndex, BuildReport]:
+    """A new index over ``documents`` that reuses the vectors of every document ``previous`` already holds
+    with the same content and the same embedding and chunking settings; everything else is chunked and embedded.
+    """
+    wanted = index_settings_for(settings, embedder)
+    reusable = previous if previous is not None and previous.settings == wanted else None
+    old_vectors = reusable.vectors() if reusable is not None else None
+    old_rows_by_doc: dict[str, list[int]] = {}
+    if reusable is not None:
+        for row, chunk in enumerate(reusable.chunks):
+            old_rows_by_doc.setdefault(chunk.doc_id, []).append(row)
+    old_ids_by_name = {d.name: d.id for d in previous.documents.values()} if previous else {}
+
+    report = BuildReport()
+    chunks: list[Chunk] = []
+    vector_parts: list[np.ndarray] = []
+    pending: list[Chunk] = []  # chunks to embed, in order, appended to ``chunks`` as a block at the end
+    for document in documents:
+        old_id = old_ids_by_name.get(document.name)
+        if old_id is None:
+            report.added.append(document.name)
+        elif old_id != document.id:
+            report.updated.append(document.name)
+        else:
+            report.unchanged.append(document.name)
+        rows = old_rows_by_doc.get(document.id)
+        if rows is not None and reusable is not None and old_vectors is not None:
+            # Same text under any name: same chunks and vectors; only the name and title may differ.
+            chunks.extend(_renamed(reusable.chunks[r], document) for r in rows)
+            vector_parts.append(old_vectors[rows])
+        else:
+            pending.extend(
+                chunk_document(document, settings.chunk_tokens, settings.chunk_overlap_tokens, embedder.count_tokens)
+            )
+    current_names = {d.name for d in documents}
+    report.removed = sorted(name for name in old_ids_by_name if name not in current_names)
+    if pending:
+        vector_parts.append(embedder.embed([c.text for c in pending]))
+        chunks.extend(pending)
+    report.chunks_embedded = len(pending)
+    report.total_chunks = len(chunks)
+    vectors = np.concatenate(vector_parts) if vector_parts else np.zeros((0, wanted.dimensions), np.float32)
+    return KnowledgeIndex.build(wanted, documents, chunks, vectors), report
+
+
+def _renamed(chunk: Chunk, document: Document) -> Chunk:
+    if chunk.doc_name == document.name and chunk.doc_title == document.title:
+        return chunk
+    return Chunk(**{**chunk.__dict__, "doc_name": document.name, "doc_title": document.title})
+
+
+def build_or_update(
+    docs_dir: Path, index_dir: Path, embedder: Embedder, settings: Settings, rebuild: bool = False
+) -> tuple[KnowledgeIndex, BuildReport]:
+    """Bring the index in ``index_dir`` up to date with ``docs_dir`` and return it.
+
+    Holds the writer lock for the whole update; writes a new generation only when something changed.
+    ``rebuild`` ignores (and so replaces) whatever index is there, damaged or not.
+    """
+    with write_lock(index_dir):
+        loaded = load_folder(docs_dir)
+        previous = None
+        if not rebuild:
+            try:
+                previous = load_index(index_dir)
+            except IndexNotFound:
+                previous = None
+        index, report = update_index(loaded.documents, embedder, settings, previous)
+        report.skipped = loaded.skipped
+        settings_changed = previous is not None and previous.settings != index.settings
+        if previous is None or report.changed or settings_changed:
+            save_index(index, index_dir)
+        return index, report

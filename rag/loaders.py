@@ -1,0 +1,161 @@
+"""Loading a folder of documents: find files, extract and clean their text, report what was skipped and why."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+from charset_normalizer import from_bytes
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
+from rag.types import Document
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be turned into text; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    name: str
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def clean_text(text: str) -> str:
+    """Normalise to NFC, unify line breaks, collapse runs of spaces, keep paragraph breaks, strip the ends.
+
+    >>> clean_text("  Caf\\u0065\\u0301   au\\tlait\\r\\n\\r\\n\\r\\nNext ")
+    'Café au lait\\n\\nNext'
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = re.sub(r"[^\S\n]+", " ", text)  # any horizontal whitespace (incl. NBSP) -> one space
+    text = re.sub(r" *\n *", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+def decode_bytes(data: bytes) -> str:
+    """UTF-8 when it is, else the encoding charset-normalizer detects; binary data raises UnreadableFile."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UnreadableFile("binary data, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    if best is None:
+        raise UnreadableFile("could not detect the text encoding")
+    return str(best)
+
+
+def _html_to_text(markup: str) -> tuple[str, str]:
+    soup = BeautifulSoup(markup, "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(["script", "style", "noscript", "template", "head"]):
+        tag.decompose()
+    return soup.get_text("\n"), title
+
+
+def _pdf_to_text(path: Path) -> tuple[str, str]:
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            raise UnreadableFile("encrypted PDF")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
+    except UnreadableFile:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise UnreadableFile(f"broken PDF ({exc.__class__.__name__}: {exc})") from exc
+    return "\n\n".join(pages), str(title)
+
+
+def _title_from_text(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:120]
+    return fallback
+
+
+def load_file(path: Path, name: str) -> Document:
+    """Read one supported file into a Document named ``name``; raise UnreadableFile with the reason otherwise."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnreadableFile(f"unsupported file type {suffix or '(none)'}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UnreadableFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    title = ""
+    if suffix == ".pdf":
+        raw, title = _pdf_to_text(path)
+    else:
+        raw = decode_bytes(path.read_bytes())
+        if suffix in (".html", ".htm"):
+            raw, title = _html_to_text(raw)
+    text = clean_text(raw)
+    if not text:
+        raise UnreadableFile("no text")
+    title = clean_text(title) or _title_from_text(text, fallback=path.stem)
+    return Document(id=hashlib.sha256(text.encode("utf-8")).hexdigest(), name=name, title=title, text=text)
+
+
+def iter_document_paths(folder: Path) -> tuple[list[tuple[Path, str]], list[SkippedFile]]:
+    """Files under ``folder`` (recursively, sorted, hidden ones ignored) as (path, relative name) pairs.
+
+    Symbolic links are never followed, so nothing outside the folder is read.
+    """
+    found: list[tuple[Path, str]] = []
+    skipped: list[SkippedFile] = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_symlink():
+            skipped.append(SkippedFile(rel.as_posix(), "symbolic link (not followed)"))
+            continue
+        if not path.is_file():
+            continue
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            skipped.append(SkippedFile(rel.as_posix(), f"unsupported file type {path.suffix or '(none)'}"))
+            continue
+        found.append((path, rel.as_posix()))
+    return found, skipped
+
+
+def load_folder(folder: Path | str) -> LoadResult:
+    """Load every supported document under ``folder``; unreadable files are skipped with their reason."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"documents folder not found: {folder}")
+    paths, skipped = iter_document_paths(folder)
+    result = LoadResult(skipped=skipped)
+    for path, name in paths:
+        try:
+            result.documents.append(load_file(path, name))
+        except UnreadableFile as exc:
+            result.skipped.append(SkippedFile(name, str(exc)))
+        except OSError as exc:
+            result.skipped.append(SkippedFile(name, f"cannot read ({exc.strerror or exc})"))
+    for item in result.skipped:
+        log.info("skipped %s: %s", item.name, item.reason)
+    return result

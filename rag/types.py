@@ -1,0 +1,95 @@
+"""The plain data classes passed between pipeline stages.
+
+load -> Document, chunk -> Chunk, retrieve -> Hit, generate + cite -> Answer (with Citations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """A cleaned source document. ``id`` is the SHA-256 of ``text``, so the same text is the same document."""
+
+    id: str
+    name: str  # path relative to the documents folder, e.g. "000_210d74e5e6875247.txt"
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A span of a document's cleaned text: ``document.text[start:end] == text``."""
+
+    id: str
+    doc_id: str
+    doc_name: str
+    doc_title: str
+    index: int  # position of the chunk within its document
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the ranks (1-based, None when absent) in each retriever."""
+
+    chunk: Chunk
+    score: float
+    dense_score: float  # cosine similarity of question and chunk, whether or not dense search ranked it
+    dense_rank: int | None = None
+    keyword_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered pointer from an answer to the exact passage it relies on.
+
+    ``quote == document.text[start:end]`` for the cited document.
+    """
+
+    n: int
+    doc: str  # document file name
+    doc_title: str
+    chunk_id: str
+    quote: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Timings:
+    retrieval_s: float = 0.0
+    generation_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the assistant says: the text with ``[n]`` markers, the citations they point at, and how it got there."""
+
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    abstained: bool = False
+    hits: list[Hit] = field(default_factory=list)
+    timings: Timings = field(default_factory=Timings)
+    raw_output: str = ""  # the generator's text before citation parsing, for debugging and evaluation
+
+    def to_dict(self) -> dict:
+        """The JSON shape of ``rag ask --json``."""
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [
+                {"n": c.n, "doc": c.doc, "chunk_id": c.chunk_id, "quote": c.quote, "start": c.start, "end": c.end}
+                for c in self.citations
+            ],
+            "timings": {
+                "retrieval_s": self.timings.retrieval_s,
+                "generation_s": self.timings.generation_s,
+                "total_s": self.timings.total_s,
+            },
+        }
