@@ -39,6 +39,11 @@ def _is_abbreviation(text: str, period_at: int) -> bool:
     return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
+def _continues_in_lower_case(text: str, at: int) -> bool:
+    following = text[at : at + 8].lstrip(" \t")
+    return bool(following) and following[0].islower()
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) offsets of the sentences of ``text``, whitespace trimmed, in order.
 
@@ -49,6 +54,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for match in _BOUNDARY.finditer(text):
+        if match.group() != "\n" and _continues_in_lower_case(text, match.end()):
+            continue  # “Really?” she asked.
         if match.group() == "." and _is_abbreviation(text, match.start()):
             continue
         _append_trimmed(spans, text, start, match.end())

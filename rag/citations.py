@@ -77,6 +77,7 @@ def parse_citations(answer: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
         return "".join(f"[{n}]" for n in dict.fromkeys(valid))
 
     text = _MARKER.sub(keep_valid, answer)
+    text = re.sub(r"(\[\d+\])(?:\s*\1)+", r"\1", text)  # "[2][2]" -> "[2]"
     text = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
     return text, [make_citation(n, hits[n - 1], text) for n in cited]
 

@@ -47,7 +47,10 @@ class Settings:
     top_k: int = 4  # passages given to the generator
     candidates: int = 20  # per retriever, before fusion
     rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
-    min_relevance: float = 0.25  # best dense cosine below this: the documents do not hold the answer
+    # Best dense cosine below which the documents clearly do not hold the answer. Measured on the dev gold set:
+    # answerable questions scored 0.19 to 0.83, off-topic ones 0.02 to 0.27, so this only filters the clear cases
+    # and the generator decides the rest.
+    min_relevance: float = 0.15
 
     # Generation.
     max_new_tokens: int = 48

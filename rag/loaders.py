@@ -61,9 +61,15 @@ def decode_bytes(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
     if best is None:
         raise UnreadableFile("could not detect the text encoding")
+    # Short Western European texts decode equally cleanly in several code pages; the detector then picks one
+    # arbitrarily (often cp1250, turning "è" into "č"). Prefer the far more common Windows-1252 on a tie.
+    for match in matches:
+        if match.encoding == "cp1252" and (match.chaos, match.coherence) == (best.chaos, best.coherence):
+            return str(match)
     return str(best)
 
 

@@ -1,0 +1,87 @@
+"""Shared fixtures: cheap deterministic fakes for the plumbing, and the real models loaded once per session."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the suite must pass without a network
+
+REPO = Path(__file__).resolve().parent.parent
+DOCUMENTS = REPO / "documents"
+
+
+class FakeEmbedder:
+    """Bag-of-words vectors from hashed words: texts sharing words are similar, and nothing is loaded."""
+
+    name = "fake-embedder"
+    dimensions = 64
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []  # number of texts per embed() call
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimensions] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+class FakeGenerator:
+    """Replies with queued answers, word by word, and records the prompts it was given."""
+
+    name = "fake-generator"
+
+    def __init__(self, replies: list[str] | None = None) -> None:
+        self.replies = list(replies or [])
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
+        self.prompts.append(messages)
+        reply = self.replies.pop(0) if self.replies else "I don't know."
+        yield from re.findall(r"\S+\s*", reply)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def docs_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "rivers.txt").write_text(
+        "The Danube flows through ten countries. It is 2,850 km long.\n\nThe Rhine rises in the Swiss Alps.",
+        encoding="utf-8",
+    )
+    (folder / "cities.md").write_text("# Cities\n\nVienna lies on the Danube. Basel lies on the Rhine.", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from rag.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_assistant(tmp_path_factory, real_embedder):
+    """The product as a user gets it: default corpus, real embedder, real default generator."""
+    from rag import Assistant
+
+    index_dir = tmp_path_factory.mktemp("index")
+    return Assistant.from_folder(DOCUMENTS, index_dir, embedder=real_embedder)

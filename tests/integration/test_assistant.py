@@ -1,0 +1,55 @@
+"""The product on the default corpus with the real embedder and the real default generator, offline."""
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+IPCP_QUESTION = "In which year did Japan and NATO sign the Individual Partnership and Cooperation Program?"
+
+
+def test_tests_run_offline():
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_answers_the_ipcp_year_citing_the_first_article(real_assistant):
+    answer = real_assistant.ask(IPCP_QUESTION)
+    assert "2014" in answer.text and not answer.abstained
+    assert "000_210d74e5e6875247.txt" in {c.doc for c in answer.citations}
+    for citation in answer.citations:
+        document = real_assistant.index.documents[citation.doc]
+        assert document.text[citation.start : citation.end] == citation.quote
+    assert f"[{answer.citations[0].n}]" in answer.text
+
+
+def test_names_macron_citing_the_japan_times_article(real_assistant):
+    answer = real_assistant.ask("Which French president resisted the plan for a NATO office in Tokyo?")
+    assert "Macron" in answer.text
+    assert "002_039194b7b7e47dc6.txt" in {c.doc for c in answer.citations}
+
+
+def test_a_topic_absent_from_the_documents_abstains(real_assistant):
+    answer = real_assistant.ask("What is the boiling point of mercury?")
+    assert answer.abstained and answer.citations == []
+    assert "don't know" in answer.text
+
+
+def test_streaming_delivers_the_same_answer_piece_by_piece(real_assistant):
+    stream = real_assistant.stream(IPCP_QUESTION)
+    pieces = list(stream)
+    assert len(pieces) >= 1 and "2014" in "".join(pieces)
+    assert stream.answer.raw_output == "".join(pieces)
+    assert stream.answer.timings.generation_s > 0
+
+
+def test_the_index_describes_itself(real_assistant):
+    settings = real_assistant.index.settings
+    assert settings.embedding_model == "sentence-transformers/all-MiniLM-L6-v2" and settings.dimensions == 384
+    assert real_assistant.index.dense.ntotal == len(real_assistant.index.chunks) > 10
+
+
+def test_chunks_fit_the_real_embedders_token_limit(real_assistant, real_embedder):
+    limit = real_assistant.settings.chunk_tokens
+    for chunk in real_assistant.index.chunks:
+        assert real_embedder.count_tokens(chunk.text) <= limit

@@ -1,0 +1,69 @@
+"""The Assistant with fakes: retrieval feeds numbered passages to the generator; answers carry citations."""
+
+import pytest
+
+from rag import Assistant, QuestionError, Settings
+from rag.assistant import NOT_IN_DOCUMENTS
+from tests.conftest import FakeGenerator
+
+SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
+
+
+@pytest.fixture
+def make_assistant(docs_dir, tmp_path, fake_embedder):
+    def make(*replies: str) -> tuple[Assistant, FakeGenerator]:
+        generator = FakeGenerator(list(replies))
+        assistant = Assistant.from_folder(
+            docs_dir, tmp_path / "index", settings=SETTINGS, generator=generator, embedder=fake_embedder
+        )
+        return assistant, generator
+
+    return make
+
+
+def test_ask_numbers_the_passages_and_cites_the_one_marked(make_assistant):
+    assistant, generator = make_assistant("In the Swiss Alps [1].")
+    answer = assistant.ask("Where does the Rhine rise?")
+    prompt = generator.prompts[0][-1]["content"]
+    assert "[1] (" in prompt and "[2] (" in prompt and "Question: Where does the Rhine rise?" in prompt
+    assert not answer.abstained
+    [citation] = answer.citations
+    assert citation.doc == "rivers.txt" and "Swiss Alps" in citation.quote
+    document = assistant.index.documents["rivers.txt"]
+    assert document.text[citation.start : citation.end] == citation.quote
+    assert answer.timings.total_s >= answer.timings.retrieval_s
+
+
+def test_streaming_yields_pieces_and_then_the_finished_answer(make_assistant):
+    assistant, _ = make_assistant("The Swiss Alps [1]")
+    stream = assistant.stream("Where does the Rhine rise?")
+    pieces = list(stream)
+    assert len(pieces) > 1 and "".join(pieces) == "The Swiss Alps [1]"
+    assert stream.answer.citations[0].n == 1
+
+
+def test_the_generators_refusal_becomes_an_abstention(make_assistant):
+    assistant, _ = make_assistant("The passages do not mention it.")
+    answer = assistant.ask("Where does the Rhine rise?")
+    assert answer.abstained and answer.text == NOT_IN_DOCUMENTS and answer.citations == []
+
+
+def test_irrelevant_retrieval_abstains_without_calling_the_generator(make_assistant):
+    assistant, generator = make_assistant("should not be used")
+    answer = assistant.ask("xylophone quartz zeppelin")
+    assert answer.abstained and generator.prompts == []
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t", "x" * 5000])
+def test_unusable_questions_get_a_clear_error(make_assistant, question):
+    assistant, _ = make_assistant()
+    with pytest.raises(QuestionError):
+        assistant.ask(question)
+
+
+def test_refresh_makes_new_documents_answerable_without_a_restart(make_assistant, docs_dir):
+    assistant, _ = make_assistant()
+    (docs_dir / "lakes.txt").write_text("Lake Titicaca lies between Peru and Bolivia.", encoding="utf-8")
+    report = assistant.refresh()
+    assert report.added == ["lakes.txt"]
+    assert any("Titicaca" in h.chunk.text for h in assistant.retrieve("Where is Lake Titicaca?"))

@@ -1,0 +1,75 @@
+"""Chunking: sentence-aware chunks with exact offsets that cover the text and respect the token limit."""
+
+import hashlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.chunking import chunk_document, split_sentences
+from rag.types import Document
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def make_doc(text: str) -> Document:
+    return Document(id=hashlib.sha256(text.encode()).hexdigest(), name="d.txt", title="t", text=text)
+
+
+def assert_chunks_are_exact_and_cover(doc: Document, chunks, max_tokens: int) -> None:
+    covered = set()
+    for chunk in chunks:
+        assert doc.text[chunk.start : chunk.end] == chunk.text
+        assert words(chunk.text) <= max_tokens
+        covered.update(range(chunk.start, chunk.end))
+    assert all(i in covered for i, ch in enumerate(doc.text) if not ch.isspace())
+
+
+def test_sentences_split_on_punctuation_and_newlines_not_abbreviations():
+    text = "Mr. Smith met Dr. Jones in the U.S. today. “Really?” she asked.\nNew line here"
+    assert [text[s:e] for s, e in split_sentences(text)] == [
+        "Mr. Smith met Dr. Jones in the U.S. today.",
+        "“Really?” she asked.",
+        "New line here",
+    ]
+
+
+def test_chunks_hold_whole_sentences_and_overlap():
+    text = " ".join(f"Sentence number {i} has five words." for i in range(20))  # 6 words each
+    doc = make_doc(text)
+    chunks = chunk_document(doc, max_tokens=20, overlap_tokens=6, count=words)
+    assert len(chunks) > 1
+    assert_chunks_are_exact_and_cover(doc, chunks, 20)
+    for chunk in chunks:
+        assert chunk.text.startswith("Sentence") and chunk.text.endswith(".")
+    for previous, following in zip(chunks, chunks[1:]):
+        assert following.start < previous.end  # one sentence of overlap
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert len({c.id for c in chunks}) == len(chunks)
+
+
+def test_overlong_sentences_and_words_are_cut_to_fit():
+    text = "word " * 50 + "x" * 500
+    doc = make_doc(text.strip())
+    count = lambda s: max(1, len(s) // 10)  # noqa: E731 - a counter where one long word exceeds the limit
+    chunks = chunk_document(doc, max_tokens=8, overlap_tokens=0, count=count)
+    for chunk in chunks:
+        assert doc.text[chunk.start : chunk.end] == chunk.text
+        assert count(chunk.text) <= 8
+
+
+def test_empty_text_gives_no_chunks():
+    assert chunk_document(make_doc("   "), 10, 2, words) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from(list("ab .!?\n\t“”é")), max_size=400),
+    max_tokens=st.integers(min_value=1, max_value=30),
+    overlap=st.integers(min_value=0, max_value=29),
+)
+def test_any_text_is_covered_exactly_within_the_limit(text, max_tokens, overlap):
+    doc = make_doc(text)
+    chunks = chunk_document(doc, max_tokens=max_tokens, overlap_tokens=min(overlap, max_tokens - 1), count=words)
+    assert_chunks_are_exact_and_cover(doc, chunks, max_tokens)

@@ -1,0 +1,51 @@
+"""Settings: sensible defaults, every bad value rejected at construction with a message naming the setting."""
+
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings, SettingsError
+
+
+def test_defaults_are_valid_and_fit_the_embedder():
+    settings = Settings()
+    assert settings.chunk_tokens <= 256
+    assert 0 <= settings.chunk_overlap_tokens < settings.chunk_tokens
+    assert settings.quantization in ("none", "int8")
+
+
+@pytest.mark.parametrize(
+    "changes, name",
+    [
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": True}, "top_k"),
+        ({"chunk_tokens": 300}, "chunk_tokens"),
+        ({"chunk_overlap_tokens": 128, "chunk_tokens": 128}, "chunk_overlap_tokens"),
+        ({"chunk_overlap_tokens": -1}, "chunk_overlap_tokens"),
+        ({"candidates": 2, "top_k": 5}, "candidates"),
+        ({"min_relevance": 2.0}, "min_relevance"),
+        ({"quantization": "int4"}, "quantization"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_setting_named(changes, name):
+    with pytest.raises(SettingsError, match=name):
+        Settings(**changes)
+
+
+def test_paths_are_coerced_and_expanded():
+    settings = Settings(docs_dir="~/docs", index_dir="idx")
+    assert settings.docs_dir == Path.home() / "docs"
+    assert settings.index_dir == Path("idx")
+
+
+def test_with_changes_ignores_none_and_rejects_unknown_names():
+    settings = Settings().with_changes(top_k=2, docs_dir=None)
+    assert settings.top_k == 2 and settings.docs_dir == Path("documents")
+    with pytest.raises(SettingsError, match="unknown setting"):
+        Settings().with_changes(topk=2)
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    assert Settings().cache_dir == tmp_path

@@ -1,0 +1,125 @@
+"""The on-disk index: atomic generations, checksums, consistency checks, one writer at a time, no pickle."""
+
+import json
+import multiprocessing
+import os
+
+import pytest
+
+from rag.config import Settings
+from rag.index import (
+    CURRENT_FILE,
+    IndexCorrupt,
+    IndexLocked,
+    IndexNotFound,
+    current_generation,
+    load_index,
+    save_index,
+    write_lock,
+)
+from rag.indexing import update_index
+from rag.loaders import load_folder
+
+
+@pytest.fixture
+def built(docs_dir, fake_embedder, tmp_path):
+    index, _ = update_index(load_folder(docs_dir).documents, fake_embedder, Settings(chunk_tokens=8,
+                            chunk_overlap_tokens=2), None)
+    index_dir = tmp_path / "index"
+    save_index(index, index_dir)
+    return index, index_dir
+
+
+def test_saved_index_loads_identically(built):
+    index, index_dir = built
+    loaded = load_index(index_dir)
+    assert loaded.chunks == index.chunks
+    assert loaded.documents == index.documents
+    assert loaded.settings == index.settings
+    assert (loaded.vectors() == index.vectors()).all()
+    manifest = json.loads((current_generation(index_dir) / "manifest.json").read_text())
+    assert manifest["embedding_model"] == "fake-embedder" and manifest["chunk_tokens"] == 8
+    assert {d["name"] for d in manifest["documents"]} == {"rivers.txt", "cities.md"}
+
+
+def test_missing_index_says_how_to_build_one(tmp_path):
+    with pytest.raises(IndexNotFound, match="rag index"):
+        load_index(tmp_path / "nothing")
+
+
+def test_every_damaged_file_is_caught_by_checksum(built):
+    _, index_dir = built
+    generation = current_generation(index_dir)
+    for path in sorted(p for p in generation.rglob("*") if p.is_file() and p.name != "manifest.json"):
+        original = path.read_bytes()
+        for damaged in (original[: len(original) // 2], bytes([original[0] ^ 0xFF]) + original[1:]):
+            path.write_bytes(damaged)
+            with pytest.raises(IndexCorrupt, match="rebuild"):
+                load_index(index_dir)
+        path.write_bytes(original)
+    load_index(index_dir)
+
+
+def test_inconsistent_counts_are_caught_even_with_matching_checksums(built):
+    _, index_dir = built
+    manifest_path = current_generation(index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["counts"]["chunks"] += 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorrupt, match="inconsistent"):
+        load_index(index_dir)
+
+
+def test_a_crash_before_the_pointer_moves_leaves_the_old_index_live(built, monkeypatch):
+    index, index_dir = built
+    before = current_generation(index_dir)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_index(index, index_dir)
+    monkeypatch.undo()
+    assert current_generation(index_dir) == before
+    assert load_index(index_dir).chunks == index.chunks
+
+
+def test_a_new_generation_replaces_the_pointer_and_old_ones_are_removed(built):
+    index, index_dir = built
+    first = current_generation(index_dir)
+    second = save_index(index, index_dir)
+    assert current_generation(index_dir) == second != first
+    assert not first.exists()
+    assert (index_dir / CURRENT_FILE).read_text().strip() == second.name
+
+
+def _hold_lock(index_dir, ready, release):
+    with write_lock(index_dir):
+        ready.set()
+        release.wait(10)
+
+
+def test_a_second_writer_is_refused_with_a_clear_message(tmp_path):
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(tmp_path, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(IndexLocked, match="another process"):
+            with write_lock(tmp_path, timeout_s=0.3):
+                pass
+    finally:
+        release.set()
+        holder.join()
+    with write_lock(tmp_path, timeout_s=1):
+        pass
+
+
+def test_no_index_file_is_a_pickle(built):
+    _, index_dir = built
+    for path in current_generation(index_dir).rglob("*"):
+        if path.is_file():
+            assert not path.read_bytes().startswith(b"\x80"), f"{path} looks like a pickle"
+            if path.suffix == ".npy":
+                assert b"'descr': '|O'" not in path.read_bytes()[:200]  # object arrays need pickle

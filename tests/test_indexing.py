@@ -1,0 +1,87 @@
+"""Incremental indexing: only new or changed documents are embedded; deleted ones disappear; skips are reported."""
+
+import pytest
+
+from rag.config import Settings
+from rag.index import IndexCorrupt, current_generation, load_index
+from rag.indexing import build_or_update
+
+SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=2)
+
+
+def build(docs_dir, index_dir, embedder, **kwargs):
+    return build_or_update(docs_dir, index_dir, embedder, SETTINGS, **kwargs)
+
+
+def test_first_build_adds_everything(docs_dir, tmp_path, fake_embedder):
+    index, report = build(docs_dir, tmp_path / "index", fake_embedder)
+    assert sorted(report.added) == ["cities.md", "rivers.txt"]
+    assert report.chunks_embedded == report.total_chunks == len(index.chunks) > 2
+
+
+def test_rebuild_without_changes_embeds_nothing_and_writes_nothing(docs_dir, tmp_path, fake_embedder):
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    generation = current_generation(tmp_path / "index")
+    fake_embedder.calls.clear()
+    _, report = build(docs_dir, tmp_path / "index", fake_embedder)
+    assert fake_embedder.calls == [] and not report.changed
+    assert sorted(report.unchanged) == ["cities.md", "rivers.txt"]
+    assert current_generation(tmp_path / "index") == generation
+
+
+def test_add_change_and_delete_embed_only_what_changed(docs_dir, tmp_path, fake_embedder):
+    first, _ = build(docs_dir, tmp_path / "index", fake_embedder)
+    rivers_chunks = [c for c in first.chunks if c.doc_name == "rivers.txt"]
+
+    (docs_dir / "cities.md").write_text("# Cities\n\nBudapest lies on the Danube.", encoding="utf-8")
+    (docs_dir / "lakes.txt").write_text("Lake Constance borders three countries.", encoding="utf-8")
+    (docs_dir / "gone.txt").write_text("temporary", encoding="utf-8")
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    (docs_dir / "gone.txt").unlink()
+    fake_embedder.calls.clear()
+
+    index, report = build(docs_dir, tmp_path / "index", fake_embedder)
+    assert report.removed == ["gone.txt"] and report.added == [] and report.updated == []
+    assert fake_embedder.calls == []
+
+    loaded = load_index(tmp_path / "index")
+    assert set(loaded.documents) == {"rivers.txt", "cities.md", "lakes.txt"}
+    assert "Budapest" in " ".join(c.text for c in loaded.chunks if c.doc_name == "cities.md")
+    assert [c for c in loaded.chunks if c.doc_name == "rivers.txt"] == rivers_chunks
+    assert loaded.dense.ntotal == len(loaded.chunks)
+
+
+def test_changed_file_is_reported_as_updated_and_reembedded(docs_dir, tmp_path, fake_embedder):
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    (docs_dir / "rivers.txt").write_text("The Danube is long.", encoding="utf-8")
+    fake_embedder.calls.clear()
+    _, report = build(docs_dir, tmp_path / "index", fake_embedder)
+    assert report.updated == ["rivers.txt"]
+    assert fake_embedder.calls == [report.chunks_embedded] == [1]
+
+
+def test_changed_chunking_settings_reembed_everything(docs_dir, tmp_path, fake_embedder):
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    fake_embedder.calls.clear()
+    index, _ = build_or_update(docs_dir, tmp_path / "index", fake_embedder, Settings(chunk_tokens=16,
+                               chunk_overlap_tokens=0))
+    assert sum(fake_embedder.calls) == len(index.chunks)
+    assert load_index(tmp_path / "index").settings.chunk_tokens == 16
+
+
+def test_skipped_files_are_reported_and_do_not_stop_the_build(docs_dir, tmp_path, fake_embedder):
+    (docs_dir / "junk.txt").write_bytes(b"\x00\x01\x02" * 100)
+    index, report = build(docs_dir, tmp_path / "index", fake_embedder)
+    assert [(s.name, "binary" in s.reason) for s in report.skipped] == [("junk.txt", True)]
+    assert "skipped: junk.txt" in report.summary()
+    assert set(index.documents) == {"rivers.txt", "cities.md"}
+
+
+def test_damaged_index_needs_rebuild_and_rebuild_recovers(docs_dir, tmp_path, fake_embedder):
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    (current_generation(tmp_path / "index") / "chunks.jsonl").write_text("garbage")
+    with pytest.raises(IndexCorrupt):
+        build(docs_dir, tmp_path / "index", fake_embedder)
+    index, report = build(docs_dir, tmp_path / "index", fake_embedder, rebuild=True)
+    assert sorted(report.added) == ["cities.md", "rivers.txt"]
+    assert load_index(tmp_path / "index").chunks == index.chunks

@@ -1,0 +1,47 @@
+"""Hybrid retrieval: reciprocal rank fusion of dense and keyword rankings."""
+
+import pytest
+
+from rag.config import Settings
+from rag.indexing import update_index
+from rag.loaders import load_folder
+from rag.retrieval import HybridRetriever, reciprocal_rank_fusion
+
+
+def test_fusion_rewards_agreement_between_rankings():
+    fused = reciprocal_rank_fusion([[1, 2, 3], [2, 4, 3]], k=60)
+    assert [item for item, _ in fused] == [2, 3, 1, 4]  # 3 (ranks 3 and 3) beats 1 and 4 (one rank each)
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_fusion_of_one_ranking_keeps_its_order_and_ties_keep_first_seen_order():
+    assert [i for i, _ in reciprocal_rank_fusion([[5, 1, 9]])] == [5, 1, 9]
+    assert [i for i, _ in reciprocal_rank_fusion([[7], [8]])] == [7, 8]
+    assert reciprocal_rank_fusion([]) == []
+
+
+@pytest.fixture
+def retriever(docs_dir, fake_embedder):
+    index, _ = update_index(load_folder(docs_dir).documents, fake_embedder, Settings(chunk_tokens=8,
+                            chunk_overlap_tokens=0), None)
+    return HybridRetriever(index, fake_embedder, candidates=10)
+
+
+def test_search_returns_top_k_hits_with_ranks_and_scores(retriever):
+    hits = retriever.search("Which river rises in the Swiss Alps?", top_k=2)
+    assert len(hits) == 2
+    assert "Swiss Alps" in hits[0].chunk.text
+    assert hits[0].keyword_rank == 1
+    assert hits[0].score >= hits[1].score
+    assert all(-1.0 <= h.dense_score <= 1.0 for h in hits)
+
+
+def test_keyword_only_hits_still_carry_a_dense_score(retriever):
+    hits = retriever.search("Basel", top_k=5)
+    assert any("Basel" in h.chunk.text and h.keyword_rank == 1 for h in hits)
+    assert all(isinstance(h.dense_score, float) for h in hits)
+
+
+def test_query_of_stop_words_only_uses_dense_search(retriever):
+    hits = retriever.search("the of and", top_k=3)
+    assert all(h.keyword_rank is None for h in hits)
