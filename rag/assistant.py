@@ -114,9 +114,9 @@ class Assistant:
         self.build_report = report
         return report
 
-    def retrieve(self, question: str) -> list[Hit]:
-        """The passages the generator would read for ``question``, best first."""
-        return self._retriever.search(self._check(question), self.settings.top_k)
+    def retrieve(self, question: str, top_k: int | None = None) -> list[Hit]:
+        """The ``top_k`` best passages for ``question`` (default: as many as the generator reads), best first."""
+        return self._retriever.search(self._check(question), top_k or self.settings.top_k)
 
     def ask(self, question: str) -> Answer:
         """Answer ``question`` from the documents, with citations, or abstain."""

@@ -7,16 +7,23 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
 
 from transformers.utils import logging as transformers_logging
 
 from rag.assistant import Assistant, QuestionError
 from rag.config import Settings, SettingsError
 from rag.embedding import SentenceTransformerEmbedder
+from rag.evaluation import GoldFormatError, load_gold, run_evaluation
 from rag.generation import GeneratorError
 from rag.index import IndexStoreError
 from rag.indexing import build_or_update
+from rag.reports import compare_reports, summary_table, write_report
+from rag.squad import squad_to_corpus
 from rag.types import Answer
 
 
@@ -45,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_options(ask)
     _add_answer_options(ask)
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+
+    evaluate = commands.add_parser("eval", help="score the assistant against gold questions and write a report")
+    evaluate.add_argument("gold", nargs="?", help="gold JSONL file (see eval/gold/dev.jsonl)")
+    _add_corpus_options(evaluate)
+    _add_answer_options(evaluate)
+    evaluate.add_argument("--out", help="report folder (default: eval/reports/<timestamp>)")
+    evaluate.add_argument("--limit", type=int, help="score only the first N questions")
+    evaluate.add_argument("--retrieval-only", action="store_true", help="score retrieval, skip generation")
+    evaluate.add_argument("--squad", metavar="FILE", help="a SQuAD v1.1/v2.0 JSON file as corpus and questions")
+    evaluate.add_argument("--compare", nargs=2, metavar="REPORT", help="compare two report.json files")
 
     chat = commands.add_parser("chat", help="open the chat page in the browser")
     _add_corpus_options(chat)
@@ -90,6 +107,44 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    if args.compare:
+        print(compare_reports(Path(args.compare[0]), Path(args.compare[1])))
+        return 0
+    if bool(args.gold) == bool(args.squad):
+        raise SettingsError("give either a gold JSONL file or --squad FILE (or --compare A B)")
+    if args.limit is not None and args.limit < 1:
+        raise SettingsError("--limit must be a positive integer")
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as scratch:
+        if args.squad:
+            if args.index_dir is None or Path(args.index_dir).resolve() == Path("index").resolve():
+                # A benchmark corpus must never replace the user's own index.
+                settings = settings.with_changes(index_dir=Path(scratch) / "index")
+            docs_dir = Path(args.docs_dir) if args.docs_dir else Path(scratch) / "docs"
+            gold = squad_to_corpus(Path(args.squad), docs_dir)
+            settings = settings.with_changes(docs_dir=docs_dir)
+            source = args.squad
+        else:
+            gold = load_gold(args.gold)
+            source = args.gold
+        gold = gold[: args.limit] if args.limit else gold
+        assistant = Assistant.from_folder(settings=settings)
+        metrics, results = run_evaluation(assistant, gold, retrieval_only=args.retrieval_only)
+        run_info = {
+            "gold": str(source),
+            "created_at": datetime.now().isoformat(timespec="seconds"),
+            "generator_model": None if args.retrieval_only else assistant.generator.name,
+            "embedding_model": assistant.index.settings.embedding_model,
+            "retrieval_only": args.retrieval_only,
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+        }
+        out = Path(args.out) if args.out else Path("eval/reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
+        paths = write_report(out, metrics, results, run_info)
+    print(summary_table(metrics))
+    print(f"\nreport: {paths['md']}  ({paths['json'].name}, {paths['png'].name})")
+    return 0
+
+
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     from rag.ui import launch  # gradio is slow to import; only the chat needs it
 
@@ -105,10 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.verbose:
         transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars on every start
-    handlers = {"index": run_index, "ask": run_ask, "chat": run_chat}
+    handlers = {"index": run_index, "ask": run_ask, "eval": run_eval, "chat": run_chat}
     try:
         return handlers[args.command](args, settings_from(args))
-    except (SettingsError, QuestionError, IndexStoreError, GeneratorError, FileNotFoundError) as exc:
+    except (
+        SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, FileNotFoundError, ValueError
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

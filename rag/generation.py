@@ -40,6 +40,10 @@ class Generator(Protocol):
         """Yield the reply to a chat, piece by piece, greedily decoded."""
         ...
 
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is for this model."""
+        ...
+
 
 # ----------------------------------------------------------------------------------------- model resolution
 
@@ -144,7 +148,10 @@ class TransformersGenerator:
             [i for token, i in self.tokenizer.get_vocab().items() if any(m in token for m in _LINE_BREAK_MARKS)]
         )
 
-    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         return len(self._encode(messages)["input_ids"][0])
 
     def _encode(self, messages: list[dict[str, str]]):

@@ -53,6 +53,9 @@ class FakeGenerator:
         reply = self.replies.pop(0) if self.replies else "I don't know."
         yield from re.findall(r"\S+\s*", reply)
 
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
 
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:

@@ -1,0 +1,293 @@
+"""Scoring the assistant against gold questions: answer F1/EM, retrieval recall and MRR, citations, abstention.
+
+Every question goes through the same ``Assistant`` the chat uses; nothing here knows any particular question.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import string
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rag.assistant import NOT_IN_DOCUMENTS, Assistant
+from rag.citations import content_words, strip_markers
+from rag.chunking import split_sentences
+from rag.loaders import clean_text
+from rag.types import Answer, Document, Hit
+
+RECALL_KS = (1, 3, 5, 10)
+
+
+class GoldFormatError(ValueError):
+    """A gold file line is not a valid gold item; the message names the line."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    doc: str
+    quote: str
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    id: str
+    question: str
+    answers: list[str]
+    answerable: bool
+    evidence: list[Evidence]
+
+
+def load_gold(path: Path | str) -> list[GoldItem]:
+    """Read a gold JSONL file (``id``, ``question``, ``answers``, ``answerable``, ``evidence``)."""
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                items.append(
+                    GoldItem(
+                        id=str(row["id"]),
+                        question=str(row["question"]),
+                        answers=[str(a) for a in row.get("answers", [])],
+                        answerable=bool(row.get("answerable", bool(row.get("answers")))),
+                        evidence=[Evidence(str(e["doc"]), str(e["quote"])) for e in row.get("evidence", [])],
+                    )
+                )
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise GoldFormatError(f"{path}:{number}: not a gold item ({exc})") from exc
+    return items
+
+
+# ------------------------------------------------------------------------------------------- answer metrics
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces.
+
+    >>> normalize_answer("The  NATO's Vilnius-summit!")
+    'natos vilniussummit'
+    """
+    text = text.lower().replace("’", "'")
+    text = "".join(ch for ch in text if ch not in set(string.punctuation) | {"“", "”", "‘"})
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    """Token-level F1 between normalised answers (SQuAD)."""
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if not predicted or not expected:
+        return float(predicted == expected)
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def best_f1(prediction: str, golds: list[str]) -> float:
+    return max((f1_score(prediction, g) for g in golds), default=0.0)
+
+
+def best_exact_match(prediction: str, golds: list[str]) -> float:
+    return max((float(normalize_answer(prediction) == normalize_answer(g)) for g in golds), default=0.0)
+
+
+# ---------------------------------------------------------------------------------------- retrieval metrics
+
+
+@dataclass(frozen=True)
+class Span:
+    doc: str
+    start: int
+    end: int
+
+    def overlaps(self, doc: str, start: int, end: int) -> bool:
+        return doc == self.doc and start < self.end and self.start < end
+
+
+def evidence_spans(item: GoldItem, documents: dict[str, Document]) -> list[Span]:
+    """Character spans of the item's evidence quotes in the cleaned documents (quotes not found are left out)."""
+    spans = []
+    for evidence in item.evidence:
+        document = documents.get(evidence.doc)
+        quote = clean_text(evidence.quote)
+        if document is None or not quote:
+            continue
+        start = document.text.find(quote)
+        if start >= 0:
+            spans.append(Span(evidence.doc, start, start + len(quote)))
+    return spans
+
+
+def first_relevant_rank(hits: list[Hit], spans: list[Span]) -> int | None:
+    """1-based rank of the first hit whose chunk overlaps any evidence span; None when none does."""
+    for rank, hit in enumerate(hits, start=1):
+        if any(s.overlaps(hit.chunk.doc_name, hit.chunk.start, hit.chunk.end) for s in spans):
+            return rank
+    return None
+
+
+def recall_at(ranks: list[int | None], k: int) -> float:
+    return sum(r is not None and r <= k for r in ranks) / len(ranks) if ranks else 0.0
+
+
+def mean_reciprocal_rank(ranks: list[int | None]) -> float:
+    """>>> mean_reciprocal_rank([1, 2, None, 4])
+    0.4375
+    """
+    return sum(1 / r for r in ranks if r) / len(ranks) if ranks else 0.0
+
+
+def is_grounded(answer: Answer) -> bool:
+    """Whether every content word of the answer occurs in the passages it cites."""
+    if answer.abstained:
+        return True
+    cited_chunks = {c.chunk_id for c in answer.citations}
+    passages = " ".join(h.chunk.text for h in answer.hits if h.chunk.id in cited_chunks)
+    return bool(passages) and content_words(strip_markers(answer.text)) <= content_words(passages)
+
+
+def extractive_baseline(question: str, hits: list[Hit]) -> str:
+    """The generator's stand-in: the sentence of the top passage sharing most content words with the question."""
+    if not hits:
+        return ""
+    chunk = hits[0].chunk
+    wanted = content_words(question)
+    sentences = [chunk.text[s:e] for s, e in split_sentences(chunk.text)] or [chunk.text]
+    return max(sentences, key=lambda s: len(wanted & content_words(s)))
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+# ----------------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    question: str
+    gold_answers: list[str]
+    answerable: bool
+    answer: str = ""
+    abstained: bool = False
+    f1: float = 0.0
+    em: float = 0.0
+    evidence_rank: int | None = None
+    retrieved: list[dict] = field(default_factory=list)
+    citations: list[dict] = field(default_factory=list)
+    cited_docs: list[str] = field(default_factory=list)
+    citation_hits: int = 0  # citations whose quote overlaps evidence
+    evidence_cited: bool = False
+    grounded: bool = True
+    latency_s: float = 0.0
+    retrieval_s: float = 0.0
+    generation_s: float = 0.0
+    generated_tokens: int = 0
+    baseline_answer: str = ""
+    baseline_f1: float = 0.0
+    baseline_em: float = 0.0
+
+
+def evaluate_question(assistant: Assistant, item: GoldItem, retrieval_only: bool) -> QuestionResult:
+    result = QuestionResult(item.id, item.question, item.answers, item.answerable)
+    spans = evidence_spans(item, assistant.index.documents)
+    ranked = assistant.retrieve(item.question, top_k=max(RECALL_KS))
+    result.evidence_rank = first_relevant_rank(ranked, spans)
+    result.retrieved = [
+        {"chunk_id": h.chunk.id, "doc": h.chunk.doc_name, "score": round(h.score, 5),
+         "dense_score": round(h.dense_score, 4)}
+        for h in ranked
+    ]
+    result.baseline_answer = extractive_baseline(item.question, ranked[: assistant.settings.top_k])
+    result.baseline_f1 = best_f1(result.baseline_answer, item.answers)
+    result.baseline_em = best_exact_match(result.baseline_answer, item.answers)
+    if retrieval_only:
+        return result
+
+    answer = assistant.ask(item.question)
+    result.answer, result.abstained = answer.text, answer.abstained
+    scored_text = strip_markers(answer.text)
+    result.f1 = 0.0 if answer.abstained else best_f1(scored_text, item.answers)
+    result.em = 0.0 if answer.abstained else best_exact_match(scored_text, item.answers)
+    result.citations = [asdict(c) for c in answer.citations]
+    result.cited_docs = sorted({c.doc for c in answer.citations})
+    result.citation_hits = sum(any(s.overlaps(c.doc, c.start, c.end) for s in spans) for c in answer.citations)
+    cited_ids = {c.chunk_id for c in answer.citations}
+    result.evidence_cited = any(
+        any(s.overlaps(h.chunk.doc_name, h.chunk.start, h.chunk.end) for s in spans)
+        for h in answer.hits
+        if h.chunk.id in cited_ids
+    )
+    result.grounded = is_grounded(answer)
+    result.latency_s = answer.timings.total_s
+    result.retrieval_s = answer.timings.retrieval_s
+    result.generation_s = answer.timings.generation_s
+    if answer.raw_output and answer.raw_output != NOT_IN_DOCUMENTS:  # else the generator was not called
+        result.generated_tokens = assistant.generator.count_tokens(answer.raw_output)
+    return result
+
+
+def summarize(results: list[QuestionResult], retrieval_only: bool = False) -> dict[str, float]:
+    """The report's top-level metrics (rates in 0..1, times in seconds)."""
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    ranks = [r.evidence_rank for r in answerable]
+    metrics: dict[str, float] = {f"recall_at_{k}": recall_at(ranks, k) for k in RECALL_KS}
+    metrics["mrr"] = mean_reciprocal_rank(ranks)
+    metrics["baseline_f1"] = _mean(r.baseline_f1 for r in answerable)
+    metrics["baseline_em"] = _mean(r.baseline_em for r in answerable)
+    metrics["n_questions"] = len(results)
+    metrics["n_answerable"] = len(answerable)
+    if retrieval_only:
+        return metrics
+    answered = [r for r in results if not r.abstained]
+    citations = sum(len(r.citations) for r in results)
+    generated = [r for r in results if r.generated_tokens and r.generation_s > 0]
+    metrics |= {
+        "answer_f1": _mean(r.f1 for r in answerable),
+        "answer_em": _mean(r.em for r in answerable),
+        "citation_precision": sum(r.citation_hits for r in results) / citations if citations else 0.0,
+        "citation_recall": _mean(float(r.evidence_cited) for r in answerable),
+        "abstain_recall": _mean(float(r.abstained) for r in unanswerable),
+        "abstain_false_rate": _mean(float(r.abstained) for r in answerable),
+        "grounded_rate": _mean(float(r.grounded) for r in answered),
+        "latency_p50_s": percentile([r.latency_s for r in results], 50),
+        "latency_p95_s": percentile([r.latency_s for r in results], 95),
+        "retrieval_p50_s": percentile([r.retrieval_s for r in results], 50),
+        "generation_tokens_per_s": (
+            sum(r.generated_tokens for r in generated) / sum(r.generation_s for r in generated) if generated else 0.0
+        ),
+    }
+    return metrics
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
+def run_evaluation(
+    assistant: Assistant, gold: list[GoldItem], retrieval_only: bool = False, progress: bool = True
+) -> tuple[dict[str, float], list[QuestionResult]]:
+    """Ask every gold question (with a progress bar) and return the summary metrics and per-question results."""
+    results = [
+        evaluate_question(assistant, item, retrieval_only)
+        for item in tqdm(gold, desc="evaluating", unit="question", disable=not progress)
+    ]
+    return summarize(results, retrieval_only), results

@@ -1,0 +1,39 @@
+"""SQuAD v1.1 / v2.0 files as an evaluation corpus: each paragraph a document, each question a gold item."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from rag.evaluation import Evidence, GoldItem
+
+
+def squad_to_corpus(squad_file: Path, docs_dir: Path) -> list[GoldItem]:
+    """Write every paragraph of ``squad_file`` as a text file under ``docs_dir`` and return its questions.
+
+    ``is_impossible`` questions become unanswerable items; answer texts become the evidence quotes.
+    """
+    data = json.loads(Path(squad_file).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ValueError(f"{squad_file} is not a SQuAD file (no 'data' list)")
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    items: list[GoldItem] = []
+    for article_no, article in enumerate(data["data"]):
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", str(article.get("title", "article")))[:40].strip("_") or "article"
+        for paragraph_no, paragraph in enumerate(article.get("paragraphs", [])):
+            name = f"{article_no:04d}_{slug}_{paragraph_no:03d}.txt"
+            (docs_dir / name).write_text(paragraph["context"], encoding="utf-8")
+            for qa in paragraph.get("qas", []):
+                impossible = bool(qa.get("is_impossible", False))
+                answers = [] if impossible else list(dict.fromkeys(a["text"] for a in qa.get("answers", [])))
+                items.append(
+                    GoldItem(
+                        id=str(qa["id"]),
+                        question=qa["question"],
+                        answers=answers,
+                        answerable=not impossible and bool(answers),
+                        evidence=[Evidence(name, a) for a in answers],
+                    )
+                )
+    return items
