@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rag.citations import attribute_unmarked, is_abstention, parse_citations
+from rag.citations import attribute_unmarked, is_abstention, is_supported, parse_citations
 from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.generation import Generator, load_generator
@@ -163,9 +163,13 @@ class Assistant:
         return bool(hits) and max(hit.dense_score for hit in hits) >= self.settings.min_relevance
 
     def _compose(self, question: str, raw: str, hits: list[Hit], timings: Timings) -> Answer:
+        abstention = Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw)
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
-            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw)
+            return abstention
         text, citations = parse_citations(raw.strip(), hits)
         if not citations:
             text, citations = attribute_unmarked(text, hits)
+        cited = {c.chunk_id for c in citations}
+        if not is_supported(text, " ".join(h.chunk.text for h in hits if h.chunk.id in cited)):
+            return abstention  # words the cited passages do not contain: never shown as fact
         return Answer(question, text, citations, False, hits, timings, raw)

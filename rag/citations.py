@@ -40,6 +40,16 @@ def is_abstention(text: str) -> bool:
     return not text.strip() or bool(_ABSTAIN.search(text))
 
 
+def is_supported(answer: str, passages: str) -> bool:
+    """Whether every content word of ``answer`` (markers aside) occurs in ``passages``, and there is one at least.
+
+    >>> is_supported("The Swiss Alps [1]", "The Rhine rises in the Swiss Alps."), is_supported("$2 billion", "It costs.")
+    (True, False)
+    """
+    words = content_words(strip_markers(answer))
+    return bool(words) and words <= content_words(passages)
+
+
 def strip_markers(text: str) -> str:
     """``text`` without citation markers and the spaces before them."""
     return re.sub(r"\s*" + _MARKER.pattern, "", text).strip()

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag.assistant import NOT_IN_DOCUMENTS, Assistant
-from rag.citations import content_words, strip_markers
+from rag.citations import content_words, is_supported, strip_markers
 from rag.chunking import split_sentences
 from rag.loaders import clean_text
 from rag.types import Answer, Document, Hit
@@ -142,7 +142,9 @@ def recall_at(ranks: list[int | None], k: int) -> float:
 
 
 def mean_reciprocal_rank(ranks: list[int | None]) -> float:
-    """>>> mean_reciprocal_rank([1, 2, None, 4])
+    """Mean of 1/rank, counting a missing rank as 0.
+
+    >>> mean_reciprocal_rank([1, 2, None, 4])
     0.4375
     """
     return sum(1 / r for r in ranks if r) / len(ranks) if ranks else 0.0
@@ -153,8 +155,7 @@ def is_grounded(answer: Answer) -> bool:
     if answer.abstained:
         return True
     cited_chunks = {c.chunk_id for c in answer.citations}
-    passages = " ".join(h.chunk.text for h in answer.hits if h.chunk.id in cited_chunks)
-    return bool(passages) and content_words(strip_markers(answer.text)) <= content_words(passages)
+    return is_supported(answer.text, " ".join(h.chunk.text for h in answer.hits if h.chunk.id in cited_chunks))
 
 
 def extractive_baseline(question: str, hits: list[Hit]) -> str:

@@ -6,11 +6,13 @@ from rag.types import Hit
 
 IDK = "I don't know"
 
+# The model is asked for the bare answer, not for [n] markers: on the dev gold set the 0.5B default often replied
+# with a marker alone ("[1]") when asked to cite, F1 0.40 -> 0.79 without (eval/README.md). Citations are then
+# attributed to the passage that supports the answer; markers a stronger model writes anyway are still honoured.
 SYSTEM_PROMPT = (
-    "You answer questions using only the numbered passages you are given. "
-    "Reply with the shortest phrase or single sentence that answers the question, then the number of the passage "
-    "that states it in square brackets, for example: The river is 40 km long [2]. "
-    f"If the passages do not state the answer, reply exactly: {IDK}."
+    "You answer questions using only the passages given. Reply with just the answer: the shortest phrase "
+    "from the passages that answers the question, such as a name, a number, a date or a place. "
+    f"If the passages do not contain the answer, reply exactly: {IDK}."
 )
 
 

@@ -48,6 +48,19 @@ def test_the_generators_refusal_becomes_an_abstention(make_assistant):
     assert answer.abstained and answer.text == NOT_IN_DOCUMENTS and answer.citations == []
 
 
+def test_an_answer_the_cited_passage_does_not_support_becomes_an_abstention(make_assistant):
+    assistant, _ = make_assistant("About 900 km [1]")
+    answer = assistant.ask("How long is the Rhine?")
+    assert answer.abstained and answer.citations == [] and answer.raw_output == "About 900 km [1]"
+
+
+def test_an_unmarked_answer_is_cited_to_the_passage_that_supports_it(make_assistant):
+    assistant, _ = make_assistant("Basel")
+    answer = assistant.ask("Which city lies on the Rhine?")
+    [citation] = answer.citations
+    assert answer.text == f"Basel [{citation.n}]" and "Basel" in citation.quote
+
+
 def test_irrelevant_retrieval_abstains_without_calling_the_generator(make_assistant):
     assistant, generator = make_assistant("should not be used")
     answer = assistant.ask("xylophone quartz zeppelin")
