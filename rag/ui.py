@@ -46,7 +46,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         title="Ask your documents",
         description=f"Answers come only from the {len(assistant.index.documents)} documents in "
         f"`{assistant.settings.docs_dir}`, with numbered sources.",
-        concurrency_limit=1,
+        concurrency_limit=1,  # one generation at a time; the model and its tokenizer are shared
+        api_name="chat",
     )
 
 
