@@ -79,7 +79,8 @@ class Settings:
             raise SettingsError(f"quantization must be one of {get_args(Quantization)}, got {self.quantization!r}")
 
     def with_changes(self, **changes: object) -> Settings:
-        """A copy with some settings changed; unknown names and ``None`` values are rejected or ignored."""
+        """A copy with some settings changed. ``None`` values are skipped (an option the user did not give keeps
+        its current value); unknown names raise SettingsError."""
         known = {f.name for f in dataclasses.fields(self)}
         unknown = set(changes) - known
         if unknown:

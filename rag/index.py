@@ -193,6 +193,10 @@ def save_index(index: KnowledgeIndex, index_dir: Path | str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     name = f"gen-{stamp}-{secrets.token_hex(3)}"
     staging = index_dir / f".tmp-{name}"
+    try:
+        previous = current_generation(index_dir).name
+    except IndexStoreError:
+        previous = None
     _write_generation(index, staging)
     os.rename(staging, index_dir / name)
     pointer = index_dir / f".{CURRENT_FILE}.tmp"
@@ -201,7 +205,9 @@ def save_index(index: KnowledgeIndex, index_dir: Path | str) -> Path:
         os.fsync(f.fileno())
     os.replace(pointer, index_dir / CURRENT_FILE)
     _fsync_dir(index_dir)
-    _remove_old_generations(index_dir, keep={name})
+    # The previous generation stays until the next save, so a reader that looked at CURRENT just before the
+    # swap can still finish loading it.
+    _remove_old_generations(index_dir, keep={name, previous} - {None})
     return index_dir / name
 
 
