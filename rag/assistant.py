@@ -95,7 +95,7 @@ class Assistant:
 
     @property
     def index(self) -> KnowledgeIndex:
-        return self._index
+        return self._retriever.index
 
     @property
     def generator(self) -> Generator:
@@ -145,8 +145,7 @@ class Assistant:
     # ------------------------------------------------------------------------------------------ internals
 
     def _use_index(self, index: KnowledgeIndex) -> None:
-        # Swapped as one reference so a question in flight keeps using the whole old index.
-        self._index = index
+        # One reference, replaced in one assignment: a question in flight keeps using the whole old index.
         self._retriever = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k)
 
     def _check(self, question: str) -> str:
