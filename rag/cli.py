@@ -22,7 +22,6 @@ from rag.evaluation import GoldFormatError, load_gold, run_evaluation
 from rag.generation import GeneratorError
 from rag.index import IndexStoreError
 from rag.indexing import build_or_update
-from rag.reports import compare_reports, summary_table, write_report
 from rag.squad import squad_to_corpus
 from rag.types import Answer
 
@@ -108,6 +107,9 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    # matplotlib costs about 0.5 s to import; only evaluation draws plots.
+    from rag.reports import compare_reports, summary_table, write_report
+
     if args.compare:
         print(compare_reports(Path(args.compare[0]), Path(args.compare[1])))
         return 0

@@ -151,9 +151,6 @@ class TransformersGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        return len(self._encode(messages)["input_ids"][0])
-
     def _encode(self, messages: list[dict[str, str]]):
         return self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True

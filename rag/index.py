@@ -102,9 +102,6 @@ class KnowledgeIndex:
             return np.zeros((0, self.settings.dimensions), dtype=np.float32)
         return self.dense.reconstruct_n(0, self.dense.ntotal)
 
-    def chunks_of(self, doc_name: str) -> list[int]:
-        return [i for i, c in enumerate(self.chunks) if c.doc_name == doc_name]
-
 
 # ---------------------------------------------------------------------------------------------- persistence
 
