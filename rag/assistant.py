@@ -55,7 +55,7 @@ class Assistant:
     """Answers questions about one documents folder with cited passages.
 
     >>> assistant = Assistant.from_folder("documents")          # doctest: +SKIP
-    >>> assistant.ask("When did Japan and NATO sign the IPCP?").text  # doctest: +SKIP
+    >>> assistant.ask("In which year did Japan and NATO sign the IPCP?").text  # doctest: +SKIP
     'In 2014 [1].'
     """
 
