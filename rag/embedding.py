@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -41,7 +40,6 @@ class SentenceTransformerEmbedder:
         path = Path(model_path) if model_path else default_embedding_model_path()
         if not path.is_dir():
             raise FileNotFoundError(f"embedding model folder not found: {path}")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._tokenizer = self._model.tokenizer
         self.batch_size = batch_size

@@ -100,7 +100,7 @@ def compare_reports(first: Path, second: Path) -> str:
     names = [n for n in SUMMARY_ORDER if n in a or n in b]
     names += sorted(n for n in set(a) | set(b) if n not in names and isinstance(a.get(n, b.get(n)), (int, float))
                     and not isinstance(a.get(n, b.get(n)), bool))
-    rows = [f"| metric | A | B | B - A |", "|---|---|---|---|"]
+    rows = ["| metric | A | B | B - A |", "|---|---|---|---|"]
     for name in names:
         va, vb = a.get(name), b.get(name)
         delta = f"{vb - va:+.3f}" if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else "-"

@@ -1,16 +1,10 @@
 """The product on the default corpus with the real embedder and the real default generator, offline."""
 
-import os
-
 import pytest
 
 pytestmark = pytest.mark.slow
 
 IPCP_QUESTION = "In which year did Japan and NATO sign the Individual Partnership and Cooperation Program?"
-
-
-def test_tests_run_offline():
-    assert os.environ.get("HF_HUB_OFFLINE") == "1"
 
 
 def test_answers_the_ipcp_year_citing_the_first_article(real_assistant):
