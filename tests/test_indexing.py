@@ -4,7 +4,8 @@ import pytest
 
 from rag.config import Settings
 from rag.index import IndexCorrupt, current_generation, load_index
-from rag.indexing import build_or_update
+from rag.indexing import build_or_update, update_index
+from rag.loaders import load_folder
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=2)
 
@@ -49,6 +50,22 @@ def test_add_change_and_delete_embed_only_what_changed(docs_dir, tmp_path, fake_
     assert "Budapest" in " ".join(c.text for c in loaded.chunks if c.doc_name == "cities.md")
     assert [c for c in loaded.chunks if c.doc_name == "rivers.txt"] == rivers_chunks
     assert loaded.dense.ntotal == len(loaded.chunks)
+
+
+def test_an_unchanged_folder_returns_the_loaded_index_without_rebuilding(docs_dir, tmp_path, fake_embedder):
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    loaded = load_index(tmp_path / "index")
+    index, report = update_index(load_folder(docs_dir).documents, fake_embedder, SETTINGS, loaded)
+    assert index is loaded and report.total_chunks == len(loaded.chunks) and not report.changed
+
+
+def test_a_new_html_title_alone_is_saved(docs_dir, tmp_path, fake_embedder):
+    page = docs_dir / "page.html"
+    page.write_text("<html><head><title>Old</title></head><body><p>Same body.</p></body></html>")
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    page.write_text("<html><head><title>New</title></head><body><p>Same body.</p></body></html>")
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    assert load_index(tmp_path / "index").documents["page.html"].title == "New"
 
 
 def test_changed_file_is_reported_as_updated_and_reembedded(docs_dir, tmp_path, fake_embedder):
