@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rag.citations import attribute_unmarked, is_abstention, is_supported, parse_citations
+from rag.citations import attribute_unmarked, is_abstention, parse_citations, supported_by_citations
 from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.generation import Generator, load_generator
@@ -125,22 +125,16 @@ class Assistant:
     def stream(self, question: str) -> AnswerStream:
         """Like ``ask``, but the answer text arrives piece by piece as the model writes it."""
         question = self._check(question)
-        generator = self.generator  # loaded (once) outside the timings
         started = time.perf_counter()
         hits = self._retriever.search(question, self.settings.top_k)
         retrieved = time.perf_counter()
-
-        def finish(raw: str) -> Answer:
-            done = time.perf_counter()
-            timings = Timings(
-                retrieval_s=retrieved - started, generation_s=done - retrieved, total_s=done - started
-            )
-            return self._compose(question, raw, hits, timings)
-
-        if not self._relevant(hits):
-            return AnswerStream(iter([NOT_IN_DOCUMENTS]), finish)
-        messages = build_messages(question, hits)
-        return AnswerStream(generator.stream(messages, self.settings.max_new_tokens), finish)
+        if not self._relevant(hits):  # the model is not needed (nor loaded) to say the documents do not hold it
+            return AnswerStream(iter([NOT_IN_DOCUMENTS]), self._finisher(question, hits, retrieved - started))
+        generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
+        return AnswerStream(
+            generator.stream(build_messages(question, hits), self.settings.max_new_tokens),
+            self._finisher(question, hits, retrieved - started),
+        )
 
     # ------------------------------------------------------------------------------------------ internals
 
@@ -158,6 +152,16 @@ class Assistant:
             )
         return question
 
+    def _finisher(self, question: str, hits: list[Hit], retrieval_s: float) -> Callable[[str], Answer]:
+        generation_started = time.perf_counter()
+
+        def finish(raw: str) -> Answer:
+            generation_s = time.perf_counter() - generation_started
+            timings = Timings(retrieval_s, generation_s, retrieval_s + generation_s)
+            return self._compose(question, raw, hits, timings)
+
+        return finish
+
     def _relevant(self, hits: list[Hit]) -> bool:
         return bool(hits) and max(hit.dense_score for hit in hits) >= self.settings.min_relevance
 
@@ -168,7 +172,6 @@ class Assistant:
         text, citations = parse_citations(raw.strip(), hits)
         if not citations:
             text, citations = attribute_unmarked(text, hits)
-        cited = {c.chunk_id for c in citations}
-        if not is_supported(text, " ".join(h.chunk.text for h in hits if h.chunk.id in cited)):
+        if not supported_by_citations(text, citations, hits):
             return abstention  # words the cited passages do not contain: never shown as fact
         return Answer(question, text, citations, False, hits, timings, raw)

@@ -50,6 +50,13 @@ def is_supported(answer: str, passages: str) -> bool:
     return bool(words) and words <= content_words(passages)
 
 
+def supported_by_citations(answer: str, citations: list[Citation], hits: list[Hit]) -> bool:
+    """Whether the passages (chunks among ``hits``) that ``citations`` point at contain every content word of
+    ``answer``. The assistant abstains when they do not; evaluation's grounded rate counts the same thing."""
+    cited = {c.chunk_id for c in citations}
+    return is_supported(answer, " ".join(h.chunk.text for h in hits if h.chunk.id in cited))
+
+
 def strip_markers(text: str) -> str:
     """``text`` without citation markers and the spaces before them."""
     return re.sub(r"\s*" + _MARKER.pattern, "", text).strip()

@@ -163,9 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"index": run_index, "ask": run_ask, "eval": run_eval, "chat": run_chat}
     try:
         return handlers[args.command](args, settings_from(args))
-    except (
-        SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, FileNotFoundError, ValueError
-    ) as exc:
+    except (SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

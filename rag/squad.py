@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from rag.evaluation import Evidence, GoldItem
+from rag.evaluation import Evidence, GoldFormatError, GoldItem
 
 
 def squad_to_corpus(squad_file: Path, docs_dir: Path) -> list[GoldItem]:
@@ -14,9 +14,12 @@ def squad_to_corpus(squad_file: Path, docs_dir: Path) -> list[GoldItem]:
 
     ``is_impossible`` questions become unanswerable items; answer texts become the evidence quotes.
     """
-    data = json.loads(Path(squad_file).read_text(encoding="utf-8"))
+    try:
+        data = json.loads(Path(squad_file).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GoldFormatError(f"{squad_file} is not a SQuAD file (not JSON: {exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise ValueError(f"{squad_file} is not a SQuAD file (no 'data' list)")
+        raise GoldFormatError(f"{squad_file} is not a SQuAD file (no 'data' list)")
     docs_dir.mkdir(parents=True, exist_ok=True)
     items: list[GoldItem] = []
     for article_no, article in enumerate(data["data"]):

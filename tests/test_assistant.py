@@ -67,6 +67,18 @@ def test_irrelevant_retrieval_abstains_without_calling_the_generator(make_assist
     assert answer.abstained and generator.prompts == []
 
 
+def test_an_off_topic_question_is_answered_without_loading_the_model(docs_dir, tmp_path, fake_embedder, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the generator was loaded")
+
+    monkeypatch.setattr("rag.assistant.load_generator", no_model)
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings=SETTINGS, embedder=fake_embedder)
+    answer = assistant.ask("xylophone quartz zeppelin")
+    assert answer.abstained and answer.timings.total_s == pytest.approx(
+        answer.timings.retrieval_s + answer.timings.generation_s
+    )
+
+
 @pytest.mark.parametrize("question", ["", "   \n\t", "x" * 5000])
 def test_unusable_questions_get_a_clear_error(make_assistant, question):
     assistant, _ = make_assistant()
