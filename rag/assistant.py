@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from rag.citations import attribute_unmarked, is_abstention, parse_citations, supported_by_citations
+from rag.citations import (
+    adds_to_question,
+    attribute_unmarked,
+    is_abstention,
+    parse_citations,
+    supported_by_citations,
+)
 from rag.config import Settings
+from rag.context import focus_passages
+from rag.conversation import Turn, standalone_question
 from rag.embedding import Embedder, SentenceTransformerEmbedder
-from rag.generation import Generator, load_generator
+from rag.generation import AnswerConstraint, Generator, load_generator
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
-from rag.prompts import build_messages
+from rag.prompts import IDK, build_messages
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Hit, Timings
 
@@ -118,22 +126,33 @@ class Assistant:
         """The ``top_k`` best passages for ``question`` (default: as many as the generator reads), best first."""
         return self._retriever.search(self._check(question), top_k or self.settings.top_k)
 
-    def ask(self, question: str) -> Answer:
-        """Answer ``question`` from the documents, with citations, or abstain."""
-        return self.stream(question).answer
+    def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """Answer ``question`` from the documents, with citations, or abstain.
 
-    def stream(self, question: str) -> AnswerStream:
+        ``history`` holds the conversation's earlier turns, oldest first: a follow-up such as "Who resisted it?"
+        is read together with the last of them.
+        """
+        return self.stream(question, history).answer
+
+    def stream(self, question: str, history: Sequence[Turn] = ()) -> AnswerStream:
         """Like ``ask``, but the answer text arrives piece by piece as the model writes it."""
         question = self._check(question)
         started = time.perf_counter()
-        hits = self._retriever.search(question, self.settings.top_k)
+        query = standalone_question(question, list(history))
+        hits = self._retriever.search(query, self.settings.top_k)
         retrieved = time.perf_counter()
         if not self._relevant(hits):  # the model is not needed (nor loaded) to say the documents do not hold it
-            return AnswerStream(iter([NOT_IN_DOCUMENTS]), self._finisher(question, hits, retrieved - started))
+            return AnswerStream(iter([NOT_IN_DOCUMENTS]), self._finisher(question, query, hits, retrieved - started))
+        if self.settings.passage_tokens:
+            hits = focus_passages(query, hits, self.embedder, self.settings.passage_tokens)
+        constraint = None
+        if self.settings.answer_mode == "quote":
+            constraint = AnswerConstraint(tuple(hit.chunk.text for hit in hits), verbatim=True, refusal=IDK)
+        prepared = time.perf_counter()
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
         return AnswerStream(
-            generator.stream(build_messages(question, hits), self.settings.max_new_tokens),
-            self._finisher(question, hits, retrieved - started),
+            generator.stream(build_messages(query, hits), self.settings.max_new_tokens, constraint),
+            self._finisher(question, query, hits, prepared - started),
         )
 
     # ------------------------------------------------------------------------------------------ internals
@@ -152,26 +171,29 @@ class Assistant:
             )
         return question
 
-    def _finisher(self, question: str, hits: list[Hit], retrieval_s: float) -> Callable[[str], Answer]:
+    def _finisher(self, question: str, query: str, hits: list[Hit], retrieval_s: float) -> Callable[[str], Answer]:
         generation_started = time.perf_counter()
 
         def finish(raw: str) -> Answer:
             generation_s = time.perf_counter() - generation_started
             timings = Timings(retrieval_s, generation_s, retrieval_s + generation_s)
-            return self._compose(question, raw, hits, timings)
+            return self._compose(question, query, raw, hits, timings)
 
         return finish
 
     def _relevant(self, hits: list[Hit]) -> bool:
         return bool(hits) and max(hit.dense_score for hit in hits) >= self.settings.min_relevance
 
-    def _compose(self, question: str, raw: str, hits: list[Hit], timings: Timings) -> Answer:
+    def _compose(self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings) -> Answer:
+        """The Answer for the model's ``raw`` reply to ``query`` (``question`` made standalone)."""
         abstention = Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw)
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
             return abstention
         text, citations = parse_citations(raw.strip(), hits)
         if not citations:
-            text, citations = attribute_unmarked(text, hits)
+            text, citations = attribute_unmarked(text, hits, query)
         if not supported_by_citations(text, citations, hits):
             return abstention  # words the cited passages do not contain: never shown as fact
+        if not adds_to_question(text, question):
+            return abstention  # an echo of the user's question is not an answer
         return Answer(question, text, citations, False, hits, timings, raw)

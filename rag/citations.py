@@ -100,7 +100,11 @@ def parse_citations(answer: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
 
 
 def make_citation(n: int, hit: Hit, answer: str) -> Citation:
-    start, end = best_supporting_span(answer, hit)
+    """Citation ``n`` of ``hit``, quoting its sentence that best supports ``answer``."""
+    return _citation(n, hit, *best_supporting_span(answer, hit))
+
+
+def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
     chunk = hit.chunk
     return Citation(
         n=n,
@@ -113,12 +117,45 @@ def make_citation(n: int, hit: Hit, answer: str) -> Citation:
     )
 
 
-def attribute_unmarked(answer: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
-    """For an answer without valid markers: cite the passage sharing most content words with it, if any does."""
-    wanted = content_words(answer)
-    overlaps = [len(wanted & content_words(hit.chunk.text)) for hit in hits]
+def attribute_unmarked(answer: str, hits: list[Hit], question: str = "") -> tuple[str, list[Citation]]:
+    """For an answer without valid markers, cite the passage it came from.
+
+    When the answer occurs verbatim in some sentences (case and spacing aside), the citation quotes the one that
+    shares most content words with ``question`` (the others merely mention the answer), the better-ranked passage
+    on ties. Otherwise it cites the passage sharing most content words with the answer, if any does.
+    """
+    needle = _normalized(strip_markers(answer))
+    wanted = content_words(question)
+    best: tuple[int, int, int, int] | None = None  # (question overlap, -rank, start, end) of a verbatim sentence
+    for rank, hit in enumerate(hits):
+        chunk = hit.chunk
+        for start, end in split_sentences(chunk.text) or [(0, len(chunk.text))]:
+            sentence = chunk.text[start:end]
+            if needle and needle in _normalized(sentence):
+                key = (len(wanted & content_words(sentence)), -rank, chunk.start + start, chunk.start + end)
+                best = max(best, key) if best else key
+    if best is not None:
+        n = 1 - best[1]
+        text = f"{answer.rstrip()} [{n}]"
+        return text, [_citation(n, hits[n - 1], best[2], best[3])]
+
+    overlaps = [len(content_words(answer) & content_words(hit.chunk.text)) for hit in hits]
     if not overlaps or max(overlaps) == 0:
         return answer, []
     n = overlaps.index(max(overlaps)) + 1
     text = f"{answer.rstrip()} [{n}]"
     return text, [make_citation(n, hits[n - 1], text)]
+
+
+def adds_to_question(answer: str, question: str) -> bool:
+    """Whether ``answer`` holds a content word that ``question`` does not: one that only repeats the question
+    ("What does ITPP stand for?" - "ITPP") tells the reader nothing.
+
+    >>> adds_to_question("ITPP", "What does ITPP stand for?"), adds_to_question("2014", "When was it signed?")
+    (False, True)
+    """
+    return bool(content_words(strip_markers(answer)) - content_words(question))
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.lower().replace("’", "'").split()).strip(" .,;:!?")

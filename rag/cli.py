@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import get_args
 
 from transformers.utils import logging as transformers_logging
 
 from rag.assistant import Assistant, QuestionError
-from rag.config import Settings, SettingsError
+from rag.config import AnswerMode, Quantization, Settings, SettingsError
 from rag.embedding import SentenceTransformerEmbedder
 from rag.evaluation import GoldFormatError, load_gold, run_evaluation
 from rag.generation import GeneratorError
@@ -33,7 +34,15 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", dest="generator_model", help="a Hugging Face model folder or .gguf file")
     parser.add_argument("--top-k", dest="top_k", type=int, help="passages given to the model")
-    parser.add_argument("--quantization", choices=["none", "int8"], help="dynamic int8 quantisation of the model")
+    parser.add_argument("--quantization", choices=get_args(Quantization), help="dynamic int8 quantisation of the model")
+    parser.add_argument(
+        "--answer-mode", dest="answer_mode", choices=get_args(AnswerMode),
+        help="free: the model writes the answer; quote: the answer is copied verbatim from a passage",
+    )
+    parser.add_argument(
+        "--passage-tokens", dest="passage_tokens", type=int,
+        help="narrow each passage to this many tokens around its best sentence (0: whole passages)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = ("docs_dir", "index_dir", "generator_model", "top_k", "quantization")
+    names = ("docs_dir", "index_dir", "generator_model", "top_k", "quantization", "answer_mode", "passage_tokens")
     return Settings().with_changes(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 Quantization = Literal["none", "int8"]
+AnswerMode = Literal["free", "quote"]
 
 
 class SettingsError(ValueError):
@@ -51,10 +52,16 @@ class Settings:
     # answerable questions scored 0.19 to 0.83, off-topic ones 0.02 to 0.27, so this only filters the clear cases
     # and the generator decides the rest.
     min_relevance: float = 0.15
+    # Each passage is narrowed to this many embedder tokens of whole sentences around the one most similar to the
+    # question before the generator reads it; 0 gives it whole chunks.
+    passage_tokens: int = 0
 
     # Generation.
     max_new_tokens: int = 48
     quantization: Quantization = "none"
+    # "free": the model writes the answer, which is checked against the passage it cites; "quote": decoding is
+    # constrained so the answer is a span copied verbatim from one passage (or the refusal).
+    answer_mode: AnswerMode = "free"
     max_question_chars: int = 2000
 
     def __post_init__(self) -> None:
@@ -75,6 +82,10 @@ class Settings:
             raise SettingsError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
         if not -1.0 <= self.min_relevance <= 1.0:
             raise SettingsError(f"min_relevance is a cosine similarity in [-1, 1], got {self.min_relevance}")
+        if isinstance(self.passage_tokens, bool) or not isinstance(self.passage_tokens, int) or self.passage_tokens < 0:
+            raise SettingsError(f"passage_tokens must be 0 (whole chunks) or a positive integer, got {self.passage_tokens!r}")
+        if self.answer_mode not in get_args(AnswerMode):
+            raise SettingsError(f"answer_mode must be one of {get_args(AnswerMode)}, got {self.answer_mode!r}")
         if self.quantization not in get_args(Quantization):
             raise SettingsError(f"quantization must be one of {get_args(Quantization)}, got {self.quantization!r}")
 

@@ -47,9 +47,11 @@ class FakeGenerator:
     def __init__(self, replies: list[str] | None = None) -> None:
         self.replies = list(replies or [])
         self.prompts: list[list[dict[str, str]]] = []
+        self.constraints: list[object] = []
 
-    def stream(self, messages: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int, constraint: object = None) -> Iterator[str]:
         self.prompts.append(messages)
+        self.constraints.append(constraint)
         reply = self.replies.pop(0) if self.replies else "I don't know."
         yield from re.findall(r"\S+\s*", reply)
 

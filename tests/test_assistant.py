@@ -4,6 +4,7 @@ import pytest
 
 from rag import Assistant, QuestionError, Settings
 from rag.assistant import NOT_IN_DOCUMENTS
+from rag.conversation import Turn
 from tests.conftest import FakeGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
@@ -92,3 +93,28 @@ def test_refresh_makes_new_documents_answerable_without_a_restart(make_assistant
     report = assistant.refresh()
     assert report.added == ["lakes.txt"]
     assert any("Titicaca" in h.chunk.text for h in assistant.retrieve("Where is Lake Titicaca?"))
+
+
+def test_an_answer_that_only_repeats_the_question_becomes_an_abstention(make_assistant):
+    assistant, _ = make_assistant("the Rhine")
+    answer = assistant.ask("What does the Rhine mean?")
+    assert answer.abstained and answer.citations == []
+
+
+def test_a_follow_up_is_searched_and_asked_together_with_the_previous_turn(make_assistant):
+    assistant, generator = make_assistant("2,850 km")
+    history = [Turn("Which river flows through ten countries?", "The Danube [1]")]
+    answer = assistant.ask("How long is it?", history)
+    prompt = generator.prompts[0][-1]["content"]
+    assert "Which river flows through ten countries? The Danube. How long is it?" in prompt
+    assert any("2,850" in h.chunk.text for h in answer.hits)
+    assert answer.question == "How long is it?" and not answer.abstained
+
+
+def test_quote_mode_asks_the_generator_for_a_span_of_the_passages_it_reads(make_assistant):
+    assistant, generator = make_assistant("Swiss Alps")
+    assistant.settings = assistant.settings.with_changes(answer_mode="quote")
+    answer = assistant.ask("Where does the Rhine rise?")
+    [constraint] = generator.constraints
+    assert constraint.verbatim and constraint.sources == tuple(h.chunk.text for h in answer.hits)
+    assert answer.citations[0].quote.find("Swiss Alps") >= 0

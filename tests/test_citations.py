@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.citations import attribute_unmarked, is_abstention, parse_citations
+from rag.citations import adds_to_question, attribute_unmarked, is_abstention, parse_citations
 from rag.types import Chunk, Hit
 
 DOC = "Intro sentence here. The Danube is 2,850 km long. It flows east.\nThe Rhine rises in the Alps."
@@ -44,6 +44,21 @@ def test_unmarked_answers_are_attributed_to_the_passage_sharing_most_words():
     text, [c] = attribute_unmarked("The Rhine", HITS)
     assert text == "The Rhine [2]" and c.n == 2 and c.quote == "The Rhine rises in the Alps."
     assert attribute_unmarked("Zebra crossings", HITS) == ("Zebra crossings", [])
+
+
+def test_a_verbatim_answer_cites_the_sentence_that_also_matches_the_question():
+    doc = "Kishida met Biden. Kishida was the first Japanese leader at a NATO summit."
+    hits = [
+        Hit(Chunk("a", "d", "news.txt", "News", 0, 0, 18, doc[:18]), 1.0, 0.5),
+        Hit(Chunk("b", "d", "news.txt", "News", 1, 19, len(doc), doc[19:]), 0.9, 0.4),
+    ]
+    text, [c] = attribute_unmarked("Kishida", hits, "Who was the first Japanese leader at a NATO summit?")
+    assert text == "Kishida [2]" and c.chunk_id == "b" and c.quote == doc[19:] == doc[c.start : c.end]
+
+
+def test_an_answer_must_add_something_to_the_question():
+    assert not adds_to_question("The Rhine [1]", "What is the Rhine?")
+    assert adds_to_question("The Swiss Alps", "Where does the Rhine rise?")
 
 
 @pytest.mark.parametrize(

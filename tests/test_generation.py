@@ -1,6 +1,7 @@
 """Generator resolution: folders used as they are, GGUF files converted once and cached, clear errors otherwise."""
 
 import pytest
+import torch
 
 from rag import generation
 from rag.generation import GeneratorError, resolve_model_dir
@@ -44,3 +45,46 @@ def test_the_default_model_bytes_are_verified(tmp_path, monkeypatch):
     monkeypatch.setattr(generation, "DEFAULT_GGUF_SHA256", "0" * 64)
     with pytest.raises(GeneratorError, match="SHA-256"):
         generation._join_default_gguf(tmp_path / "joined.gguf")
+
+
+class CharTokenizer:
+    """One token per character (id = code point): enough to exercise text-level span matching."""
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(int(i)) for i in ids if int(i) != END)
+
+    def batch_decode(self, batches):
+        return [self.decode(ids) for ids in batches]
+
+
+END = 0
+
+
+def allowed_after(constraint, reply: str) -> set[str]:
+    prompt = [ord(c) for c in "PROMPT"]
+    ids = torch.tensor(prompt + [ord(c) for c in reply])
+    return {"<end>" if i == END else chr(i) for i in constraint(0, ids)}
+
+
+def test_the_span_constraint_allows_only_continuations_of_a_source_or_the_refusal():
+    vocabulary = [END] + [ord(c) for c in set("Rhine rises in the Alps. I don't know")]
+    constraint = generation._SpanConstraint(
+        CharTokenizer(), vocabulary, ("The Rhine rises in the Alps.",), "I don't know", [END], len("PROMPT")
+    )
+    assert allowed_after(constraint, "Rhi") == {"n", "<end>"}
+    assert allowed_after(constraint, "in the A") == {"l", "<end>"}
+    assert "R" not in allowed_after(constraint, "the ")  # case matters: "the Alps" is there, "the Rhine" is not
+    assert "I" in allowed_after(constraint, "") and "<end>" not in allowed_after(constraint, "")
+    assert allowed_after(constraint, "I don") == {"'", "<end>"}
+    assert allowed_after(constraint, "Rhine sets") == {"<end>"}  # left the source: it can only stop
+
+
+def test_the_constrainable_head_scores_only_allowed_tokens_and_exactly():
+    linear = torch.nn.Linear(4, 10, bias=False)
+    head = generation._ConstrainableHead(linear)
+    hidden = torch.randn(1, 1, 4)
+    assert torch.allclose(head(hidden), linear(hidden))
+    head.allowed = torch.tensor([2, 7])
+    logits = head(hidden)
+    assert torch.allclose(logits[..., [2, 7]], linear(hidden)[..., [2, 7]])
+    assert torch.isinf(logits[..., [0, 1, 3, 4, 5, 6, 8, 9]]).all()

@@ -1,0 +1,55 @@
+"""Follow-up questions: making "Who resisted it?" searchable by folding in the turn it follows.
+
+Rewriting with the language model would cost another generation (seconds on a CPU); a follow-up that points back
+("it", "they", "what about ...") is instead joined to the previous question and its answer, which gives retrieval
+the missing words and the model the referent. Questions that stand on their own are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.citations import strip_markers
+
+_POINTS_BACK = re.compile(
+    # "that", "there" and "then" are left out: they mostly appear in questions that stand alone.
+    r"\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|these|those|"
+    r"the same|the latter|the former)\b|^\s*(why|when|where|who|how)\W*$",
+    re.IGNORECASE,
+)
+_OPENERS = re.compile(r"^\s*(and|also|what about|how about)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange: the question as the user asked it and the answer shown (citation markers allowed)."""
+
+    question: str
+    answer: str
+    abstained: bool = False
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether ``question`` leans on an earlier turn: a pronoun or place/time word pointing back, or an opener
+    such as "and ..." / "what about ...".
+
+    >>> is_follow_up("Who resisted it?"), is_follow_up("Which French president resisted the Tokyo office?")
+    (True, False)
+    """
+    return bool(_POINTS_BACK.search(question) or _OPENERS.search(question))
+
+
+def standalone_question(question: str, history: list[Turn]) -> str:
+    """``question`` made self-contained with the last turn when it is a follow-up; otherwise unchanged.
+
+    >>> standalone_question("Who resisted it?", [Turn("Where would NATO open an office?", "In Tokyo [1]")])
+    'Where would NATO open an office? In Tokyo. Who resisted it?'
+    """
+    if not history or not is_follow_up(question):
+        return question
+    last = history[-1]
+    earlier = last.question.strip()
+    if not last.abstained:
+        earlier = f"{earlier} {strip_markers(last.answer).rstrip('.')}."
+    return f"{earlier} {question.strip()}"
