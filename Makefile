@@ -12,6 +12,12 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU build. An unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# The browser tests drive Debian's Chromium (Playwright's own download needs the internet). Installed when
+	# apt is available and we may use it; otherwise those tests are skipped with a message.
+	test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
+		echo "note: could not install chromium; browser tests will be skipped"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -126,32 +126,37 @@ class Assistant:
         """The ``top_k`` best passages for ``question`` (default: as many as the generator reads), best first."""
         return self._retriever.search(self._check(question), top_k or self.settings.top_k)
 
-    def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+    def ask(self, question: str, history: Sequence[Turn] = (), settings: Settings | None = None) -> Answer:
         """Answer ``question`` from the documents, with citations, or abstain.
 
         ``history`` holds the conversation's earlier turns, oldest first: a follow-up such as "Who resisted it?"
-        is read together with the last of them.
+        is read together with the last of them. ``settings`` overrides the assistant's retrieval and generation
+        settings for this question only (the chat page's settings section).
         """
-        return self.stream(question, history).answer
+        return self.stream(question, history, settings).answer
 
-    def stream(self, question: str, history: Sequence[Turn] = ()) -> AnswerStream:
+    def stream(
+        self, question: str, history: Sequence[Turn] = (), settings: Settings | None = None
+    ) -> AnswerStream:
         """Like ``ask``, but the answer text arrives piece by piece as the model writes it."""
+        options = settings or self.settings
         question = self._check(question)
         started = time.perf_counter()
         query = standalone_question(question, list(history))
-        hits = self._retriever.search(query, self.settings.top_k)
+        retriever = self._retriever  # one index for the whole question, even if a refresh swaps it meanwhile
+        hits = retriever.search(query, options.top_k)
         retrieved = time.perf_counter()
-        if not self._relevant(hits):  # the model is not needed (nor loaded) to say the documents do not hold it
+        if not self._relevant(hits, options):  # the model is not needed (nor loaded) to say the documents lack it
             return AnswerStream(iter([NOT_IN_DOCUMENTS]), self._finisher(question, query, hits, retrieved - started))
-        if self.settings.passage_tokens:
-            hits = focus_passages(query, hits, self.embedder, self.settings.passage_tokens)
+        if options.passage_tokens:
+            hits = focus_passages(query, hits, self.embedder, options.passage_tokens)
         constraint = None
-        if self.settings.answer_mode == "quote":
+        if options.answer_mode == "quote":
             constraint = AnswerConstraint(tuple(hit.chunk.text for hit in hits), verbatim=True, refusal=IDK)
         prepared = time.perf_counter()
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
         return AnswerStream(
-            generator.stream(build_messages(query, hits), self.settings.max_new_tokens, constraint),
+            generator.stream(build_messages(query, hits), options.max_new_tokens, constraint),
             self._finisher(question, query, hits, prepared - started),
         )
 
@@ -181,8 +186,8 @@ class Assistant:
 
         return finish
 
-    def _relevant(self, hits: list[Hit]) -> bool:
-        return bool(hits) and max(hit.dense_score for hit in hits) >= self.settings.min_relevance
+    def _relevant(self, hits: list[Hit], settings: Settings) -> bool:
+        return bool(hits) and max(hit.dense_score for hit in hits) >= settings.min_relevance
 
     def _compose(self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings) -> Answer:
         """The Answer for the model's ``raw`` reply to ``query`` (``question`` made standalone)."""
@@ -194,6 +199,6 @@ class Assistant:
             text, citations = attribute_unmarked(text, hits, query)
         if not supported_by_citations(text, citations, hits):
             return abstention  # words the cited passages do not contain: never shown as fact
-        if not adds_to_question(text, question):
-            return abstention  # an echo of the user's question is not an answer
+        if not adds_to_question(text, query):
+            return abstention  # an echo of the question (or, for a follow-up, of the last turn) is not an answer
         return Answer(question, text, citations, False, hits, timings, raw)

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_answer_options(chat)
     chat.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1 only)")
     chat.add_argument("--port", type=int, default=7860)
+    chat.add_argument("--auth", metavar="USER:PASS", help="require this login (or set $RAG_CHAT_AUTH)")
     return parser
 
 
@@ -156,9 +157,13 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.ui import launch  # gradio is slow to import; only the chat needs it
+    from rag.ui import launch, parse_auth  # gradio is slow to import; only the chat needs it
 
-    launch(Assistant.from_folder(settings=settings), host=args.host, port=args.port)
+    try:
+        auth = parse_auth(args.auth)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    launch(Assistant.from_folder(settings=settings), host=args.host, port=args.port, auth=auth)
     return 0
 
 

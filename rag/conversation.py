@@ -31,13 +31,22 @@ class Turn:
 
 
 def is_follow_up(question: str) -> bool:
-    """Whether ``question`` leans on an earlier turn: a pronoun or place/time word pointing back, or an opener
-    such as "and ..." / "what about ...".
+    """Whether ``question`` leans on an earlier turn: it opens with "and ..." / "what about ...", or it holds a
+    pronoun pointing back and names nothing itself.
 
     >>> is_follow_up("Who resisted it?"), is_follow_up("Which French president resisted the Tokyo office?")
     (True, False)
     """
-    return bool(_POINTS_BACK.search(question) or _OPENERS.search(question))
+    if _OPENERS.search(question):
+        return True
+    # A pronoun in a question that names things of its own ("Where would NATO open its office in Asia?") usually
+    # points at those; in one that names nothing ("Who resisted it?") it points back.
+    return bool(_POINTS_BACK.search(question)) and not _names_something(question)
+
+
+def _names_something(question: str) -> bool:
+    words = re.findall(r"[\w'’-]+", question)
+    return any(word[:1].isupper() or word[:1].isdigit() for word in words[1:])
 
 
 def standalone_question(question: str, history: list[Turn]) -> str:

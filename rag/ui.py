@@ -1,57 +1,307 @@
-"""The Gradio chat page: streamed answers with their numbered sources listed under each answer."""
+"""The Gradio chat page: streamed answers with numbered sources that open, highlighted, in a side panel; a
+documents panel to add and remove files; settings; safe serving defaults (loopback, optional login, bounded queue).
+"""
 
 from __future__ import annotations
 
 import html
 import os
+import re
+import shutil
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing leaves the machine
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-from rag.assistant import Assistant, QuestionError  # noqa: E402
-from rag.types import Answer  # noqa: E402
+from rag.assistant import Assistant, QuestionError
+from rag.conversation import Turn
+from rag.loaders import SUPPORTED_SUFFIXES
+from rag.types import Answer
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
+CONTEXT_CHARS = 700  # document text shown on each side of a cited span
+AUTH_ENV = "RAG_CHAT_AUTH"  # USER:PASS, the same as --auth
+
+# Clicking a source link in an answer puts its id in a hidden box and presses a hidden button; Python then renders
+# the side panel. (Gradio has no per-link click event inside chat messages.)
+_SOURCE_CLICK_JS = """
+() => {
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest('a[href^="#source-"]');
+    if (!link) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const box = document.querySelector("#source-request textarea");
+    box.value = link.getAttribute("href").slice(1);
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    setTimeout(() => document.querySelector("#source-open").click(), 50);
+  }, true);
+}
+"""
+
+_CSS = """
+.rag-sources { margin-top: .4em; font-size: .92em; }
+.rag-sources a { text-decoration: none; }
+.rag-abstain { font-style: italic; opacity: .85; }
+.rag-timings { font-size: .75em; opacity: .6; }
+#source-panel mark { background: #ffe58a; padding: 0 .1em; }
+#source-panel .rag-context { white-space: pre-wrap; line-height: 1.5; max-height: 60vh; overflow-y: auto; }
+"""
 
 
-def render_answer(answer: Answer) -> str:
-    """Markdown for a finished answer: the text, then its sources with the quoted passage."""
-    if answer.abstained:
-        return f"_{html.escape(answer.text)}_"
-    lines = [html.escape(answer.text)]
-    if answer.citations:
-        lines.append("\n**Sources**")
-        for c in answer.citations:
-            lines.append(f"- [{c.n}] **{html.escape(c.doc_title)}** ({html.escape(c.doc)}): “{html.escape(c.quote)}”")
+@dataclass(frozen=True)
+class ViewOptions:
+    """The page's settings section, mapped onto the assistant's Settings for one question."""
+
+    top_k: int
+    answer_mode: str
+    show_scores: bool
+
+
+def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
+    """HTML for a finished answer: its text with markers, the numbered sources as links that open the side panel,
+    and discreet timings. An abstention is shown as such."""
     t = answer.timings
-    lines.append(f"\n<sub>retrieval {t.retrieval_s:.2f} s · generation {t.generation_s:.2f} s</sub>")
-    return "\n".join(lines)
+    timings = (
+        f'<div class="rag-timings">retrieval {t.retrieval_s:.2f} s · generation {t.generation_s:.2f} s</div>'
+    )
+    if answer.abstained:
+        return f'<div class="rag-abstain">🤷 {html.escape(answer.text)}</div>{timings}'
+    lines = [f"<div>{html.escape(answer.text)}</div>"]
+    if answer.citations:
+        items = []
+        for c in answer.citations:
+            quote = c.quote if len(c.quote) <= 160 else c.quote[:157] + "…"
+            items.append(
+                f'<li><a href="#source-{turn}-{c.n}">[{c.n}] <b>{html.escape(c.doc_title)}</b> '
+                f"({html.escape(c.doc)})</a>: “{html.escape(quote)}”</li>"
+            )
+        lines.append(f'<div class="rag-sources"><b>Sources</b><ol style="list-style:none;padding-left:0">'
+                     f'{"".join(items)}</ol></div>')
+    if show_scores and answer.hits:
+        scores = ", ".join(
+            f"[{n}] {hit.chunk.doc_name} fused {hit.score:.3f} · cosine {hit.dense_score:.2f}"
+            for n, hit in enumerate(answer.hits, start=1)
+        )
+        lines.append(f'<div class="rag-timings">passages: {html.escape(scores)}</div>')
+    lines.append(timings)
+    return "".join(lines)
+
+
+def render_source(assistant: Assistant, answer: Answer, n: int) -> str:
+    """HTML for the side panel: citation ``n`` of ``answer`` inside its surrounding document text, highlighted."""
+    citation = next((c for c in answer.citations if c.n == n), None)
+    if citation is None:
+        return "<p>That source is no longer available.</p>"
+    document = assistant.index.documents.get(citation.doc)
+    if document is None:
+        return f"<p>{html.escape(citation.doc)} has been removed from the documents since this answer.</p>"
+    text = document.text
+    start, end = citation.start, citation.end
+    before_start = max(0, start - CONTEXT_CHARS)
+    after_end = min(len(text), end + CONTEXT_CHARS)
+    before = ("…" if before_start else "") + text[before_start:start]
+    after = text[end:after_end] + ("…" if after_end < len(text) else "")
+    return (
+        f"<h3>[{n}] {html.escape(citation.doc_title)}</h3>"
+        f"<p><code>{html.escape(citation.doc)}</code>, characters {start}–{end}</p>"
+        f'<div class="rag-context">{html.escape(before)}<mark id="cited-span">{html.escape(text[start:end])}</mark>'
+        f"{html.escape(after)}</div>"
+    )
+
+
+def documents_table(assistant: Assistant) -> list[list[object]]:
+    counts: dict[str, int] = {}
+    for chunk in assistant.index.chunks:
+        counts[chunk.doc_name] = counts.get(chunk.doc_name, 0) + 1
+    return [[name, doc.title, counts.get(name, 0)] for name, doc in sorted(assistant.index.documents.items())]
+
+
+def accept_upload(path: Path, docs_dir: Path) -> str | None:
+    """Copy an uploaded file into ``docs_dir``; returns why it was refused, or None when it was accepted."""
+    name = _safe_name(path.name)
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        return f"{name}: only {', '.join(sorted(SUPPORTED_SUFFIXES))} files can be added"
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        return f"{name}: {size / 1e6:.1f} MB is over the {MAX_UPLOAD_BYTES / 1e6:.0f} MB limit"
+    if size == 0:
+        return f"{name}: the file is empty"
+    target = docs_dir / name
+    staging = docs_dir / f".{name}.uploading"
+    shutil.copyfile(path, staging)
+    os.replace(staging, target)  # a half-copied file is never indexed
+    return None
+
+
+def _safe_name(name: str) -> str:
+    """A plain file name: no folders, no leading dots, only ordinary characters."""
+    name = re.sub(r"[^\w.\- ]", "_", Path(name).name).strip(" .")
+    return name or "upload.txt"
 
 
 def build_app(assistant: Assistant) -> gr.Blocks:
-    def respond(message: str, history: list) -> Iterator[str]:
+    settings = assistant.settings
+    removed_dir = settings.index_dir / "removed"
+
+    def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool):
+        options = settings.with_changes(top_k=int(top_k), candidates=max(settings.candidates, int(top_k)),
+                                        answer_mode=answer_mode)
+        history = [Turn(a.question, a.text, a.abstained) for a in turns]
+        chat = [*chat, {"role": "user", "content": message}]
         try:
-            stream = assistant.stream(message)
+            stream = assistant.stream(message, history, options)
         except QuestionError as exc:
-            yield f"⚠️ {exc}"
+            yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns, ""
             return
         text = ""
         for piece in stream:
             text += piece
-            yield html.escape(text)
-        yield render_answer(stream.answer)
+            yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns, ""
+        answer = stream.answer
+        turns = [*turns, answer]
+        rendered = render_answer(answer, len(turns) - 1, show_scores)
+        yield [*chat, {"role": "assistant", "content": rendered}], turns, ""
 
-    return gr.ChatInterface(
-        respond,
-        title="Ask your documents",
-        description=f"Answers come only from the {len(assistant.index.documents)} documents in "
-        f"`{assistant.settings.docs_dir}`, with numbered sources.",
-        concurrency_limit=1,  # one generation at a time; the model and its tokenizer are shared
-        api_name="chat",
-    )
+    def open_source(request: str, turns: list):
+        match = re.fullmatch(r"source-(\d+)-(\d+)", request or "")
+        if not match or int(match.group(1)) >= len(turns):
+            return gr.update(visible=True), "<p>That source is no longer available.</p>"
+        return gr.update(visible=True), render_source(assistant, turns[int(match.group(1))], int(match.group(2)))
+
+    def add_files(files: list | None, progress=gr.Progress()):
+        if not files:
+            return "Choose files first.", documents_table(assistant), gr.update(choices=_names())
+        progress(0.1, desc="copying files")
+        refused = [reason for f in files if (reason := accept_upload(Path(_path_of(f)), settings.docs_dir))]
+        progress(0.3, desc="indexing new documents")
+        started = time.perf_counter()
+        report = assistant.refresh()
+        progress(1.0, desc="done")
+        lines = [f"Indexed in {time.perf_counter() - started:.1f} s: {report.summary()}"]
+        lines += [f"Refused: {reason}" for reason in refused]
+        return "\n".join(lines), documents_table(assistant), gr.update(choices=_names(), value=None)
+
+    def remove_file(name: str | None):
+        if not name or name not in assistant.index.documents:
+            return "Choose a document to remove.", documents_table(assistant), gr.update(choices=_names())
+        source = (settings.docs_dir / name).resolve()
+        if settings.docs_dir.resolve() not in source.parents:
+            return "That file is outside the documents folder.", documents_table(assistant), gr.update()
+        removed_dir.mkdir(parents=True, exist_ok=True)
+        # Kept aside, not deleted: removing from the assistant should not destroy the user's only copy.
+        if source.exists():
+            shutil.move(source, removed_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{source.name}")
+        report = assistant.refresh()
+        message = f"Removed {name} (moved to {removed_dir}). {report.summary().splitlines()[0]}"
+        return message, documents_table(assistant), gr.update(choices=_names(), value=None)
+
+    def _names() -> list[str]:
+        return sorted(assistant.index.documents)
+
+    def api_chat(message: str) -> str:
+        """One question, no conversation: the answer as HTML with its sources (for scripts and load tests)."""
+        try:
+            answer = assistant.ask(message)
+        except QuestionError as exc:
+            return f"⚠️ {exc}"
+        return render_answer(answer, 0)
+
+    with gr.Blocks(title="Ask your documents") as app:
+        turns = gr.State([])
+        gr.Markdown(
+            f"## Ask your documents\nAnswers come only from the documents in `{settings.docs_dir}`; each cites its "
+            "sources. Click a source to see it in its document."
+        )
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Conversation", height=520, sanitize_html=True, elem_id="chat",
+                                     feedback_options=None, buttons=["copy"])
+                question = gr.Textbox(placeholder="Ask a question about the documents and press Enter",
+                                      show_label=False, elem_id="question", autofocus=True)
+                with gr.Row():
+                    clear = gr.Button("Clear conversation", size="sm", elem_id="clear")
+                with gr.Accordion("Settings", open=False):
+                    top_k = gr.Slider(1, 8, value=settings.top_k, step=1, label="Passages given to the model")
+                    answer_mode = gr.Radio(["free", "quote"], value=settings.answer_mode, label="Answer mode",
+                                           info="free: the model words the answer; quote: copied verbatim")
+                    show_scores = gr.Checkbox(value=False, label="Show retrieval scores")
+            with gr.Column(scale=2):
+                with gr.Column(visible=False, elem_id="source-panel") as source_panel:
+                    source_view = gr.HTML()
+                    close_source = gr.Button("Close", size="sm")
+                with gr.Accordion("Documents", open=True):
+                    documents = gr.Dataframe(
+                        headers=["file", "title", "chunks"], value=documents_table(assistant), interactive=False,
+                        elem_id="documents", wrap=True,
+                    )
+                    uploads = gr.File(
+                        label=f"Add .txt, .md, .html or .pdf files (up to {MAX_UPLOAD_BYTES // 2**20} MB each)",
+                        file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), elem_id="upload",
+                    )
+                    add = gr.Button("Add to the documents", elem_id="add-documents")
+                    with gr.Row():
+                        to_remove = gr.Dropdown(sorted(assistant.index.documents), label="Remove a document",
+                                                elem_id="remove-choice")
+                        remove = gr.Button("Remove", size="sm", elem_id="remove-document")
+                    status = gr.Textbox(label="Indexing", interactive=False, lines=3, elem_id="index-status")
+        source_request = gr.Textbox(visible="hidden", elem_id="source-request")
+        source_open = gr.Button(visible="hidden", elem_id="source-open")
+
+        question.submit(
+            respond, [question, chatbot, turns, top_k, answer_mode, show_scores], [chatbot, turns, question],
+            concurrency_limit=1, concurrency_id="generator", api_visibility="private",
+        )
+        clear.click(lambda: ([], [], gr.update(visible=False)), None, [chatbot, turns, source_panel],
+                    api_visibility="private")
+        chatbot.clear(lambda: ([], gr.update(visible=False)), None, [turns, source_panel], api_visibility="private")
+        source_open.click(open_source, [source_request, turns], [source_panel, source_view], api_visibility="private")
+        close_source.click(lambda: gr.update(visible=False), None, source_panel, api_visibility="private")
+        add.click(add_files, uploads, [status, documents, to_remove], concurrency_limit=1,
+                  concurrency_id="generator", api_visibility="private").then(lambda: None, None, uploads)
+        remove.click(remove_file, to_remove, [status, documents, to_remove], concurrency_limit=1,
+                     concurrency_id="generator", api_visibility="private")
+        gr.api(api_chat, api_name="chat", concurrency_limit=1, concurrency_id="generator")
+        app.load(None, js=_SOURCE_CLICK_JS)
+    return app
 
 
-def launch(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Serve the chat until interrupted; binds only ``host`` (loopback unless the user asks otherwise)."""
+def _path_of(file: object) -> str:
+    return file if isinstance(file, str) else getattr(file, "name", str(file))
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """``USER:PASS`` (from --auth or $RAG_CHAT_AUTH) as a pair; None when not given."""
+    value = value or os.environ.get(AUTH_ENV)
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError(f"--auth / ${AUTH_ENV} must look like USER:PASS")
+    return user, password
+
+
+def launch(
+    assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None
+) -> None:
+    """Serve the chat until interrupted; binds only ``host`` (loopback unless the user asks otherwise).
+
+    Only the documents folder may be served as files; ``share`` is never turned on.
+    """
     app = build_app(assistant)
-    app.queue(max_size=16).launch(server_name=host, server_port=port, share=False, footer_links=[])
+    app.queue(max_size=QUEUE_SIZE).launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        auth=auth,
+        allowed_paths=[str(assistant.settings.docs_dir.resolve())],
+        blocked_paths=[str(assistant.settings.index_dir.resolve()), str(assistant.settings.cache_dir.resolve())],
+        max_file_size=MAX_UPLOAD_BYTES,
+        footer_links=[],
+        css=_CSS,
+    )

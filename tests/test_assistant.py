@@ -118,3 +118,9 @@ def test_quote_mode_asks_the_generator_for_a_span_of_the_passages_it_reads(make_
     [constraint] = generator.constraints
     assert constraint.verbatim and constraint.sources == tuple(h.chunk.text for h in answer.hits)
     assert answer.citations[0].quote.find("Swiss Alps") >= 0
+
+
+def test_a_follow_up_answered_with_the_previous_answer_again_becomes_an_abstention(make_assistant):
+    assistant, _ = make_assistant("The Danube")
+    history = [Turn("Which river flows through ten countries?", "The Danube [1]")]
+    assert assistant.ask("Who named it?", history).abstained

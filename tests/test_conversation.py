@@ -8,8 +8,8 @@ HISTORY = [Turn("Where would NATO open its first liaison office in Asia?", "Toky
 
 
 @pytest.mark.parametrize(
-    "question", ["Who resisted it?", "When was it signed?", "What did they agree?", "And Sweden?", "Why?",
-                 "What about South Korea?"],
+    "question", ["Who resisted it?", "When was it signed?", "What did they agree on?", "And Sweden?", "Why?",
+                 "What about South Korea?", "how long is it?"],
 )
 def test_questions_that_point_back_are_follow_ups(question):
     assert is_follow_up(question)
@@ -17,7 +17,8 @@ def test_questions_that_point_back_are_follow_ups(question):
 
 @pytest.mark.parametrize(
     "question", ["Which French president resisted the plan for a NATO office in Tokyo?",
-                 "At which university is Jamie Shea now a professor?", "Why has Japan not delivered weapons?"],
+                 "At which university is Jamie Shea now a professor?", "Why has Japan not delivered weapons?",
+                 "Where would NATO open its first liaison office in Asia?"],
 )
 def test_questions_that_stand_alone_are_not(question):
     assert not is_follow_up(question)

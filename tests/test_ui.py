@@ -1,17 +1,76 @@
-"""The chat page's rendering of answers: text, numbered sources with quotes, timings; abstentions marked."""
+"""The chat page's pure parts: answers rendered with source links, the side panel's highlighted span, uploads
+checked before they reach the documents folder, and the login setting."""
 
-from rag.types import Answer, Citation, Timings
-from rag.ui import render_answer
+import pytest
+
+from rag.types import Answer, Citation, Document, Timings
+from rag.ui import accept_upload, parse_auth, render_answer, render_source
+
+CITATION = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
+ANSWER = Answer("q", "The Alps [1]", [CITATION], False, [], Timings(0.01, 1.5, 1.51))
 
 
-def test_an_answer_lists_its_numbered_sources_with_quotes():
-    citation = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
-    markdown = render_answer(Answer("q", "The Alps [1]", [citation], False, [], Timings(0.01, 1.5, 1.51)))
-    assert markdown.startswith("The Alps [1]")
-    assert "- [1] **Rivers &lt;b&gt;** (a.txt): “The Rhine rises in the Alps.”" in markdown
-    assert "generation 1.50 s" in markdown
+def test_an_answer_lists_its_numbered_sources_as_links_to_the_side_panel():
+    rendered = render_answer(ANSWER, turn=3)
+    assert rendered.startswith("<div>The Alps [1]</div>")
+    assert '<a href="#source-3-1">[1] <b>Rivers &lt;b&gt;</b> (a.txt)</a>: “The Rhine rises in the Alps.”' in rendered
+    assert "generation 1.50 s" in rendered
 
 
 def test_an_abstention_is_shown_as_such_without_sources():
-    markdown = render_answer(Answer("q", "I don't know: the documents do not say.", [], True))
-    assert markdown.startswith("_I don&#x27;t know") and "Sources" not in markdown
+    rendered = render_answer(Answer("q", "I don't know: the documents do not say.", [], True), turn=0)
+    assert 'class="rag-abstain"' in rendered and "I don&#x27;t know" in rendered and "Sources" not in rendered
+
+
+class StubIndex:
+    documents = {"a.txt": Document("d", "a.txt", "Rivers", "Intro text. The Rhine rises in the Alps. <Outro>.")}
+
+
+class StubAssistant:
+    index = StubIndex()
+
+
+def test_the_side_panel_highlights_the_cited_span_inside_its_document():
+    text = StubIndex.documents["a.txt"].text
+    start = text.index("The Rhine")
+    citation = Citation(1, "a.txt", "Rivers", "c-1", "The Rhine rises in the Alps.", start, start + 28)
+    panel = render_source(StubAssistant(), Answer("q", "Alps [1]", [citation], False), 1)
+    assert "Intro text. <mark id=\"cited-span\">The Rhine rises in the Alps.</mark> &lt;Outro&gt;." in panel
+    assert "a.txt" in panel
+
+
+def test_the_side_panel_says_when_a_source_is_gone():
+    gone = Citation(1, "b.txt", "B", "c", "x", 0, 1)
+    assert "removed" in render_source(StubAssistant(), Answer("q", "x [1]", [gone], False), 1)
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [("notes.exe", b"MZ", "only"), ("empty.txt", b"", "empty"), ("big.txt", b"x" * (20 * 1024 * 1024 + 1), "limit")],
+)
+def test_uploads_of_the_wrong_type_empty_or_too_large_are_refused(tmp_path, name, content, reason):
+    upload = tmp_path / name
+    upload.write_bytes(content)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    assert reason in accept_upload(upload, docs)
+    assert list(docs.iterdir()) == []
+
+
+def test_an_accepted_upload_lands_in_the_documents_folder_under_a_plain_name(tmp_path):
+    upload = tmp_path / "..notes (1).txt"
+    upload.write_text("Lake Titicaca lies between Peru and Bolivia.")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    assert accept_upload(upload, docs) is None
+    assert [p.name for p in docs.iterdir()] == ["notes _1_.txt"]
+
+
+def test_login_comes_from_the_option_or_the_environment(monkeypatch):
+    monkeypatch.delenv("RAG_CHAT_AUTH", raising=False)
+    assert parse_auth(None) is None
+    assert parse_auth("ann:secret:x") == ("ann", "secret:x")
+    monkeypatch.setenv("RAG_CHAT_AUTH", "bob:pw")
+    assert parse_auth(None) == ("bob", "pw")
+    with pytest.raises(ValueError, match="USER:PASS"):
+        parse_auth("nopassword")

@@ -21,6 +21,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_listening(process: subprocess.Popen, port: int, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"rag chat exited: {process.stdout.read().decode(errors='replace')[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(1)
+    process.kill()
+    pytest.fail("rag chat did not start listening")
+
+
 @pytest.fixture(scope="module")
 def chat_server(tmp_path_factory):
     port = free_port()
@@ -30,18 +44,7 @@ def chat_server(tmp_path_factory):
          "--port", str(port)],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"rag chat exited: {process.stdout.read().decode(errors='replace')[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(1)
-    else:
-        process.kill()
-        pytest.fail("rag chat did not start listening")
+    wait_until_listening(process, port)
     yield process, port
     process.terminate()
     process.wait(timeout=30)
@@ -58,4 +61,4 @@ def test_answers_with_sources_listed_under_the_answer(chat_server):
     client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False, download_files=False)
     reply = client.predict("Which French president resisted the plan for a NATO office in Tokyo?", api_name="/chat")
     assert "Macron" in reply
-    assert "Sources" in reply and "002_039194b7b7e47dc6.txt" in reply
+    assert "Sources" in reply and "002_039194b7b7e47dc6.txt" in reply and 'href="#source-0-1"' in reply

@@ -1,0 +1,137 @@
+"""The chat page in a real browser (Debian's Chromium, headless, via Playwright) against ``rag chat`` with the
+real models: a cited answer whose source opens highlighted, a follow-up, an upload answered right away, nothing
+fetched from beyond 127.0.0.1. Screenshots of each step are saved in the test's temporary folder."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOCUMENTS, REPO
+from tests.integration.test_ui import free_port, wait_until_listening
+
+pytestmark = pytest.mark.slow
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+ANSWER_DONE = "#chat .rag-sources, #chat .rag-abstain"
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (make setup installs it with apt)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    docs = root / "docs"
+    shutil.copytree(DOCUMENTS, docs)
+    for path in docs.iterdir():
+        path.chmod(0o644)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(root / "index"),
+         "--port", str(port)],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    wait_until_listening(process, port)
+    yield f"http://127.0.0.1:{port}/", root
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    url, root = server
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.requests = []
+        page.on("request", lambda request: page.requests.append(request.url))
+        page.goto(url)
+        page.wait_for_selector("#question textarea")
+        page.screenshot(path=root / "01-first-visit.png")
+        yield page
+        browser.close()
+
+
+def ask(page, question: str) -> tuple[float, float]:
+    """Type ``question``, press Enter, wait for the finished answer; seconds to the first streamed text and to
+    the finished answer."""
+    answers_before = page.locator(ANSWER_DONE).count()
+    bot_messages_before = page.locator('#chat [data-testid="bot"]').count()
+    page.fill("#question textarea", question)
+    started = time.monotonic()
+    page.press("#question textarea", "Enter")
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('#chat [data-testid=\"bot\"]')].length > n && "
+        "document.querySelectorAll('#chat [data-testid=\"bot\"]')[n].innerText.trim().length > 1",
+        arg=bot_messages_before, timeout=180_000, polling=50,
+    )
+    first_text = time.monotonic() - started
+    page.wait_for_function(f"n => document.querySelectorAll('{ANSWER_DONE}').length > n", arg=answers_before,
+                           timeout=180_000)
+    return first_text, time.monotonic() - started
+
+
+def last_answer(page) -> str:
+    return page.locator('#chat [data-testid="bot"]').last.inner_text()
+
+
+def test_a_cited_answer_opens_its_source_highlighted(page, server):
+    _, root = server
+    first_text, full = ask(page, "Which French president resisted the plan for a NATO office in Tokyo?")
+    print(f"\nEnter -> first streamed text {first_text:.2f} s, -> full answer {full:.2f} s")
+    answer = last_answer(page)
+    assert "Macron" in answer and "002_039194b7b7e47dc6.txt" in answer
+    page.screenshot(path=root / "02-answer-with-sources.png")
+    page.locator('#chat a[href^="#source-"]', has_text="002_039194b7b7e47dc6.txt").last.click()
+    highlighted = page.wait_for_selector("#source-panel mark", timeout=30_000)
+    assert "Macron" in highlighted.inner_text()
+    assert "002_039194b7b7e47dc6.txt" in page.inner_text("#source-panel")
+    page.screenshot(path=root / "03-source-highlighted.png")
+
+
+def test_a_follow_up_is_answered_from_the_conversation(page, server):
+    _, root = server
+    first_text, full = ask(page, "Which program did the ITPP build upon?")
+    print(f"\nmodel loaded: Enter -> first streamed text {first_text:.2f} s, -> full answer {full:.2f} s")
+    assert "IPCP" in last_answer(page) or "Individual Partnership" in last_answer(page)
+    ask(page, "In which year was it signed?")  # "it" is only known from the previous turn
+    assert "2014" in last_answer(page)
+    page.screenshot(path=root / "04-follow-up.png")
+
+
+def test_an_uploaded_document_is_answerable_right_away(page, server):
+    _, root = server
+    upload = root / "selene_greenhouse.txt"
+    upload.write_text(
+        "Selene station report\n\nThe Selene-7 lunar greenhouse is run by the agronomist Marta Kowalczyk. "
+        "It grows basil and dwarf tomatoes under violet lamps.",
+        encoding="utf-8",
+    )
+    page.locator("#upload input[type=file]").set_input_files(str(upload))
+    page.click("#add-documents")
+    try:
+        page.wait_for_function(
+            "() => (document.querySelector('#index-status textarea')?.value || '').includes('added 1')",
+            timeout=120_000,
+        )
+    finally:
+        page.screenshot(path=root / "05-uploaded.png")
+    assert "selene_greenhouse.txt" in page.inner_text("#documents")
+    page.click("#clear")
+    page.wait_for_function("() => document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 0")
+    ask(page, "Who runs the Selene-7 lunar greenhouse?")
+    answer = last_answer(page)
+    assert "Kowalczyk" in answer and "selene_greenhouse.txt" in answer
+    page.screenshot(path=root / "06-upload-answered.png")
+
+
+def test_nothing_is_fetched_from_beyond_the_machine(page):
+    foreign = [url for url in page.requests if not url.startswith(("http://127.0.0.1", "data:", "blob:"))]
+    assert foreign == []
