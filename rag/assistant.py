@@ -152,7 +152,7 @@ class Assistant:
             hits = focus_passages(query, hits, self.embedder, options.passage_tokens)
         constraint = None
         if options.answer_mode == "quote":
-            constraint = AnswerConstraint(tuple(hit.chunk.text for hit in hits), verbatim=True, refusal=IDK)
+            constraint = AnswerConstraint(tuple(hit.chunk.text for hit in hits), refusal=IDK)
         prepared = time.perf_counter()
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
         return AnswerStream(

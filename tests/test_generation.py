@@ -88,3 +88,23 @@ def test_the_constrainable_head_scores_only_allowed_tokens_and_exactly():
     logits = head(hidden)
     assert torch.allclose(logits[..., [2, 7]], linear(hidden)[..., [2, 7]])
     assert torch.isinf(logits[..., [0, 1, 3, 4, 5, 6, 8, 9]]).all()
+
+
+class OneHeadModel(torch.nn.Module):
+    def __init__(self, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def get_output_embeddings(self):
+        return self.head
+
+    def set_output_embeddings(self, head):
+        self.head = head
+
+
+def test_only_a_plain_linear_output_layer_is_made_constrainable():
+    plain = OneHeadModel(torch.nn.Linear(4, 10))
+    assert generation._constrainable_head(plain) is plain.head
+    quantized = OneHeadModel(torch.ao.nn.quantized.dynamic.Linear(4, 10))
+    before = quantized.head
+    assert generation._constrainable_head(quantized) is None and quantized.head is before

@@ -47,3 +47,22 @@ def test_chunks_fit_the_real_embedders_token_limit(real_assistant, real_embedder
     limit = real_assistant.settings.chunk_tokens
     for chunk in real_assistant.index.chunks:
         assert real_embedder.count_tokens(chunk.text) <= limit
+
+
+def test_quote_mode_answers_with_a_span_copied_from_a_cited_passage(real_assistant):
+    settings = real_assistant.settings.with_changes(answer_mode="quote")
+    question = "Which French president resisted the plan for a NATO office in Tokyo?"
+    answer = real_assistant.ask(question, settings=settings)
+    assert "Macron" in answer.text and not answer.abstained
+    span = answer.text.rsplit(" [", 1)[0]
+    assert any(span in hit.chunk.text for hit in answer.hits)
+
+
+def test_the_int8_generator_loads_and_answers(real_assistant):
+    from rag.generation import load_generator
+    from rag.prompts import build_messages
+
+    generator = load_generator(None, real_assistant.settings.cache_dir, "int8")
+    question = "Which French president resisted the plan for a NATO office in Tokyo?"
+    reply = "".join(generator.stream(build_messages(question, real_assistant.retrieve(question)), 16))
+    assert reply.strip()
