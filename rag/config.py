@@ -83,7 +83,9 @@ class Settings:
         if not -1.0 <= self.min_relevance <= 1.0:
             raise SettingsError(f"min_relevance is a cosine similarity in [-1, 1], got {self.min_relevance}")
         if isinstance(self.passage_tokens, bool) or not isinstance(self.passage_tokens, int) or self.passage_tokens < 0:
-            raise SettingsError(f"passage_tokens must be 0 (whole chunks) or a positive integer, got {self.passage_tokens!r}")
+            raise SettingsError(
+                f"passage_tokens must be 0 (whole chunks) or a positive integer, got {self.passage_tokens!r}"
+            )
         if self.answer_mode not in get_args(AnswerMode):
             raise SettingsError(f"answer_mode must be one of {get_args(AnswerMode)}, got {self.answer_mode!r}")
         if self.quantization not in get_args(Quantization):

@@ -9,8 +9,6 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing leaves the machine
@@ -52,15 +50,6 @@ _CSS = """
 #source-panel mark { background: #ffe58a; padding: 0 .1em; }
 #source-panel .rag-context { white-space: pre-wrap; line-height: 1.5; max-height: 60vh; overflow-y: auto; }
 """
-
-
-@dataclass(frozen=True)
-class ViewOptions:
-    """The page's settings section, mapped onto the assistant's Settings for one question."""
-
-    top_k: int
-    answer_mode: str
-    show_scores: bool
 
 
 def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
@@ -129,7 +118,7 @@ def accept_upload(path: Path, docs_dir: Path) -> str | None:
         return f"{name}: only {', '.join(sorted(SUPPORTED_SUFFIXES))} files can be added"
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
-        return f"{name}: {size / 1e6:.1f} MB is over the {MAX_UPLOAD_BYTES / 1e6:.0f} MB limit"
+        return f"{name}: {size / 2**20:.1f} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB limit"
     if size == 0:
         return f"{name}: the file is empty"
     target = docs_dir / name
@@ -150,8 +139,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     removed_dir = settings.index_dir / "removed"
 
     def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool):
-        options = settings.with_changes(top_k=int(top_k), candidates=max(settings.candidates, int(top_k)),
-                                        answer_mode=answer_mode)
+        options = settings.with_changes(top_k=int(top_k), answer_mode=answer_mode)
         history = [Turn(a.question, a.text, a.abstained) for a in turns]
         chat = [*chat, {"role": "user", "content": message}]
         try:
@@ -227,7 +215,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 with gr.Row():
                     clear = gr.Button("Clear conversation", size="sm", elem_id="clear")
                 with gr.Accordion("Settings", open=False):
-                    top_k = gr.Slider(1, 8, value=settings.top_k, step=1, label="Passages given to the model")
+                    top_k = gr.Slider(1, min(8, settings.candidates), value=settings.top_k, step=1,
+                                      label="Passages given to the model")
                     answer_mode = gr.Radio(["free", "quote"], value=settings.answer_mode, label="Answer mode",
                                            info="free: the model words the answer; quote: copied verbatim")
                     show_scores = gr.Checkbox(value=False, label="Show retrieval scores")
@@ -246,7 +235,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     )
                     add = gr.Button("Add to the documents", elem_id="add-documents")
                     with gr.Row():
-                        to_remove = gr.Dropdown(sorted(assistant.index.documents), label="Remove a document",
+                        to_remove = gr.Dropdown(_names(), label="Remove a document",
                                                 elem_id="remove-choice")
                         remove = gr.Button("Remove", size="sm", elem_id="remove-document")
                     status = gr.Textbox(label="Indexing", interactive=False, lines=3, elem_id="index-status")

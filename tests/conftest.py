@@ -49,7 +49,9 @@ class FakeGenerator:
         self.prompts: list[list[dict[str, str]]] = []
         self.constraints: list[object] = []
 
-    def stream(self, messages: list[dict[str, str]], max_new_tokens: int, constraint: object = None) -> Iterator[str]:
+    def stream(
+        self, messages: list[dict[str, str]], max_new_tokens: int, constraint: object = None
+    ) -> Iterator[str]:
         self.prompts.append(messages)
         self.constraints.append(constraint)
         reply = self.replies.pop(0) if self.replies else "I don't know."
