@@ -15,7 +15,7 @@ from rag.citations import (
 )
 from rag.config import Settings
 from rag.context import focus_passages
-from rag.conversation import Turn, standalone_question
+from rag.conversation import Turn, standalone_question, turn_followed
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.generation import AnswerConstraint, Generator, load_generator
 from rag.index import KnowledgeIndex
@@ -142,7 +142,8 @@ class Assistant:
         options = settings or self.settings
         question = self._check(question)
         started = time.perf_counter()
-        query = standalone_question(question, list(history))
+        query = standalone_question(question, history)  # what retrieval and the answer checks read
+        earlier = turn_followed(question, history)  # what the model reads the question after
         retriever = self._retriever  # one index for the whole question, even if a refresh swaps it meanwhile
         hits = retriever.search(query, options.top_k)
         retrieved = time.perf_counter()
@@ -156,7 +157,7 @@ class Assistant:
         prepared = time.perf_counter()
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
         return AnswerStream(
-            generator.stream(build_messages(query, hits), options.max_new_tokens, constraint),
+            generator.stream(build_messages(question, hits, earlier), options.max_new_tokens, constraint),
             self._finisher(question, query, hits, prepared - started),
         )
 

@@ -1,13 +1,15 @@
 """Follow-up questions: making "Who resisted it?" searchable by folding in the turn it follows.
 
 Rewriting with the language model would cost another generation (seconds on a CPU); a follow-up that points back
-("it", "they", "what about ...") is instead joined to the previous question and its answer, which gives retrieval
-the missing words and the model the referent. Questions that stand on their own are left alone.
+("it", "they", "what about ...") is instead searched joined to the previous question and its answer, which gives
+retrieval the missing words, and the model reads the previous turn as a real chat exchange (``rag.prompts``).
+Questions that stand on their own are left alone.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.citations import strip_markers
@@ -49,15 +51,24 @@ def _names_something(question: str) -> bool:
     return any(word[:1].isupper() or word[:1].isdigit() for word in words[1:])
 
 
-def standalone_question(question: str, history: list[Turn]) -> str:
+def turn_followed(question: str, history: Sequence[Turn]) -> Turn | None:
+    """The earlier turn ``question`` leans on (the last one) if it is a follow-up; ``None`` if it stands alone.
+
+    >>> turn_followed("Who resisted it?", [Turn("Where would NATO open an office?", "In Tokyo [1]")]).answer
+    'In Tokyo [1]'
+    """
+    return history[-1] if history and is_follow_up(question) else None
+
+
+def standalone_question(question: str, history: Sequence[Turn]) -> str:
     """``question`` made self-contained with the last turn when it is a follow-up; otherwise unchanged.
 
     >>> standalone_question("Who resisted it?", [Turn("Where would NATO open an office?", "In Tokyo [1]")])
     'Where would NATO open an office? In Tokyo. Who resisted it?'
     """
-    if not history or not is_follow_up(question):
+    last = turn_followed(question, history)
+    if last is None:
         return question
-    last = history[-1]
     earlier = last.question.strip()
     if not last.abstained:
         earlier = f"{earlier} {strip_markers(last.answer).rstrip('.')}."

@@ -77,7 +77,7 @@ def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
             f"[{n}] {hit.chunk.doc_name} fused {hit.score:.3f} · cosine {hit.dense_score:.2f}"
             for n, hit in enumerate(answer.hits, start=1)
         )
-        lines.append(f'<div class="rag-timings">passages: {html.escape(scores)}</div>')
+        lines.append(f'<div class="rag-timings rag-scores">passages: {html.escape(scores)}</div>')
     lines.append(timings)
     return "".join(lines)
 
@@ -138,23 +138,26 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     settings = assistant.settings
     removed_dir = settings.index_dir / "removed"
 
+    def show_question(message: str, chat: list):
+        # Shown at once, outside the queue, so a waiting person sees their question above the queue position.
+        return [*chat, {"role": "user", "content": html.escape(message)}], "", message
+
     def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool):
         options = settings.with_changes(top_k=int(top_k), answer_mode=answer_mode)
         history = [Turn(a.question, a.text, a.abstained) for a in turns]
-        chat = [*chat, {"role": "user", "content": message}]
         try:
             stream = assistant.stream(message, history, options)
         except QuestionError as exc:
-            yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns, ""
+            yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns
             return
         text = ""
         for piece in stream:
             text += piece
-            yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns, ""
+            yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns
         answer = stream.answer
         turns = [*turns, answer]
         rendered = render_answer(answer, len(turns) - 1, show_scores)
-        yield [*chat, {"role": "assistant", "content": rendered}], turns, ""
+        yield [*chat, {"role": "assistant", "content": rendered}], turns
 
     def open_source(request: str, turns: list):
         match = re.fullmatch(r"source-(\d+)-(\d+)", request or "")
@@ -202,6 +205,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     with gr.Blocks(title="Ask your documents") as app:
         turns = gr.State([])
+        asked = gr.State("")  # the question being answered, once it has left the question box
         gr.Markdown(
             f"## Ask your documents\nAnswers come only from the documents in `{settings.docs_dir}`; each cites its "
             "sources. Click a source to see it in its document."
@@ -214,12 +218,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                       show_label=False, elem_id="question", autofocus=True)
                 with gr.Row():
                     clear = gr.Button("Clear conversation", size="sm", elem_id="clear")
-                with gr.Accordion("Settings", open=False):
+                with gr.Accordion("Settings", open=False, elem_id="settings"):
                     top_k = gr.Slider(1, min(8, settings.candidates), value=settings.top_k, step=1,
-                                      label="Passages given to the model")
+                                      label="Passages given to the model", elem_id="passages")
                     answer_mode = gr.Radio(["free", "quote"], value=settings.answer_mode, label="Answer mode",
                                            info="free: the model words the answer; quote: copied verbatim")
-                    show_scores = gr.Checkbox(value=False, label="Show retrieval scores")
+                    show_scores = gr.Checkbox(value=False, label="Show retrieval scores", elem_id="show-scores")
             with gr.Column(scale=2):
                 with gr.Column(visible=False, elem_id="source-panel") as source_panel:
                     source_view = gr.HTML()
@@ -243,7 +247,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         source_open = gr.Button(visible="hidden", elem_id="source-open")
 
         question.submit(
-            respond, [question, chatbot, turns, top_k, answer_mode, show_scores], [chatbot, turns, question],
+            show_question, [question, chatbot], [chatbot, question, asked], queue=False, api_visibility="private"
+        ).then(
+            respond, [asked, chatbot, turns, top_k, answer_mode, show_scores], [chatbot, turns],
             concurrency_limit=1, concurrency_id="generator", api_visibility="private",
         )
         clear.click(lambda: ([], [], gr.update(visible=False)), None, [chatbot, turns, source_panel],

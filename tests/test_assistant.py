@@ -101,12 +101,14 @@ def test_an_answer_that_only_repeats_the_question_becomes_an_abstention(make_ass
     assert answer.abstained and answer.citations == []
 
 
-def test_a_follow_up_is_searched_and_asked_together_with_the_previous_turn(make_assistant):
+def test_a_follow_up_is_searched_with_the_previous_turn_and_asked_after_it_as_a_chat(make_assistant):
     assistant, generator = make_assistant("2,850 km")
     history = [Turn("Which river flows through ten countries?", "The Danube [1]")]
     answer = assistant.ask("How long is it?", history)
-    prompt = generator.prompts[0][-1]["content"]
-    assert "Which river flows through ten countries? The Danube. How long is it?" in prompt
+    _system, earlier_question, earlier_answer, follow_up = generator.prompts[0]
+    assert earlier_question["content"].endswith("Question: Which river flows through ten countries?")
+    assert earlier_answer == {"role": "assistant", "content": "The Danube"}
+    assert follow_up == {"role": "user", "content": "Question: How long is it?"}
     assert any("2,850" in h.chunk.text for h in answer.hits)
     assert answer.question == "How long is it?" and not answer.abstained
 

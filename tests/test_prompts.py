@@ -1,0 +1,38 @@
+"""Prompts: numbered passages and the question as chat messages; a follow-up replays the turn it leans on."""
+
+from rag.conversation import Turn
+from rag.prompts import IDK, SYSTEM_PROMPT, build_messages
+from rag.types import Chunk, Hit
+
+TEXTS = ["The Danube is 2,850 km long.", "The Rhine rises in the Alps."]
+HITS = [
+    Hit(Chunk(f"c{n}", "doc", "rivers.txt", "Rivers", n, 0, len(text), text), score=1.0, dense_score=0.5)
+    for n, text in enumerate(TEXTS)
+]
+
+
+def test_a_question_is_one_user_message_holding_the_numbered_passages_after_the_system_prompt():
+    system, user = build_messages("How long is the Danube?", HITS)
+    assert system == {"role": "system", "content": SYSTEM_PROMPT}
+    assert user["role"] == "user"
+    assert "[1] (Rivers) The Danube is 2,850 km long." in user["content"]
+    assert "[2] (Rivers) The Rhine rises in the Alps." in user["content"]
+    assert user["content"].endswith("Question: How long is the Danube?")
+
+
+def test_the_system_prompt_tells_the_model_how_to_refuse():
+    assert f"reply exactly: {IDK}" in SYSTEM_PROMPT
+
+
+def test_a_follow_up_comes_after_the_earlier_exchange_whose_answer_loses_its_markers():
+    earlier = Turn("Which river flows through ten countries?", "The Danube [1]")
+    system, first, reply, follow_up = build_messages("How long is it?", HITS, earlier)
+    assert system["role"] == "system"
+    assert "[1] (Rivers)" in first["content"] and first["content"].endswith(f"Question: {earlier.question}")
+    assert reply == {"role": "assistant", "content": "The Danube"}
+    assert follow_up == {"role": "user", "content": "Question: How long is it?"}
+
+
+def test_an_earlier_abstention_is_replayed_as_the_refusal_the_model_was_taught():
+    earlier = Turn("What is the budget?", "I don't know: the documents do not say.", abstained=True)
+    assert build_messages("Who sets it?", HITS, earlier)[2]["content"] == IDK
