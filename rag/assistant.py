@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -157,7 +158,9 @@ class Assistant:
         prepared = time.perf_counter()
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
         return AnswerStream(
-            generator.stream(build_messages(question, hits, earlier), options.max_new_tokens, constraint),
+            generator.stream(
+                build_messages(question, hits, earlier), options.max_new_tokens, constraint, options.max_generation_s
+            ),
             self._finisher(question, query, hits, prepared - started),
         )
 
@@ -168,6 +171,8 @@ class Assistant:
         self._retriever = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k)
 
     def _check(self, question: str) -> str:
+        # Control and format characters (NUL, escape sequences, zero-width marks) carry no meaning in a question.
+        question = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in question)
         question = " ".join(question.split())
         if not question:
             raise QuestionError("the question is empty")

@@ -58,6 +58,7 @@ class Settings:
 
     # Generation.
     max_new_tokens: int = 48
+    max_generation_s: float = 60.0  # a reply still unfinished after this long is cut off where it is
     quantization: Quantization = "none"
     # "free": the model writes the answer, which is checked against the passage it cites; "quote": decoding is
     # constrained so the answer is a span copied verbatim from one passage (or the refusal).
@@ -72,6 +73,9 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name} must be a positive integer, got {value!r}")
+        limit = self.max_generation_s
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+            raise SettingsError(f"max_generation_s must be a positive number, got {self.max_generation_s!r}")
         if self.chunk_tokens > 256:
             raise SettingsError(f"chunk_tokens must be at most 256 (the embedder's limit), got {self.chunk_tokens}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:

@@ -56,9 +56,14 @@ class Generator(Protocol):
     name: str
 
     def stream(
-        self, messages: list[dict[str, str]], max_new_tokens: int, constraint: AnswerConstraint | None = None
+        self,
+        messages: list[dict[str, str]],
+        max_new_tokens: int,
+        constraint: AnswerConstraint | None = None,
+        max_seconds: float | None = None,
     ) -> Iterator[str]:
-        """Yield the reply to a chat, piece by piece, greedily decoded, within ``constraint`` when given."""
+        """Yield the reply to a chat, piece by piece, greedily decoded, within ``constraint`` when given; stop
+        after ``max_new_tokens`` tokens or ``max_seconds`` of generating, whichever comes first."""
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -207,7 +212,11 @@ class TransformersGenerator:
         return copy.deepcopy(self._prefix_cache[1])
 
     def stream(
-        self, messages: list[dict[str, str]], max_new_tokens: int, constraint: AnswerConstraint | None = None
+        self,
+        messages: list[dict[str, str]],
+        max_new_tokens: int,
+        constraint: AnswerConstraint | None = None,
+        max_seconds: float | None = None,
     ) -> Iterator[str]:
         with self._lock:
             inputs = self._encode(messages)
@@ -239,6 +248,7 @@ class TransformersGenerator:
                             **options,
                             streamer=streamer,
                             max_new_tokens=max_new_tokens,
+                            max_time=max_seconds,
                             do_sample=False,
                             stopping_criteria=[_StopAtLineBreak(self._line_break_ids, prompt_length)],
                             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rag.citations import strip_markers
 from rag.conversation import Turn
+from rag.injection import withhold_instructions
 from rag.types import Hit
 
 IDK = "I don't know"
@@ -19,8 +20,12 @@ SYSTEM_PROMPT = (
 
 
 def format_passages(hits: list[Hit]) -> str:
-    """Passages numbered from 1 in retrieval order; ``[n]`` in an answer refers to ``hits[n - 1]``."""
-    return "\n\n".join(f"[{n}] ({hit.chunk.doc_title}) {hit.chunk.text}" for n, hit in enumerate(hits, start=1))
+    """Passages numbered from 1 in retrieval order; ``[n]`` in an answer refers to ``hits[n - 1]``. Sentences
+    that address the model rather than the reader are withheld (``rag.injection``)."""
+    return "\n\n".join(
+        f"[{n}] ({withhold_instructions(hit.chunk.doc_title)}) {withhold_instructions(hit.chunk.text)}"
+        for n, hit in enumerate(hits, start=1)
+    )
 
 
 def build_messages(question: str, hits: list[Hit], earlier: Turn | None = None) -> list[dict[str, str]]:

@@ -10,10 +10,14 @@ import re
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing leaves the machine
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.assistant import Assistant, QuestionError
 from rag.conversation import Turn
@@ -169,7 +173,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         if not files:
             return "Choose files first.", documents_table(assistant), gr.update(choices=_names())
         progress(0.1, desc="copying files")
-        refused = [reason for f in files if (reason := accept_upload(Path(_path_of(f)), settings.docs_dir))]
+        refused = []
+        for file in files:
+            uploaded = Path(_path_of(file))
+            if reason := accept_upload(uploaded, settings.docs_dir):
+                refused.append(reason)
+            uploaded.unlink(missing_ok=True)  # Gradio's upload cache would otherwise keep (and serve) a copy
         progress(0.3, desc="indexing new documents")
         started = time.perf_counter()
         report = assistant.refresh()
@@ -281,12 +290,59 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+class SameOriginOnly:
+    """Refuses (403) any HTTP request whose ``Origin`` header names another site, or ``null``.
+
+    Browsers attach ``Origin`` to cross-site requests; Gradio's own CORS handling only withholds the response
+    headers, so a page on another site could still make a visitor's browser upload files or ask questions here.
+    Requests without ``Origin`` (scripts, ``gradio_client``) are not cross-site requests and pass.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            origin = headers.get("origin")
+            if origin is not None and not same_origin(origin, headers.get("host", "")):
+                if scope["type"] == "http":
+                    response = PlainTextResponse("Cross-site request refused", status_code=403)
+                    await response(scope, receive, send)
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
+        await self.app(scope, receive, send)
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's ``Origin`` is this server's own ``Host`` (loopback names count as one).
+
+    >>> same_origin("http://127.0.0.1:7860", "127.0.0.1:7860"), same_origin("null", "127.0.0.1:7860")
+    (True, False)
+    >>> same_origin("http://localhost:7860", "127.0.0.1:7860"), same_origin("https://evil.example", "127.0.0.1:7860")
+    (True, False)
+    """
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    served = urlsplit(f"//{host}")
+    if parts.port != served.port:
+        return False
+    both_loopback = parts.hostname in LOOPBACK_NAMES and (served.hostname or "") in LOOPBACK_NAMES
+    return both_loopback or parts.hostname == served.hostname
+
+
 def launch(
     assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None
 ) -> None:
     """Serve the chat until interrupted; binds only ``host`` (loopback unless the user asks otherwise).
 
-    Only the documents folder may be served as files; ``share`` is never turned on.
+    Only the documents folder may be served as files; ``share`` is never turned on; requests from other sites'
+    pages are refused.
     """
     app = build_app(assistant)
     app.queue(max_size=QUEUE_SIZE).launch(
@@ -299,4 +355,6 @@ def launch(
         max_file_size=MAX_UPLOAD_BYTES,
         footer_links=[],
         css=_CSS,
+        ssr_mode=False,  # no Node.js server beside Python: one process, one port
+        app_kwargs={"middleware": [Middleware(SameOriginOnly)]},
     )

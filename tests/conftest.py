@@ -50,7 +50,8 @@ class FakeGenerator:
         self.constraints: list[object] = []
 
     def stream(
-        self, messages: list[dict[str, str]], max_new_tokens: int, constraint: object = None
+        self, messages: list[dict[str, str]], max_new_tokens: int, constraint: object = None,
+        max_seconds: float | None = None,
     ) -> Iterator[str]:
         self.prompts.append(messages)
         self.constraints.append(constraint)

@@ -80,11 +80,21 @@ def test_an_off_topic_question_is_answered_without_loading_the_model(docs_dir, t
     )
 
 
-@pytest.mark.parametrize("question", ["", "   \n\t", "x" * 5000])
-def test_unusable_questions_get_a_clear_error(make_assistant, question):
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [("", "empty"), ("   \n\t", "empty"), ("\x00\x1b\u200b", "empty"), ("x" * 20_000, "20000 characters long")],
+)
+def test_unusable_questions_get_a_clear_error(make_assistant, question, reason):
     assistant, _ = make_assistant()
-    with pytest.raises(QuestionError):
+    with pytest.raises(QuestionError, match=reason):
         assistant.ask(question)
+
+
+def test_control_characters_are_dropped_from_a_question(make_assistant):
+    assistant, generator = make_assistant("In the Swiss Alps [1].")
+    answer = assistant.ask("Where\x00 does the\x1b[31m Rhine\u200b rise?\x07")
+    assert answer.question == "Where does the [31m Rhine rise?"
+    assert generator.prompts[0][-1]["content"].endswith("Question: Where does the [31m Rhine rise?")
 
 
 def test_refresh_makes_new_documents_answerable_without_a_restart(make_assistant, docs_dir):

@@ -66,3 +66,19 @@ def test_the_int8_generator_loads_and_answers(real_assistant):
     question = "Which French president resisted the plan for a NATO office in Tokyo?"
     reply = "".join(generator.stream(build_messages(question, real_assistant.retrieve(question)), 16))
     assert reply.strip()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "日本とNATOはいつIPCPに署名しましたか？",  # Japanese
+        "Quel président français s'est opposé au bureau de l'OTAN à Tokyo ?",  # French
+        "Who\x00 resisted\x1b[2J the NATO office\u200b in Tokyo?\x07",  # control and zero-width characters
+        "Which French president resisted the plan for a NATO office in Tokyo? " * 28,  # long, under the limit
+    ],
+)
+def test_unusual_questions_get_an_answer_or_an_abstention_within_the_limits(real_assistant, question):
+    answer = real_assistant.ask(question)
+    assert answer.text and (answer.abstained or answer.citations)
+    assert real_assistant.generator.count_tokens(answer.raw_output) <= real_assistant.settings.max_new_tokens
+    assert answer.timings.generation_s <= real_assistant.settings.max_generation_s + 5

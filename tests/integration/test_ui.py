@@ -1,18 +1,25 @@
-"""``rag chat`` as a server: loopback only, answers streamed with their sources listed, real models."""
+"""``rag chat`` as a server, real models: loopback only, answers with their sources, and nothing else let in: no
+file outside the documents folder, no request from another site's page, no upload over the limit, no request
+without the login when ``--auth`` is set."""
 
 import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from gradio_client import Client
 
+from rag.ui import AUTH_ENV, MAX_UPLOAD_BYTES
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
+MACRON_QUESTION = "Which French president resisted the plan for a NATO office in Tokyo?"
+A_DOCUMENT = sorted(DOCUMENTS.glob("*.txt"))[0]
 
 
 def free_port() -> int:
@@ -35,30 +42,108 @@ def wait_until_listening(process: subprocess.Popen, port: int, timeout_s: float 
     pytest.fail("rag chat did not start listening")
 
 
-@pytest.fixture(scope="module")
-def chat_server(tmp_path_factory):
+def start_chat(index_dir: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``rag chat`` over the default corpus on a free port; the process and its base URL."""
     port = free_port()
-    index_dir = tmp_path_factory.mktemp("chat-index")
     process = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "chat", "--docs", str(DOCUMENTS), "--index", str(index_dir),
          "--port", str(port)],
-        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     wait_until_listening(process, port)
-    yield process, port
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop(process: subprocess.Popen) -> None:
     process.terminate()
     process.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def chat_server(tmp_path_factory):
+    process, url = start_chat(tmp_path_factory.mktemp("chat-index"))
+    yield process, url
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory):
+    process, url = start_chat(tmp_path_factory.mktemp("auth-index"), env={AUTH_ENV: "ann:s3cret"})
+    yield url
+    stop(process)
+
+
 def test_listens_on_loopback_only(chat_server):
-    process, port = chat_server
+    process, _ = chat_server
     listening = [c.laddr for c in psutil.Process(process.pid).net_connections() if c.status == "LISTEN"]
     assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
 
 
 def test_answers_with_sources_listed_under_the_answer(chat_server):
-    _, port = chat_server
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False, download_files=False)
-    reply = client.predict("Which French president resisted the plan for a NATO office in Tokyo?", api_name="/chat")
+    _, url = chat_server
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    reply = client.predict(MACRON_QUESTION, api_name="/chat")
     assert "Macron" in reply
     assert "Sources" in reply and "002_039194b7b7e47dc6.txt" in reply and 'href="#source-0-1"' in reply
+
+
+def test_a_document_is_served_as_a_file_but_nothing_outside_the_documents_folder(chat_server, tmp_path):
+    _, url = chat_server
+    inside = A_DOCUMENT.resolve()
+    assert httpx.get(f"{url}/gradio_api/file={inside}").text.startswith(inside.read_text()[:40])
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web")
+    outside = [
+        "/etc/passwd",
+        str(secret),
+        "../../../../../../etc/passwd",
+        "%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        f"{inside.parent}/../pyproject.toml",
+        f"{inside.parent}/%2e%2e/pyproject.toml",
+        f"{inside.parent}/%2E%2E%2Fpyproject.toml",
+        f"{str(inside.parent).upper()}/{inside.name}",
+        f"{inside.parent}/..%2f..%2f..%2fetc/passwd",
+    ]
+    for path in outside:
+        response = httpx.get(f"{url}/gradio_api/file={path}")
+        assert response.status_code in (403, 404), path
+        assert "not for the web" not in response.text and "root:" not in response.text, path
+    assert httpx.get(f"{url}/GRADIO_API/FILE=/etc/passwd").status_code == 404
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://127.0.0.1:1", "file://"])
+def test_requests_from_another_sites_page_cannot_upload_or_ask(chat_server, origin):
+    _, url = chat_server
+    headers = {"Origin": origin}
+    upload = httpx.post(f"{url}/gradio_api/upload", files={"files": ("a.txt", b"hello")}, headers=headers)
+    ask = httpx.post(f"{url}/gradio_api/call/chat", json={"data": [MACRON_QUESTION]}, headers=headers)
+    assert upload.status_code == ask.status_code == 403
+
+
+def test_the_page_itself_may_upload(chat_server):
+    _, url = chat_server
+    upload = httpx.post(f"{url}/gradio_api/upload", files={"files": ("a.txt", b"hello")}, headers={"Origin": url})
+    assert upload.status_code == 200
+
+
+def test_an_upload_over_the_size_limit_is_refused(chat_server):
+    _, url = chat_server
+    too_big = b"a" * (MAX_UPLOAD_BYTES + 1024)
+    response = httpx.post(f"{url}/gradio_api/upload", files={"files": ("big.txt", too_big)}, timeout=60)
+    assert response.status_code == 413
+
+
+def test_with_auth_nothing_but_the_login_page_answers_without_credentials(guarded_server):
+    url = guarded_server
+    for path in ["/config", "/gradio_api/info", f"/gradio_api/file={A_DOCUMENT.resolve()}"]:
+        assert httpx.get(f"{url}{path}").status_code == 401, path
+    assert httpx.post(f"{url}/gradio_api/call/chat", json={"data": [MACRON_QUESTION]}).status_code == 401
+    assert httpx.post(f"{url}/gradio_api/upload", files={"files": ("a.txt", b"x")}).status_code == 401
+    assert httpx.post(f"{url}/login", data={"username": "ann", "password": "wrong"}).status_code == 400
+
+
+def test_with_auth_the_right_login_is_answered(guarded_server):
+    client = Client(guarded_server, auth=("ann", "s3cret"), verbose=False, analytics_enabled=False,
+                    download_files=False)
+    assert "Macron" in client.predict(MACRON_QUESTION, api_name="/chat")
