@@ -29,6 +29,8 @@ from rag.types import Answer
 def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docs", dest="docs_dir", help="documents folder (default: documents)")
     parser.add_argument("--index", dest="index_dir", help="index folder (default: index)")
+    parser.add_argument("--max-file-mb", dest="max_file_mb", type=int,
+                        help="skip documents larger than this many MB (default: 50)")
 
 
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="build or update the index")
     _add_corpus_options(index)
     index.add_argument("--rebuild", action="store_true", help="ignore the existing index and build from scratch")
+    index.add_argument("--wait", dest="index_lock_wait_s", type=float, metavar="SECONDS",
+                       help="how long to wait for another update of the same index (default: 600)")
 
     ask = commands.add_parser("ask", help="answer one question with cited sources")
     ask.add_argument("question")
@@ -80,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = ("docs_dir", "index_dir", "generator_model", "top_k", "quantization", "answer_mode", "passage_tokens")
+    names = (
+        "docs_dir", "index_dir", "max_file_mb", "index_lock_wait_s", "generator_model", "top_k", "quantization", "answer_mode",
+        "passage_tokens",
+    )
     return Settings().with_changes(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 

@@ -33,6 +33,8 @@ class Settings:
     """
 
     docs_dir: Path = Path("documents")
+    max_file_mb: int = 50  # documents over this size are skipped, unread, with the reason in the index report
+    index_lock_wait_s: float = 600.0  # how long an index update waits for another one to finish before giving up
     index_dir: Path = Path("index")
     cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
 
@@ -68,14 +70,17 @@ class Settings:
     def __post_init__(self) -> None:
         for name in ("docs_dir", "index_dir", "cache_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
-        positive = ("chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "max_question_chars")
+        positive = (
+            "chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "max_question_chars", "max_file_mb"
+        )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name} must be a positive integer, got {value!r}")
-        limit = self.max_generation_s
-        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
-            raise SettingsError(f"max_generation_s must be a positive number, got {self.max_generation_s!r}")
+        for name in ("max_generation_s", "index_lock_wait_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.chunk_tokens > 256:
             raise SettingsError(f"chunk_tokens must be at most 256 (the embedder's limit), got {self.chunk_tokens}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:

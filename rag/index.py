@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -32,6 +33,8 @@ import faiss
 import numpy as np
 
 from rag.types import Chunk, Document
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
@@ -163,20 +166,30 @@ def _write_generation(index: KnowledgeIndex, folder: Path) -> None:
 
 @contextmanager
 def write_lock(index_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
-    """Hold the index's writer lock; waits up to ``timeout_s`` for another writer, then raises IndexLocked."""
+    """Hold the index's writer lock; waits up to ``timeout_s`` for another writer, then raises IndexLocked.
+
+    Once held, whatever a writer that died mid-way left unfinished (``.tmp-gen-*``) is removed.
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / LOCK_FILE, "a+") as lock:
         deadline = time.monotonic() + timeout_s
+        waited = False
         while True:
             try:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waited:
+                    log.warning("another process is updating the index in %s; waiting up to %.0f s", index_dir,
+                                timeout_s)
+                    waited = True
                 if time.monotonic() >= deadline:
                     raise IndexLocked(
                         f"another process is updating the index in {index_dir}; try again when it has finished"
                     ) from None
                 time.sleep(0.2)
+        for unfinished in index_dir.glob(".tmp-gen-*"):
+            shutil.rmtree(unfinished, ignore_errors=True)
         try:
             yield
         finally:

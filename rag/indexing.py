@@ -137,8 +137,8 @@ def build_or_update(
     Holds the writer lock for the whole update; writes a new generation only when something changed.
     ``rebuild`` ignores (and so replaces) whatever index is there, damaged or not.
     """
-    with write_lock(index_dir):
-        loaded = load_folder(docs_dir)
+    with write_lock(index_dir, settings.index_lock_wait_s):
+        loaded = load_folder(docs_dir, settings.max_file_mb)
         previous = None
         if not rebuild:
             try:

@@ -19,7 +19,7 @@ from rag.types import Document
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
-MAX_FILE_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_FILE_MB = 50  # larger files are skipped unread: embedding 50 MB of text takes hours on a laptop CPU
 
 
 class UnreadableFile(Exception):
@@ -103,14 +103,17 @@ def _title_from_text(text: str, fallback: str) -> str:
     return fallback
 
 
-def load_file(path: Path, name: str) -> Document:
-    """Read one supported file into a Document named ``name``; raise UnreadableFile with the reason otherwise."""
+def load_file(path: Path, name: str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> Document:
+    """Read one supported file into a Document named ``name``; raise UnreadableFile with the reason otherwise.
+
+    A file over ``max_file_mb`` is refused before any of it is read, so memory stays bounded.
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnreadableFile(f"unsupported file type {suffix or '(none)'}")
     size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise UnreadableFile(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    if size > max_file_mb * 1024 * 1024:
+        raise UnreadableFile(f"{size / 2**20:.0f} MB is over the {max_file_mb} MB limit (setting max_file_mb)")
     title = ""
     if suffix == ".pdf":
         raw, title = _pdf_to_text(path)
@@ -137,18 +140,35 @@ def iter_document_paths(folder: Path) -> tuple[list[tuple[Path, str]], list[Skip
         if any(part.startswith(".") for part in rel.parts):
             continue
         if path.is_symlink():
-            skipped.append(SkippedFile(rel.as_posix(), "symbolic link (not followed)"))
+            skipped.append(SkippedFile(_printable(rel.as_posix()), "symbolic link (not followed)"))
             continue
         if not path.is_file():
             continue
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            skipped.append(SkippedFile(rel.as_posix(), f"unsupported file type {path.suffix or '(none)'}"))
+            skipped.append(SkippedFile(_printable(rel.as_posix()), f"unsupported file type {path.suffix or '(none)'}"))
+            continue
+        if not _encodable(rel.as_posix()):
+            # The index stores names as UTF-8 text; a name made of other bytes could not be cited or removed.
+            skipped.append(SkippedFile(_printable(rel.as_posix()), "file name is not valid UTF-8; rename the file"))
             continue
         found.append((path, rel.as_posix()))
     return found, skipped
 
 
-def load_folder(folder: Path | str) -> LoadResult:
+def _encodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    """``name`` safe to print and store: undecodable bytes shown as ``\\xNN``."""
+    return name if _encodable(name) else name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def load_folder(folder: Path | str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> LoadResult:
     """Load every supported document under ``folder``; unreadable files are skipped with their reason."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -157,7 +177,7 @@ def load_folder(folder: Path | str) -> LoadResult:
     result = LoadResult(skipped=skipped)
     for path, name in paths:
         try:
-            result.documents.append(load_file(path, name))
+            result.documents.append(load_file(path, name, max_file_mb))
         except UnreadableFile as exc:
             result.skipped.append(SkippedFile(name, str(exc)))
         except OSError as exc:

@@ -1,5 +1,7 @@
 """The Assistant with fakes: retrieval feeds numbered passages to the generator; answers carry citations."""
 
+import threading
+
 import pytest
 
 from rag import Assistant, QuestionError, Settings
@@ -136,3 +138,32 @@ def test_a_follow_up_answered_with_the_previous_answer_again_becomes_an_abstenti
     assistant, _ = make_assistant("The Danube")
     history = [Turn("Which river flows through ten countries?", "The Danube [1]")]
     assert assistant.ask("Who named it?", history).abstained
+
+
+def test_questions_asked_during_an_index_swap_see_the_whole_old_or_the_whole_new_index(make_assistant, docs_dir):
+    assistant, _ = make_assistant()
+    old_ids = {chunk.id for chunk in assistant.index.chunks}
+    (docs_dir / "rivers.txt").write_text("The Rhine rises in the Swiss Alps and ends in the North Sea.")
+    (docs_dir / "lakes.txt").write_text("Lake Titicaca lies between Peru and Bolivia.")
+    seen: list[set[str]] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            seen.append({hit.chunk.id for hit in assistant.ask("Where does the Rhine rise?").hits})
+
+    askers = [threading.Thread(target=keep_asking) for _ in range(3)]
+    for thread in askers:
+        thread.start()
+    for _ in range(5):  # swap back and forth while the questions run
+        assistant.refresh()
+        (docs_dir / "lakes.txt").unlink()
+        assistant.refresh()
+        (docs_dir / "lakes.txt").write_text("Lake Titicaca lies between Peru and Bolivia.")
+    assistant.refresh()
+    stop.set()
+    for thread in askers:
+        thread.join()
+    new_ids = {chunk.id for chunk in assistant.index.chunks}
+    middle_ids = new_ids - {c.id for c in assistant.index.chunks if c.doc_name == "lakes.txt"}
+    assert seen and all(ids <= old_ids or ids <= new_ids or ids <= middle_ids for ids in seen)

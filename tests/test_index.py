@@ -118,6 +118,16 @@ def test_a_second_writer_is_refused_with_a_clear_message(tmp_path):
         pass
 
 
+def test_taking_the_lock_clears_what_a_dead_writer_left_unfinished(built):
+    _, index_dir = built
+    unfinished = index_dir / ".tmp-gen-20260101T000000-abcdef"
+    (unfinished / "keyword").mkdir(parents=True)
+    (unfinished / "chunks.jsonl").write_text("{partial")
+    with write_lock(index_dir):
+        assert not unfinished.exists()
+    assert load_index(index_dir).chunks
+
+
 def test_no_index_file_is_a_pickle(built):
     _, index_dir = built
     for path in current_generation(index_dir).rglob("*"):

@@ -1,7 +1,11 @@
 """Loaders: supported files become cleaned Documents with content-hash ids; anything else is skipped with a reason."""
 
 import hashlib
+import io
+import os
+import tracemalloc
 
+import pytest
 from pypdf import PdfWriter
 
 from rag.loaders import clean_text, load_folder
@@ -71,3 +75,120 @@ def test_pdf_without_text_layer_is_skipped(tmp_path):
         writer.write(f)
     result = load_folder(tmp_path)
     assert result.documents == [] and result.skipped[0].reason == "no text"
+
+
+def _pdf_with_text(text: str) -> bytes:
+    """A minimal one-page PDF whose text layer holds ``text`` (Helvetica), with a correct cross-reference table."""
+    stream = f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 400 200] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_pdf_text_layer_is_loaded(tmp_path):
+    (tmp_path / "report.pdf").write_bytes(_pdf_with_text("The Selene-7 greenhouse grows basil."))
+    [doc] = load_folder(tmp_path).documents
+    assert "Selene-7 greenhouse grows basil" in doc.text
+
+
+def test_encrypted_and_truncated_pdfs_are_skipped_with_reasons(tmp_path):
+    writer = PdfWriter(clone_from=io.BytesIO(_pdf_with_text("Secret minutes.")))
+    writer.encrypt(user_password="pw", owner_password="owner")
+    with open(tmp_path / "locked.pdf", "wb") as f:
+        writer.write(f)
+    whole = _pdf_with_text("Half of a document.")
+    (tmp_path / "truncated.pdf").write_bytes(whole[: len(whole) // 3])
+    (tmp_path / "good.txt").write_text("Still indexed.", encoding="utf-8")
+    result = load_folder(tmp_path)
+    assert [d.name for d in result.documents] == ["good.txt"]
+    reasons = {s.name: s.reason for s in result.skipped}
+    assert reasons["locked.pdf"] == "encrypted PDF"
+    assert "PDF" in reasons["truncated.pdf"] or reasons["truncated.pdf"] == "no text"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("Grüße aus Köln.".encode("utf-16"), "Grüße aus Köln."),  # UTF-16 with its byte-order mark
+        ("\ufeffCafé with a BOM.".encode("utf-8"), "Café with a BOM."),
+        ("Москва — столица России, крупнейший город страны.".encode("cp1251"), "Москва"),
+        ("東京は日本の首都であり、世界最大の都市圏の一つです。".encode("shift_jis"), "東京"),
+    ],
+)
+def test_text_in_other_encodings_is_decoded(tmp_path, data, expected):
+    (tmp_path / "t.txt").write_bytes(data)
+    [doc] = load_folder(tmp_path).documents
+    assert expected in doc.text
+
+
+def test_invalid_utf8_is_still_read_and_never_crashes(tmp_path):
+    (tmp_path / "mixed.txt").write_bytes(b"Valid start. Broken \xc3 byte \xff here, then more ordinary words.")
+    [doc] = load_folder(tmp_path).documents
+    assert doc.text.startswith("Valid start. Broken")
+
+
+def test_odd_file_names_are_loaded_under_their_own_names(tmp_path):
+    names = ["résumé notes.txt", "new\nline.txt", "-dash.txt", "UPPER.TXT", "📄 emoji.md", "x" * 200 + ".txt",
+             "per%20cent #hash.txt"]
+    for name in names:
+        (tmp_path / name).write_text(f"Text of {name!r}.", encoding="utf-8")
+    assert sorted(d.name for d in load_folder(tmp_path).documents) == sorted(names)
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_a_reason(tmp_path):
+    (tmp_path / os.fsdecode(b"bad\xffname.txt")).write_text("Text.", encoding="utf-8")
+    (tmp_path / "good.txt").write_text("Good.", encoding="utf-8")
+    result = load_folder(tmp_path)
+    assert [d.name for d in result.documents] == ["good.txt"]
+    [skipped] = result.skipped
+    assert skipped.name == "bad\\xffname.txt" and "not valid UTF-8" in skipped.reason
+
+
+def test_a_symlinked_folder_pointing_outside_is_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret", encoding="utf-8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "elsewhere").symlink_to(outside, target_is_directory=True)
+    result = load_folder(docs)
+    assert result.documents == [] and "symbolic link" in result.skipped[0].reason
+
+
+def test_a_200_mb_file_is_skipped_unread_and_memory_stays_bounded(tmp_path):
+    big = tmp_path / "huge.txt"
+    line = b"A long log line that repeats and repeats to fill two hundred megabytes of text.\n"
+    with open(big, "wb") as f:
+        block = line * (1 << 16)
+        for _ in range(200 * 2**20 // len(block) + 1):
+            f.write(block)
+    (tmp_path / "small.txt").write_text("Small.", encoding="utf-8")
+    tracemalloc.start()
+    try:
+        result = load_folder(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [d.name for d in result.documents] == ["small.txt"]
+    assert "over the 50 MB limit" in result.skipped[0].reason
+    assert peak < 16 * 2**20
+
+
+def test_the_size_limit_is_a_setting(tmp_path):
+    (tmp_path / "two_mb.txt").write_text("word " * (2**20 // 2), encoding="utf-8")
+    assert load_folder(tmp_path, max_file_mb=1).skipped[0].name == "two_mb.txt"
+    assert [d.name for d in load_folder(tmp_path, max_file_mb=5).documents] == ["two_mb.txt"]
