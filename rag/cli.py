@@ -85,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     names = (
-        "docs_dir", "index_dir", "max_file_mb", "index_lock_wait_s", "generator_model", "top_k", "quantization", "answer_mode",
-        "passage_tokens",
+        "docs_dir", "index_dir", "max_file_mb", "index_lock_wait_s", "generator_model", "top_k", "quantization",
+        "answer_mode", "passage_tokens",
     )
     return Settings().with_changes(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ctypes
 import hashlib
 import importlib
 import logging
@@ -265,6 +266,7 @@ class TransformersGenerator:
                 worker.join()
                 if self.head is not None:
                     self.head.allowed = None
+                _return_freed_memory()
             if failure:
                 raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
 
@@ -372,6 +374,29 @@ class _StopAtLineBreak(StoppingCriteria):
         is_break = torch.isin(generated, self.line_break_ids)
         done = bool(is_break[-1]) and not bool(is_break.all())
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
+
+
+def _return_freed_memory() -> None:
+    """Give memory freed by the last generation back to the system (glibc only; elsewhere nothing happens).
+
+    Each generation allocates and frees its attention cache, and on a server the work moves between threads, each
+    with its own malloc arena. In the chat server's load test (64 questions, tests/integration/test_ui.py) RSS grew
+    2752 -> 3084 MiB without trimming and 2683 -> 2718 MiB with it.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - present in glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
 
 
 def load_generator(model: str | None, cache_dir: Path, quantization: Quantization = "none") -> TransformersGenerator:

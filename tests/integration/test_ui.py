@@ -2,10 +2,12 @@
 file outside the documents folder, no request from another site's page, no upload over the limit, no request
 without the login when ``--auth`` is set."""
 
+import concurrent.futures
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import psutil
 import pytest
 from gradio_client import Client
 
-from rag.ui import AUTH_ENV, MAX_UPLOAD_BYTES
+from rag.ui import AUTH_ENV, MAX_UPLOAD_BYTES, QUEUE_SIZE
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -32,7 +34,8 @@ def wait_until_listening(process: subprocess.Popen, port: int, timeout_s: float 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"rag chat exited: {process.stdout.read().decode(errors='replace')[-2000:]}")
+            output = process.stdout.read().decode(errors="replace")[-2000:] if process.stdout else "(see its log)"
+            pytest.fail(f"rag chat exited: {output}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -42,14 +45,16 @@ def wait_until_listening(process: subprocess.Popen, port: int, timeout_s: float 
     pytest.fail("rag chat did not start listening")
 
 
-def start_chat(index_dir: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """``rag chat`` over the default corpus on a free port; the process and its base URL."""
+def start_chat(
+    index_dir: Path, env: dict[str, str] | None = None, log=subprocess.PIPE
+) -> tuple[subprocess.Popen, str]:
+    """``rag chat`` over the default corpus on a free port; the process and its base URL. Output goes to ``log``."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "rag.cli", "chat", "--docs", str(DOCUMENTS), "--index", str(index_dir),
          "--port", str(port)],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=log, stderr=subprocess.STDOUT,
     )
     wait_until_listening(process, port)
     return process, f"http://127.0.0.1:{port}"
@@ -147,3 +152,77 @@ def test_with_auth_the_right_login_is_answered(guarded_server):
     client = Client(guarded_server, auth=("ann", "s3cret"), verbose=False, analytics_enabled=False,
                     download_files=False)
     assert "Macron" in client.predict(MACRON_QUESTION, api_name="/chat")
+
+
+LOAD_QUESTIONS = [  # (question, a word the right answer holds): two answered by the model, two not in the documents
+    ("Which French president resisted the plan for a NATO office in Tokyo?", "Macron"),
+    ("In which year did Japan and NATO sign the IPCP?", "2014"),
+    ("What is the boiling point of mercury?", "know"),
+    ("How do I bake sourdough bread?", "know"),
+]
+
+
+def test_sixteen_clients_asking_four_questions_each_all_get_right_answers(tmp_path):
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        process, url = start_chat(tmp_path / "index", log=log)
+        try:
+            server = psutil.Process(process.pid)
+            warm = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            assert "Macron" in warm.predict(LOAD_QUESTIONS[0][0], api_name="/chat")  # model loaded before measuring
+            rss_before = server.memory_info().rss
+            results, queue_sizes = run_clients(url, clients=16, questions=LOAD_QUESTIONS)
+            rss_after = server.memory_info().rss
+        finally:
+            stop(process)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    wrong = [(q, reply) for (q, expected, reply, _) in (r for r in results if not isinstance(r, BaseException))
+             if expected not in reply]
+    latencies = sorted(r[3] for r in results if not isinstance(r, BaseException))
+    wall_s = max(latencies) if latencies else 0.0
+    p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
+    print(f"\nload: {len(results)} questions from 16 clients, {len(errors)} errors, {len(wrong)} wrong; "
+          f"throughput {len(latencies) / wall_s:.2f} questions/s; p95 latency {p95:.1f} s; "
+          f"largest queue seen {max(queue_sizes, default=0)}; server RSS {rss_before / 2**20:.0f} -> "
+          f"{rss_after / 2**20:.0f} MiB")
+    assert len(results) == 64 and not errors and not wrong
+    assert max(queue_sizes, default=0) <= QUEUE_SIZE
+    assert rss_after <= rss_before * 1.10
+    assert "Already borrowed" not in log_path.read_text(errors="replace")
+
+
+def run_clients(url: str, clients: int, questions: list[tuple[str, str]]):
+    """``clients`` threads, each asking every question once in its own order; the queue size polled meanwhile.
+
+    Returns one (question, expected, reply, seconds since the start) or exception per question, and the queue
+    sizes seen."""
+    started = time.monotonic()
+    done = threading.Event()
+    queue_sizes: list[int] = []
+
+    def poll_queue() -> None:
+        while not done.is_set():
+            try:
+                queue_sizes.append(httpx.get(f"{url}/gradio_api/queue/status", timeout=5).json()["queue_size"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            time.sleep(0.5)
+
+    def client(n: int) -> list:
+        session = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        replies = []
+        for question, expected in questions[n % 4:] + questions[: n % 4]:
+            try:
+                reply = session.predict(question, api_name="/chat")
+                replies.append((question, expected, reply, time.monotonic() - started))
+            except Exception as exc:  # noqa: BLE001 - every failure is counted, none may happen
+                replies.append(exc)
+        return replies
+
+    poller = threading.Thread(target=poll_queue, daemon=True)
+    poller.start()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
+        results = [reply for replies in pool.map(client, range(clients)) for reply in replies]
+    done.set()
+    poller.join()
+    return results, queue_sizes
