@@ -128,6 +128,9 @@ def test_two_people_asking_at_once_are_served_one_after_the_other_with_the_queue
     page.fill("#question textarea", "Which program did the ITPP build upon?")
     second.fill("#question textarea", "In which year did Japan and NATO sign the IPCP?")
     page.press("#question textarea", "Enter")
+    # The first question is being answered (Gradio's status reads "processing | 1.2s") before the second is sent.
+    page.wait_for_function("() => /processing/i.test(document.querySelector('#chat').innerText)", timeout=60_000,
+                           polling=50)
     second.press("#question textarea", "Enter")
     # One generation at a time: the second person sees their place in the queue until the first answer is done.
     second.wait_for_function("() => /queue:?\\s*\\d+\\s*\\/\\s*\\d+/i.test(document.body.innerText)", timeout=60_000,
