@@ -111,8 +111,11 @@ def test_settings_change_how_many_passages_are_read_and_show_their_scores(page, 
     _, root = server
     page.click("#settings .label-wrap")  # the accordion's header opens it
     page.locator("#passages input[type=range]").fill("1")  # as if dragged to the left end
+    page.locator("#passages input[type=range]").dispatch_event("pointerup")  # the drag ends
     sync_api.expect(page.locator("#passages input[type=number]")).to_have_value("1")
     page.check("#show-scores input[type=checkbox]")
+    sync_api.expect(page.locator("#show-scores input[type=checkbox]")).to_be_checked()
+    page.wait_for_timeout(500)  # let the page pass both values to its state before the question is sent
     ask(page, "Which French president resisted the plan for a NATO office in Tokyo?")
     scores = page.locator("#chat .rag-scores").last.inner_text()
     assert "[1]" in scores and "[2]" not in scores  # one passage read, and its scores shown
