@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from rag.citations import (
@@ -17,7 +19,7 @@ from rag.citations import (
 from rag.config import Settings
 from rag.context import focus_passages
 from rag.conversation import Turn, standalone_question, turn_followed
-from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.embedding import Embedder, load_embedder
 from rag.generation import AnswerConstraint, Generator, load_generator
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
@@ -80,6 +82,8 @@ class Assistant:
         self.embedder = embedder
         self.build_report = build_report
         self._generator = generator
+        self._generator_loading: Future[Generator] | None = None
+        self._generator_lock = threading.Lock()
         self._use_index(index)
 
     @classmethod
@@ -90,15 +94,25 @@ class Assistant:
         settings: Settings | None = None,
         generator: Generator | None = None,
         embedder: Embedder | None = None,
+        preload_generator: bool = False,
     ) -> Assistant:
         """An assistant over ``docs_dir``, building or updating its index in ``index_dir`` first.
 
-        The generator is loaded on the first question unless one is given.
+        The generator is loaded on the first question that needs it unless one is given; with
+        ``preload_generator`` it starts loading at once, in the background, while the index is brought up to
+        date (a load error still surfaces on that first question).
         """
         settings = (settings or Settings()).with_changes(docs_dir=docs_dir, index_dir=index_dir)
-        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        loading = None
+        if preload_generator and generator is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-generator")
+            loading = pool.submit(_load_generator, settings)
+            pool.shutdown(wait=False)  # returns at once; the load goes on while the index is brought up to date
+        embedder = embedder or load_embedder(settings)
         index, report = build_or_update(settings.docs_dir, settings.index_dir, embedder, settings)
-        return cls(settings, index, embedder, generator, report)
+        assistant = cls(settings, index, embedder, generator, report)
+        assistant._generator_loading = loading
+        return assistant
 
     # ------------------------------------------------------------------------------------------ public API
 
@@ -108,11 +122,11 @@ class Assistant:
 
     @property
     def generator(self) -> Generator:
-        if self._generator is None:
-            self._generator = load_generator(
-                self.settings.generator_model, self.settings.cache_dir, self.settings.quantization
-            )
-        return self._generator
+        with self._generator_lock:  # two first questions at once load it once
+            if self._generator is None:
+                loading, self._generator_loading = self._generator_loading, None
+                self._generator = loading.result() if loading is not None else _load_generator(self.settings)
+            return self._generator
 
     def refresh(self, rebuild: bool = False) -> BuildReport:
         """Re-read the documents folder, index what changed and answer from the new index from now on."""
@@ -208,3 +222,7 @@ class Assistant:
         if not adds_to_question(text, query):
             return abstention  # an echo of the question (or, for a follow-up, of the last turn) is not an answer
         return Answer(question, text, citations, False, hits, timings, raw)
+
+
+def _load_generator(settings: Settings) -> Generator:
+    return load_generator(settings.generator_model, settings.cache_dir, settings.quantization)

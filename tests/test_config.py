@@ -26,6 +26,8 @@ def test_defaults_are_valid_and_fit_the_embedder():
         ({"min_relevance": 2.0}, "min_relevance"),
         ({"quantization": "int4"}, "quantization"),
         ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"embedding_backend": "openvino"}, "embedding_backend"),
+        ({"exact_search_limit": 0}, "exact_search_limit"),
     ],
 )
 def test_bad_values_are_rejected_with_the_setting_named(changes, name):

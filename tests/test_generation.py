@@ -44,7 +44,7 @@ def test_a_gguf_file_is_converted_once_then_reused(tmp_path, monkeypatch):
 def test_the_default_model_bytes_are_verified(tmp_path, monkeypatch):
     monkeypatch.setattr(generation, "DEFAULT_GGUF_SHA256", "0" * 64)
     with pytest.raises(GeneratorError, match="SHA-256"):
-        generation._join_default_gguf(tmp_path / "joined.gguf")
+        generation.join_default_gguf(tmp_path / "joined.gguf")
 
 
 class CharTokenizer:
@@ -108,3 +108,31 @@ def test_only_a_plain_linear_output_layer_is_made_constrainable():
     quantized = OneHeadModel(torch.ao.nn.quantized.dynamic.Linear(4, 10))
     before = quantized.head
     assert generation._constrainable_head(quantized) is None and quantized.head is before
+
+
+# ------------------------------------------------------------------------------- shared embeddings on conversion
+
+
+def tiny_causal_lm():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False)
+    return Qwen2ForCausalLM(config)
+
+
+def test_embeddings_stored_twice_at_two_precisions_are_shared():
+    model = tiny_causal_lm()
+    with torch.no_grad():
+        output = model.get_output_embeddings().weight
+        model.get_input_embeddings().weight.copy_(output + 0.01 * output.std() * torch.randn_like(output))
+    assert generation._share_embeddings_if_copies(model)
+    assert model.get_input_embeddings().weight is model.get_output_embeddings().weight
+    assert model.config.tie_word_embeddings
+
+
+def test_a_models_own_two_embedding_matrices_stay_apart():
+    model = tiny_causal_lm()  # randomly initialised: two unrelated matrices
+    before = model.get_input_embeddings().weight.clone()
+    assert not generation._share_embeddings_if_copies(model)
+    assert torch.equal(model.get_input_embeddings().weight, before)

@@ -135,3 +135,50 @@ def test_no_index_file_is_a_pickle(built):
             assert not path.read_bytes().startswith(b"\x80"), f"{path} looks like a pickle"
             if path.suffix == ".npy":
                 assert b"'descr': '|O'" not in path.read_bytes()[:200]  # object arrays need pickle
+
+
+# ------------------------------------------------------------------------------------- index type by size
+
+
+def unit_vectors(count: int, dimensions: int = 32, seed: int = 0):
+    import numpy as np
+
+    vectors = np.random.default_rng(seed).standard_normal((count, dimensions)).astype("float32")
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_up_to_the_limit_search_is_exact():
+    import faiss
+
+    from rag.index import dense_index
+
+    index = dense_index(unit_vectors(500), exact_search_limit=500)
+    assert isinstance(index, faiss.IndexFlatIP)
+
+
+def test_above_the_limit_an_inverted_file_finds_each_vector_itself():
+    import faiss
+
+    from rag.index import IVF_NPROBE, dense_index
+
+    vectors = unit_vectors(4000)
+    index = dense_index(vectors, exact_search_limit=1000)
+    ivf = faiss.extract_index_ivf(index)
+    assert ivf.nlist > 1 and ivf.nprobe == min(IVF_NPROBE, ivf.nlist)
+    found = index.search(vectors[:50], 1)[1][:, 0]
+    assert (found == range(50)).all()
+    assert abs(float(index.reconstruct(7) @ vectors[7]) - 1.0) < 1e-2  # stored vectors can be read back by id
+
+
+def test_a_large_index_round_trips_through_disk_with_search_depth_restored(docs_dir, fake_embedder, tmp_path):
+    import faiss
+
+    from rag.index import IVF_NPROBE
+
+    settings = Settings(chunk_tokens=4, chunk_overlap_tokens=0, exact_search_limit=1)
+    index, _ = update_index(load_folder(docs_dir).documents, fake_embedder, settings, None)
+    assert not isinstance(index.dense, faiss.IndexFlat)
+    save_index(index, tmp_path / "index")
+    loaded = load_index(tmp_path / "index")
+    assert faiss.extract_index_ivf(loaded.dense).nprobe == min(IVF_NPROBE, faiss.extract_index_ivf(loaded.dense).nlist)
+    assert loaded.vectors().shape == index.vectors().shape

@@ -1,0 +1,176 @@
+"""Answering speed: cold start (process start to first answer) and per-question latency with the real model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rag.bench.report import median, percentile, proc_status_kib, publish
+from rag.config import Settings
+
+# ------------------------------------------------------------------------------------------------ cold start
+
+
+# The fresh process notes the time before importing anything of the project's.
+_CHILD_CODE = (
+    "import sys, time; started = time.time(); from rag.bench.answering import cold_start_child; "
+    "cold_start_child(started, *sys.argv[1:])"
+)
+
+
+def child_command(mode: str, docs_dir: Path, index_dir: Path, question: str, gguf: Path) -> list[str]:
+    """The command line of a fresh process that answers ``question`` after loading the generator the ``mode``
+    way ("project": the converted-model cache; "gguf": the GGUF file directly) and prints JSON timings."""
+    return [sys.executable, "-c", _CHILD_CODE, mode, str(docs_dir), str(index_dir), question, str(gguf)]
+
+
+def cold_start_child(started: float, mode: str, docs_dir: str, index_dir: str, question: str, gguf: str) -> None:
+    """Runs in the fresh process of ``child_command``; ``started`` is when its interpreter began importing."""
+    from rag.assistant import Assistant
+    from rag.generation import TransformersGenerator
+
+    imported = time.time()
+    generator = None
+    if mode == "gguf":  # the plain way: de-quantise the GGUF file on every start
+        path = Path(gguf)
+        generator = TransformersGenerator(path.parent, gguf_file=path.name)
+    assistant = Assistant.from_folder(docs_dir, index_dir, generator=generator, preload_generator=True)
+    _ = assistant.generator  # waits for the load, so the phases below are separate (`rag ask` does the same)
+    loaded = time.time()
+    answer = assistant.ask(question)
+    answered = time.time()
+    print(json.dumps({
+        "child_started": started, "imports_s": imported - started, "load_s": loaded - imported,
+        "answer_s": answered - loaded, "answered_at": answered, "answer": answer.text,
+        "peak_rss_kib": proc_status_kib("VmHWM"),
+    }))
+
+
+def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: Settings | None = None) -> dict:
+    """Time both ways ``runs`` times each, alternating, from spawning the process to the answer."""
+    from rag.embedding import load_embedder
+    from rag.generation import join_default_gguf, resolve_model_dir
+    from rag.indexing import build_or_update
+
+    settings = settings or Settings()
+    with tempfile.TemporaryDirectory() as scratch:
+        index_dir = Path(scratch) / "index"
+        build_or_update(settings.docs_dir, index_dir, load_embedder(settings), settings)  # index warm, as in use
+        resolve_model_dir(None, settings.cache_dir)  # converted-model cache warm
+        gguf = Path(scratch) / "model.gguf"
+        join_default_gguf(gguf)
+        rows = []
+        for run in range(runs):
+            for mode in ("project", "gguf"):
+                command = child_command(mode, settings.docs_dir, index_dir, question, gguf)
+                spawned = time.time()
+                result = subprocess.run(command, capture_output=True, text=True, check=True)
+                report = json.loads(result.stdout.strip().splitlines()[-1])
+                rows.append({
+                    "way": "project: converted-model cache" if mode == "project" else "plain: load the GGUF directly",
+                    "run": run + 1,
+                    "to_first_answer_s": report["answered_at"] - spawned,
+                    "interpreter_s": report["child_started"] - spawned,
+                    "imports_s": report["imports_s"],
+                    "load_s": report["load_s"],
+                    "answer_s": report["answer_s"],
+                    "peak_rss_mib": report["peak_rss_kib"] / 1024,
+                    "answer": report["answer"],
+                })
+                print(f"cold start: {rows[-1]['way']}: {rows[-1]['to_first_answer_s']:.1f} s", flush=True)
+    project = median([r["to_first_answer_s"] for r in rows if r["way"].startswith("project")])
+    plain = median([r["to_first_answer_s"] for r in rows if r["way"].startswith("plain")])
+    summary = {
+        "project_median_s": project, "plain_median_s": plain, "speedup": plain / project,
+        "goal": "<= 10 s to the first answer and >= 5x faster than loading the GGUF directly",
+    }
+    columns = ["way", "run", "to_first_answer_s", "interpreter_s", "imports_s", "load_s", "answer_s", "peak_rss_mib",
+               "answer"]
+    publish("cold-start", f"Cold start: process start to the first answer of {question!r}", rows, columns, summary,
+            out)
+    return {"rows": rows, "summary": summary}
+
+
+# --------------------------------------------------------------------------------------------------- latency
+
+
+def memory_bandwidth_gb_s(megabytes: int = 512, repeats: int = 5) -> float:
+    """Best of ``repeats`` large array copies, in GB/s of bytes read plus written."""
+    source = np.ones(megabytes * (1 << 20) // 8)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return 2 * source.nbytes / best / 1e9
+
+
+def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None,
+            settings: Settings | None = None) -> dict:
+    """Stream every gold question's answer; time the first piece and the whole, count prompt and reply tokens."""
+    from rag.assistant import Assistant
+    from rag.evaluation import load_gold
+    from rag.prompts import build_messages
+
+    settings = settings or Settings()
+    with tempfile.TemporaryDirectory() as scratch:
+        assistant = Assistant.from_folder(settings.docs_dir, Path(scratch) / "index", settings)
+        generator = assistant.generator
+        assistant.ask("What is this about?")  # warm-up: first-call allocations and the system prompt's cache
+        rows = []
+        for item in load_gold(gold_path):
+            started = time.perf_counter()
+            stream = assistant.stream(item.question)
+            first = None
+            for _ in stream:
+                first = first if first is not None else time.perf_counter() - started
+            total = time.perf_counter() - started
+            answer = stream.answer
+            # The model is asked unless no passage passes the relevance filter.
+            asked = bool(answer.hits) and max(h.dense_score for h in answer.hits) >= settings.min_relevance
+            generated = generator.count_tokens(answer.raw_output) if asked else 0
+            row = {"id": item.id, "first_token_s": first or total, "full_answer_s": total,
+                   "retrieval_s": answer.timings.retrieval_s, "prompt_tokens": 0, "generated_tokens": generated,
+                   "answer": answer.text}
+            if asked:
+                messages = build_messages(item.question, answer.hits, None)
+                row["prompt_tokens"] = len(generator.tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+                prefill = max(row["first_token_s"] - row["retrieval_s"], 1e-9)
+                row["prefill_tokens_per_s"] = row["prompt_tokens"] / prefill
+                if generated > 1 and total > row["first_token_s"]:
+                    row["decode_tokens_per_s"] = (generated - 1) / (total - row["first_token_s"])
+            rows.append(row)
+            print(f"latency: {item.id}: first {row['first_token_s']:.2f} s, full {total:.2f} s", flush=True)
+        parameters = sum(p.numel() for p in generator.model.parameters())
+        bytes_per_token = sum(p.numel() * p.element_size() for p in generator.model.parameters())
+    bandwidth = memory_bandwidth_gb_s()
+    firsts = [r["first_token_s"] for r in rows]
+    fulls = [r["full_answer_s"] for r in rows]
+    asked = [r for r in rows if r["prompt_tokens"]]
+    summary = {
+        "questions": len(rows),
+        "first_token_median_s": median(firsts), "first_token_p95_s": percentile(firsts, 95),
+        "full_answer_median_s": median(fulls), "full_answer_p95_s": percentile(fulls, 95),
+        "prompt_tokens_median": median([r["prompt_tokens"] for r in asked]),
+        "generated_tokens_median": median([r["generated_tokens"] for r in asked]),
+        "prefill_tokens_per_s_median": median([r["prefill_tokens_per_s"] for r in asked]),
+        "decode_tokens_per_s_median": median([r["decode_tokens_per_s"] for r in asked if "decode_tokens_per_s" in r]),
+        "model_parameters": parameters,
+        "model_bytes_read_per_token": bytes_per_token,
+        "memory_bandwidth_gb_s": bandwidth,
+        "decode_bound_tokens_per_s": bandwidth * 1e9 / bytes_per_token,
+        "goal": "first token <= 1.0 s, full answer <= 3 s median",
+    }
+    columns = ["id", "first_token_s", "full_answer_s", "prompt_tokens", "generated_tokens", "prefill_tokens_per_s",
+               "decode_tokens_per_s", "answer"]
+    publish("latency", "Answer latency over the dev gold questions (model loaded, streamed)", rows, columns, summary,
+            out)
+    return {"rows": rows, "summary": summary}

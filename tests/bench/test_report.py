@@ -1,0 +1,30 @@
+"""Benchmark reports: percentiles, the printed table and the JSON file."""
+
+import json
+
+from rag.bench.report import format_table, percentile, proc_status_kib, publish
+
+
+def test_percentiles_interpolate_between_measurements():
+    assert percentile([10.0, 20.0, 30.0, 40.0, 50.0], 50) == 30.0
+    assert percentile([10.0, 20.0], 95) == 19.5
+    assert percentile([], 50) != percentile([], 50)  # NaN: no measurements, no figure
+
+
+def test_the_table_has_a_row_per_measurement_and_blank_cells_for_missing_figures():
+    table = format_table([{"a": 1, "b": 2.5}, {"a": 2}], ["a", "b"]).splitlines()
+    assert table == ["| a | b |", "|---|---|", "| 1 | 2.5 |", "| 2 |  |"]
+
+
+def test_publish_prints_the_table_and_writes_json_with_the_machine(tmp_path, capsys):
+    out = publish("demo", "Demo", [{"x": 1.0}], ["x"], {"speedup": 3.0}, tmp_path / "demo.json")
+    printed = capsys.readouterr().out
+    assert "## Demo" in printed and "| 1 |" in printed and "speedup: 3" in printed
+    payload = json.loads(out.read_text())
+    assert payload["benchmark"] == "demo" and payload["rows"] == [{"x": 1.0}]
+    assert payload["summary"]["speedup"] == 3.0 and payload["machine"]["cores"]
+
+
+def test_this_process_memory_is_readable_and_a_missing_process_reads_zero():
+    assert proc_status_kib("VmHWM") >= proc_status_kib("VmRSS") > 0
+    assert proc_status_kib("VmRSS", pid=2**22 + 1) == 0

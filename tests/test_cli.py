@@ -1,0 +1,25 @@
+"""The command line's options map onto Settings one to one (the commands themselves: tests/integration)."""
+
+from pathlib import Path
+
+from rag.cli import build_parser, settings_from
+
+
+def test_every_option_the_user_gives_reaches_the_settings():
+    args = build_parser().parse_args([
+        "eval", "gold.jsonl", "--docs", "d", "--index", "i", "--embedding-backend", "torch", "--top-k", "2",
+        "--answer-mode", "quote", "--passage-tokens", "64", "--max-file-mb", "5",
+    ])
+    settings = settings_from(args)
+    assert (settings.docs_dir, settings.index_dir) == (Path("d"), Path("i"))
+    assert settings.embedding_backend == "torch" and settings.top_k == 2 and settings.answer_mode == "quote"
+    assert settings.passage_tokens == 64 and settings.max_file_mb == 5
+
+
+def test_options_left_out_keep_the_defaults():
+    assert settings_from(build_parser().parse_args(["ask", "Why?"])).embedding_backend == "onnx-int8"
+
+
+def test_bench_names_each_benchmark():
+    args = build_parser().parse_args(["bench", "retrieval", "--sizes", "1000", "20000"])
+    assert args.benchmark == "retrieval" and args.sizes == [1000, 20000]
