@@ -100,8 +100,8 @@ def run_size(size: int, settings: Settings, queries: int, pool: list[str], rng: 
     del exact
     gc.collect()
 
-    # Keyword and hybrid search over generated chunk texts, as HybridRetriever runs them (question embedding
-    # excluded: that is the embedder's cost, reported separately).
+    # Keyword and hybrid search over generated chunk texts, as HybridRetriever runs them (embedding the question
+    # excluded: it does not depend on the index size).
     started = time.perf_counter()
     texts = list(generate_texts(size, pool, (2, 5), seed=size))
     chunks = [Chunk(f"c{i}", "d", "generated", "generated", i, 0, len(t), t) for i, t in enumerate(texts)]
