@@ -162,7 +162,7 @@ class Assistant:
         retriever = self._retriever  # one index for the whole question, even if a refresh swaps it meanwhile
         hits = retriever.search(query, options.top_k)
         retrieved = time.perf_counter()
-        if not self._relevant(hits, options):  # the model is not needed (nor loaded) to say the documents lack it
+        if not self.is_relevant(hits, options):  # the model is not needed (nor loaded) to say the documents lack it
             return AnswerStream(iter([NOT_IN_DOCUMENTS]), self._finisher(question, query, hits, retrieved - started))
         if options.passage_tokens:
             hits = focus_passages(query, hits, self.embedder, options.passage_tokens)
@@ -206,7 +206,9 @@ class Assistant:
 
         return finish
 
-    def _relevant(self, hits: list[Hit], settings: Settings) -> bool:
+    def is_relevant(self, hits: list[Hit], settings: Settings | None = None) -> bool:
+        """Whether any of ``hits`` is similar enough to the question for the model to be asked at all."""
+        settings = settings or self.settings
         return bool(hits) and max(hit.dense_score for hit in hits) >= settings.min_relevance
 
     def _compose(self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings) -> Answer:

@@ -94,10 +94,10 @@ def load_embedder(settings: Settings) -> Embedder:
     """The embedder ``settings`` ask for. ``onnx-int8`` falls back to ``torch`` (with a warning) for a model it
     cannot export."""
     if settings.embedding_backend == "onnx-int8":
-        source = Path(settings.embedding_model) if settings.embedding_model else default_embedding_model_path()
-        if supports_onnx_export(source):
+        try:
             return OnnxInt8Embedder(settings.embedding_model, settings.cache_dir)
-        log.warning("%s is not a mean-pooled sentence-transformers model; embedding with PyTorch instead", source)
+        except EmbedderError as exc:
+            log.warning("%s; embedding with PyTorch instead", exc)
     return SentenceTransformerEmbedder(settings.embedding_model)
 
 
@@ -117,7 +117,7 @@ class OnnxInt8Embedder:
 
         source = Path(model_path) if model_path else default_embedding_model_path()
         if not supports_onnx_export(source):
-            raise EmbedderError(f"{source} is not a mean-pooled, normalised sentence-transformers model")
+            raise EmbedderError(f"{source} is not a mean-pooled sentence-transformers model")
         exported = _exported_model(source, cache_dir)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, torch.get_num_threads())
@@ -170,7 +170,8 @@ def supports_onnx_export(model_dir: Path) -> bool:
 def _exported_model(source: Path, cache_dir: Path) -> Path:
     """The int8 ONNX file for ``source`` in ``cache_dir``, exported and quantised the first time (a few seconds)."""
     weights = source / "model.safetensors"
-    identity = f"{source.resolve()}:{weights.stat().st_size if weights.exists() else 0}"
+    stat = weights.stat() if weights.exists() else None
+    identity = f"{source.resolve()}:{stat.st_size if stat else 0}:{stat.st_mtime_ns if stat else 0}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     target = cache_dir / "embeddings" / f"{source.name}-{key}" / "model-int8.onnx"
     if target.is_file():

@@ -15,8 +15,9 @@ import faiss
 import numpy as np
 
 from rag.bench.corpus import generate_texts, sentence_pool
-from rag.bench.report import median, percentile, publish
+from rag.bench.report import publish
 from rag.config import Settings
+from rag.evaluation import percentile
 from rag.index import IndexSettings, KnowledgeIndex, dense_index, keyword_index
 from rag.retrieval import HybridRetriever
 from rag.types import Chunk
@@ -116,15 +117,15 @@ def run_size(size: int, settings: Settings, queries: int, pool: list[str], rng: 
         "chunks": size,
         "index": kind,
         "build_s": build_s,
-        "exact_p50_ms": median(exact_ms),
-        "p50_ms": median(chosen_ms),
+        "exact_p50_ms": percentile(exact_ms, 50),
+        "p50_ms": percentile(chosen_ms, 50),
         "p95_ms": percentile(chosen_ms, 95),
         "recall_at_10": recall,
         "bytes_per_chunk": chosen_bytes / size,
         "exact_bytes_per_chunk": exact_bytes / size,
         "bm25_build_s": bm25_build_s,
-        "bm25_p50_ms": median(keyword_ms),
-        "hybrid_p50_ms": median(hybrid_ms),
+        "bm25_p50_ms": percentile(keyword_ms, 50),
+        "hybrid_p50_ms": percentile(hybrid_ms, 50),
         "hybrid_p95_ms": percentile(hybrid_ms, 95),
     }
 
@@ -134,7 +135,7 @@ def run(sizes: list[int], queries: int = 200, out: Path | None = None, settings:
     settings = settings or Settings()
     rng = np.random.default_rng(0)
     topics = rng.standard_normal((TOPICS, DIMENSIONS), dtype=np.float32)
-    pool = sentence_pool(Path("documents"))
+    pool = sentence_pool(settings.docs_dir)
     rows = []
     for size in sizes:
         print(f"retrieval: {size:,} chunks ...", flush=True)

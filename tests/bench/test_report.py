@@ -1,14 +1,8 @@
-"""Benchmark reports: percentiles, the printed table and the JSON file."""
+"""Benchmark reports: the printed table, the JSON file and memory figures of a process."""
 
 import json
 
-from rag.bench.report import format_table, percentile, proc_status_kib, publish
-
-
-def test_percentiles_interpolate_between_measurements():
-    assert percentile([10.0, 20.0, 30.0, 40.0, 50.0], 50) == 30.0
-    assert percentile([10.0, 20.0], 95) == 19.5
-    assert percentile([], 50) != percentile([], 50)  # NaN: no measurements, no figure
+from rag.bench.report import format_table, proc_status_kib, publish
 
 
 def test_the_table_has_a_row_per_measurement_and_blank_cells_for_missing_figures():
