@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from rag.citations import (
     adds_to_question,
     attribute_unmarked,
@@ -25,7 +27,7 @@ from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
 from rag.prompts import IDK, build_messages
 from rag.retrieval import HybridRetriever
-from rag.types import Answer, Hit, Timings
+from rag.types import Answer, Citation, Hit, Timings
 
 NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
 
@@ -163,7 +165,8 @@ class Assistant:
         hits = retriever.search(query, options.top_k)
         retrieved = time.perf_counter()
         if not self.is_relevant(hits, options):  # the model is not needed (nor loaded) to say the documents lack it
-            return AnswerStream(iter([NOT_IN_DOCUMENTS]), self._finisher(question, query, hits, retrieved - started))
+            finish = self._finisher(question, query, hits, options, retrieved - started)
+            return AnswerStream(iter([NOT_IN_DOCUMENTS]), finish)
         if options.passage_tokens:
             hits = focus_passages(query, hits, self.embedder, options.passage_tokens)
         constraint = None
@@ -175,7 +178,7 @@ class Assistant:
             generator.stream(
                 build_messages(question, hits, earlier), options.max_new_tokens, constraint, options.max_generation_s
             ),
-            self._finisher(question, query, hits, prepared - started),
+            self._finisher(question, query, hits, options, prepared - started),
         )
 
     # ------------------------------------------------------------------------------------------ internals
@@ -196,13 +199,15 @@ class Assistant:
             )
         return question
 
-    def _finisher(self, question: str, query: str, hits: list[Hit], retrieval_s: float) -> Callable[[str], Answer]:
+    def _finisher(
+        self, question: str, query: str, hits: list[Hit], options: Settings, retrieval_s: float
+    ) -> Callable[[str], Answer]:
         generation_started = time.perf_counter()
 
         def finish(raw: str) -> Answer:
             generation_s = time.perf_counter() - generation_started
             timings = Timings(retrieval_s, generation_s, retrieval_s + generation_s)
-            return self._compose(question, query, raw, hits, timings)
+            return self._compose(question, query, raw, hits, timings, options)
 
         return finish
 
@@ -211,7 +216,21 @@ class Assistant:
         settings = settings or self.settings
         return bool(hits) and max(hit.dense_score for hit in hits) >= settings.min_relevance
 
-    def _compose(self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings) -> Answer:
+    def cites_what_was_asked(self, query: str, citations: list[Citation], settings: Settings | None = None) -> bool:
+        """Whether some cited sentence is similar enough to the question (``settings.min_citation_relevance``).
+
+        An answer can pass the word checks while its sentence is about another subject: asked the capital of
+        Australia, the default model answered "Vilnius", citing a sentence that names Australia and Vilnius.
+        """
+        settings = settings or self.settings
+        if not citations:
+            return False
+        vectors = self.embedder.embed([query, *(citation.quote for citation in citations)])
+        return float(np.max(vectors[1:] @ vectors[0])) >= settings.min_citation_relevance
+
+    def _compose(
+        self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings
+    ) -> Answer:
         """The Answer for the model's ``raw`` reply to ``query`` (``question`` made standalone)."""
         abstention = Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw)
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
@@ -223,6 +242,8 @@ class Assistant:
             return abstention  # words the cited passages do not contain: never shown as fact
         if not adds_to_question(text, query):
             return abstention  # an echo of the question (or, for a follow-up, of the last turn) is not an answer
+        if not self.cites_what_was_asked(query, citations, options):
+            return abstention  # the words are in a passage, but in a sentence about something else
         return Answer(question, text, citations, False, hits, timings, raw)
 
 

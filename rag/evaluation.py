@@ -17,8 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag.assistant import NOT_IN_DOCUMENTS, Assistant
-from rag.citations import content_words, strip_markers, supported_by_citations
 from rag.chunking import split_sentences
+from rag.citations import content_words, strip_markers, supported_by_citations
 from rag.loaders import clean_text
 from rag.types import Answer, Document, Hit
 

@@ -64,6 +64,16 @@ def test_an_unmarked_answer_is_cited_to_the_passage_that_supports_it(make_assist
     assert answer.text == f"Basel [{citation.n}]" and "Basel" in citation.quote
 
 
+def test_an_answer_citing_a_sentence_unlike_the_question_becomes_an_abstention(make_assistant):
+    assistant, _ = make_assistant("Basel", "Basel")
+    question = "Which city lies on the Rhine?"
+    answer = assistant.ask(question)
+    assert not answer.abstained and assistant.cites_what_was_asked(question, answer.citations)
+    strict = SETTINGS.with_changes(min_citation_relevance=0.99)  # no real sentence is that close to a question
+    answer = assistant.ask(question, settings=strict)
+    assert answer.abstained and answer.citations == [] and answer.raw_output == "Basel"
+
+
 def test_irrelevant_retrieval_abstains_without_calling_the_generator(make_assistant):
     assistant, generator = make_assistant("should not be used")
     answer = assistant.ask("xylophone quartz zeppelin")

@@ -24,6 +24,7 @@ def test_defaults_are_valid_and_fit_the_embedder():
         ({"chunk_overlap_tokens": -1}, "chunk_overlap_tokens"),
         ({"candidates": 2, "top_k": 5}, "candidates"),
         ({"min_relevance": 2.0}, "min_relevance"),
+        ({"min_citation_relevance": -1.5}, "min_citation_relevance"),
         ({"quantization": "int4"}, "quantization"),
         ({"max_new_tokens": 0}, "max_new_tokens"),
         ({"embedding_backend": "openvino"}, "embedding_backend"),
