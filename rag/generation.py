@@ -38,7 +38,8 @@ DEFAULT_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e
 DEFAULT_MODEL_NAME = "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M"
 # Part of every converted folder's name; raised when conversion changes, so old conversions are redone.
 # 2: embeddings stored twice in the GGUF are shared (`_share_embeddings_if_copies`).
-CONVERSION_VERSION = 2
+# 3: weight matrices stored as float16 (`_store_matrices_in_half`).
+CONVERSION_VERSION = 3
 
 
 class GeneratorError(Exception):
@@ -104,6 +105,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     _share_embeddings_if_copies(model)
+    _store_matrices_in_half(model)
     # transformers refuses to save a model it still considers GGUF-quantised; the weights are plain floats now.
     model.hf_quantizer = None
     model.is_quantized = False
@@ -137,6 +139,19 @@ def _share_embeddings_if_copies(model: nn.Module, tolerance: float = 0.1) -> boo
     model.config.tie_word_embeddings = True
     log.info("input and output embeddings are one matrix quantised twice (relative distance %.3f); sharing", distance)
     return True
+
+
+def _store_matrices_in_half(model: nn.Module) -> None:
+    """Cast the weight matrices (linear layers, embeddings) to float16, the precision they are then loaded in.
+
+    De-quantised from 4 to 8 bits, they lose nothing that matters in float16's 11-bit mantissa, and they take half
+    the memory of float32. Norm weights and biases are small and stay float32 in the file.
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                module.weight.data = module.weight.data.half()  # a tied matrix is one Parameter: cast once
+    model.config.dtype = torch.float16
 
 
 def _gguf_cache_key(gguf: Path) -> str:
@@ -194,8 +209,15 @@ class TransformersGenerator:
         self.name = gguf_file or model_dir.name
         source = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, **source)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32, **source)
+        # A folder stored in float16 or bfloat16 (the converted cache is float16) keeps its matrices so: half the
+        # memory, and decoding reads half the bytes. A GGUF read directly is de-quantised to float32.
+        stored = "auto" if gguf_file is None else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=stored, **source)
         model.eval()
+        if model.dtype in _HALF_DTYPES and quantization == "none":
+            _compute_in_float32(model)
+        elif model.dtype != torch.float32:
+            model.float()  # int8 quantisation starts from float32 weights
         if quantization == "int8":
             with warnings.catch_warnings():  # torch marks eager dynamic quantisation deprecated; it still works
                 warnings.simplefilter("ignore")
@@ -317,7 +339,7 @@ def _constrainable_head(model: nn.Module) -> _ConstrainableHead | None:
     """Put a ``_ConstrainableHead`` in place of the model's output layer when that is a plain linear layer (not,
     for example, an int8-quantised one, which keeps scoring the whole vocabulary)."""
     head = model.get_output_embeddings()
-    if type(head) is not nn.Linear:
+    if type(head) not in (nn.Linear, _HalfWeightLinear):
         return None
     constrainable = _ConstrainableHead(head)
     model.set_output_embeddings(constrainable)
@@ -340,11 +362,65 @@ class _ConstrainableHead(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         allowed = self.allowed
         if allowed is None:
-            return nn.functional.linear(hidden, self.weight, self.bias)
+            return _mixed_linear(hidden, self.weight, self.bias)
         bias = self.bias[allowed] if self.bias is not None else None
         logits = hidden.new_full((*hidden.shape[:-1], self.weight.shape[0]), float("-inf"))
-        logits[..., allowed] = nn.functional.linear(hidden, self.weight[allowed], bias)
+        logits[..., allowed] = _mixed_linear(hidden, self.weight[allowed], bias)
         return logits
+
+
+# ------------------------------------------------------------------------------------ half-precision weights
+
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+# Up to this many rows (tokens) a product runs in the weights' half precision: decoding multiplies one token's
+# vector by each matrix, which is bound by reading the matrix. Longer inputs (a prompt) are compute-bound, and
+# float32 is what a CPU without half-precision arithmetic multiplies fastest, so the weights are widened per call.
+# Measured on the 896x4864 matrices of the default model, two cores: one row 0.35 ms in float16 against 0.62 ms
+# in float32; 550 rows 190 ms in float16 against 31 ms widened to float32.
+_HALF_PRECISION_ROWS = 4
+
+
+def _mixed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ weight.T + bias`` in ``x``'s dtype, whatever precision ``weight`` is stored in."""
+    if weight.dtype == x.dtype:
+        return nn.functional.linear(x, weight, bias)
+    if x.shape[:-1].numel() <= _HALF_PRECISION_ROWS:
+        y = nn.functional.linear(x.to(weight.dtype), weight).to(x.dtype)
+    else:
+        y = nn.functional.linear(x, weight.to(x.dtype))
+    return y if bias is None else y + bias
+
+
+class _HalfWeightLinear(nn.Linear):
+    """A linear layer whose weight stays in half precision while its input and output are float32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _mixed_linear(x, self.weight, self.bias)
+
+
+class _HalfWeightEmbedding(nn.Embedding):
+    """An embedding table kept in half precision whose looked-up rows come out as float32."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(ids).float()
+
+
+def _compute_in_float32(model: nn.Module) -> None:
+    """Keep a half-precision model's matrices as they are and run everything else in float32: the matrices'
+    layers become ``_HalfWeightLinear`` / ``_HalfWeightEmbedding``, and the small rest (norms, biases, buffers)
+    is widened."""
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module) is nn.Linear:
+                module.__class__ = _HalfWeightLinear
+            elif type(module) is nn.Embedding:
+                module.__class__ = _HalfWeightEmbedding
+            for name, param in module.named_parameters(recurse=False):
+                if name != "weight" or not isinstance(module, (nn.Linear, nn.Embedding)):
+                    param.data = param.data.float()
+            for name, buffer in module.named_buffers(recurse=False):
+                if buffer.dtype in _HALF_DTYPES:
+                    setattr(module, name, buffer.float())
 
 
 _WHITESPACE = re.compile(r"\s+")
