@@ -41,6 +41,19 @@ def test_a_gguf_file_is_converted_once_then_reused(tmp_path, monkeypatch):
     assert conversions == [gguf]
 
 
+def test_a_new_conversion_removes_the_earlier_versions_of_the_same_file_only(tmp_path):
+    models = tmp_path / "models"
+    version = generation.CONVERSION_VERSION
+    older = [models / "Model-abc", models / f"Model-abc-c{version - 1}"]
+    kept = [models / "Model-abd-c1", models / "Other-abc", models / "Model-abc-copy"]
+    for folder in older + kept:
+        folder.mkdir(parents=True)
+    target = models / f"Model-abc-c{version}"
+    target.mkdir()
+    generation._remove_older_conversions(target)
+    assert sorted(models.iterdir()) == sorted([*kept, target])
+
+
 def test_the_default_model_bytes_are_verified(tmp_path, monkeypatch):
     monkeypatch.setattr(generation, "DEFAULT_GGUF_SHA256", "0" * 64)
     with pytest.raises(GeneratorError, match="SHA-256"):
