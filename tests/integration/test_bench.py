@@ -58,4 +58,6 @@ def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
         assert 0 < row["first_token_s"] <= row["full_answer_s"]
         assert row["prompt_tokens"] > 50 and row["prefill_tokens_per_s"] > 0
     summary = payload["summary"]
-    assert summary["model_bytes_read_per_token"] > 1e9 and summary["decode_bound_tokens_per_s"] > 0
+    # The default model's matrices are float16: two bytes a parameter (norms and biases, in float32, add little).
+    assert 2 <= summary["model_bytes_read_per_token"] / summary["model_parameters"] < 2.05
+    assert summary["decode_bound_tokens_per_s"] > 0
