@@ -5,35 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from rag.bench.report import proc_status_kib, publish
+from rag.bench.server import free_port, wait_until_listening
 from rag.config import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(process: subprocess.Popen, port: int, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"rag chat exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError("rag chat did not start listening")
 
 
 def serve_and_measure(questions: list[str], settings: Settings, clients: int = 2) -> dict:
@@ -41,14 +21,14 @@ def serve_and_measure(questions: list[str], settings: Settings, clients: int = 2
     from gradio_client import Client
 
     with tempfile.TemporaryDirectory() as scratch:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "rag.cli", "chat", "--docs", str(settings.docs_dir), "--index",
              str(Path(scratch) / "index"), "--port", str(port)],
             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_listening(process, port)
+            wait_until_listening(process, port)
             listening_kib = proc_status_kib("VmRSS", process.pid)
             url = f"http://127.0.0.1:{port}"
             first = Client(url, verbose=False, analytics_enabled=False, download_files=False)

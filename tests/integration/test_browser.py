@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.bench.server import free_port, wait_until_listening
 from tests.conftest import DOCUMENTS, REPO
-from tests.integration.test_ui import free_port, wait_until_listening
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")

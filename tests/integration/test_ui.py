@@ -4,7 +4,6 @@ without the login when ``--auth`` is set."""
 
 import concurrent.futures
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,33 +15,13 @@ import psutil
 import pytest
 from gradio_client import Client
 
+from rag.bench.server import free_port, wait_until_listening
 from rag.ui import AUTH_ENV, MAX_UPLOAD_BYTES, QUEUE_SIZE
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
 MACRON_QUESTION = "Which French president resisted the plan for a NATO office in Tokyo?"
 A_DOCUMENT = sorted(DOCUMENTS.glob("*.txt"))[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_listening(process: subprocess.Popen, port: int, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace")[-2000:] if process.stdout else "(see its log)"
-            pytest.fail(f"rag chat exited: {output}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(1)
-    process.kill()
-    pytest.fail("rag chat did not start listening")
 
 
 def start_chat(
