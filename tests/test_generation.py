@@ -192,3 +192,59 @@ def test_a_converted_model_is_stored_in_float16_and_loaded_with_float32_arithmet
     assert torch.allclose(prompt, expected, atol=1e-2)
     assert torch.allclose(step[0, 0], expected[0, 0], atol=1e-2)
     assert generation._constrainable_head(loaded) is not None  # quote mode still narrows the output layer
+
+
+# ----------------------------------------------------------------------------------------------- prompt cache
+
+
+def generator_around(model) -> generation.TransformersGenerator:
+    """A TransformersGenerator holding ``model`` and nothing else: enough for its attention-cache bookkeeping."""
+    generator = object.__new__(generation.TransformersGenerator)
+    generator.model = model
+    generator._prompt_cache = None
+    generator.reused_prompt_tokens = 0
+    return generator
+
+
+def last_logits(model, ids: list[int], cache) -> torch.Tensor:
+    """The next-token scores after ``ids``, computing only the ids ``cache`` does not hold yet (and extending it)."""
+    with torch.inference_mode():
+        rest = torch.tensor([ids[cache.get_seq_length():]])
+        return model(rest, past_key_values=cache, use_cache=True).logits[0, -1]
+
+
+def test_a_prompt_reuses_the_attention_cache_of_the_start_it_shares_with_the_last_one():
+    model = tiny_causal_lm().eval()
+    generator = generator_around(model)
+    earlier, prompt = [1, 5, 9, 3, 7, 2, 11], [1, 5, 9, 3, 8, 4]
+    cache = generator._reusable_cache(earlier)
+    assert generator.reused_prompt_tokens == 0 and cache.get_seq_length() == 0  # nothing to reuse yet
+    last_logits(model, earlier + [6, 6], cache)  # the prompt, then its reply, as generation leaves the cache
+    generator._prompt_cache = (earlier, cache)
+
+    reused = generator._reusable_cache(prompt)
+    assert generator.reused_prompt_tokens == 4 and reused.get_seq_length() == 4
+    fresh = generator._reusable_cache(prompt)  # the cache was taken by the first call: nothing is left to reuse
+    assert generator.reused_prompt_tokens == 0 and fresh.get_seq_length() == 0
+    assert torch.allclose(last_logits(model, prompt, reused), last_logits(model, prompt, fresh), atol=1e-5)
+
+
+def test_the_same_prompt_again_recomputes_only_its_last_token():
+    model = tiny_causal_lm().eval()
+    generator = generator_around(model)
+    prompt = [1, 5, 9, 3]
+    cache = generator._reusable_cache(prompt)
+    last_logits(model, prompt, cache)
+    generator._prompt_cache = (prompt, cache)
+    assert generator._reusable_cache(prompt).get_seq_length() == 3  # the last one is scored for the first reply token
+    assert generator.reused_prompt_tokens == 3
+
+
+def test_a_prompt_with_a_different_first_token_starts_from_an_empty_cache():
+    model = tiny_causal_lm().eval()
+    generator = generator_around(model)
+    cache = generator._reusable_cache([1, 2, 3])
+    last_logits(model, [1, 2, 3], cache)
+    generator._prompt_cache = ([1, 2, 3], cache)
+    assert generator._reusable_cache([4, 2, 3]).get_seq_length() == 0
+    assert generator.reused_prompt_tokens == 0

@@ -113,10 +113,10 @@ def memory_bandwidth_gb_s(megabytes: int = 512, repeats: int = 5) -> float:
     return 2 * source.nbytes / best / 1e9
 
 
-def _chat_tokens(generator, messages: list[dict[str, str]], prompt: bool = True) -> int:
-    """Tokens of ``messages`` in the generator's chat template (with the assistant's turn opened if ``prompt``)."""
+def _chat_tokens(generator, messages: list[dict[str, str]]) -> int:
+    """Tokens of ``messages`` in the generator's chat template, the assistant's turn opened."""
     return len(generator.tokenizer.apply_chat_template(
-        messages, add_generation_prompt=prompt, tokenize=True, return_dict=True)["input_ids"])
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
 
 
 def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None,
@@ -148,8 +148,9 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
             if asked:
                 messages = build_messages(item.question, answer.hits, None)
                 row["prompt_tokens"] = _chat_tokens(generator, messages)
-                # The system message's attention cache is reused across questions: only the rest is prefilled.
-                row["prefilled_tokens"] = row["prompt_tokens"] - _chat_tokens(generator, messages[:1], prompt=False)
+                # The start a prompt shares with the last one (the system message at least) is read from the
+                # attention cache: only the rest is prefilled.
+                row["prefilled_tokens"] = row["prompt_tokens"] - generator.reused_prompt_tokens
                 prefill = max(row["first_token_s"] - row["retrieval_s"], 1e-9)
                 row["prefill_tokens_per_s"] = row["prefilled_tokens"] / prefill
                 if generated > 1 and total > row["first_token_s"]:

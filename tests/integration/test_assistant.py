@@ -2,6 +2,8 @@
 
 import pytest
 
+from rag.prompts import build_messages
+
 pytestmark = pytest.mark.slow
 
 IPCP_QUESTION = "In which year did Japan and NATO sign the Individual Partnership and Cooperation Program?"
@@ -44,6 +46,15 @@ def test_streaming_delivers_the_same_answer_piece_by_piece(real_assistant):
     assert len(pieces) >= 1 and "2014" in "".join(pieces)
     assert stream.answer.raw_output == "".join(pieces)
     assert stream.answer.timings.generation_s > 0
+
+
+def test_asking_again_reuses_the_prompts_attention_cache_and_answers_the_same(real_assistant):
+    first = real_assistant.ask(IPCP_QUESTION)
+    again = real_assistant.ask(IPCP_QUESTION)
+    generator = real_assistant.generator
+    prompt_tokens = len(generator._encode(build_messages(IPCP_QUESTION, again.hits))["input_ids"][0])
+    assert generator.reused_prompt_tokens == prompt_tokens - 1  # all but the token that scores the reply's first
+    assert again.raw_output == first.raw_output and again.text == first.text
 
 
 def test_the_index_describes_itself(real_assistant):
