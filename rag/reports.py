@@ -104,5 +104,6 @@ def compare_reports(first: Path, second: Path) -> str:
     for name in names:
         va, vb = a.get(name), b.get(name)
         delta = f"{vb - va:+.3f}" if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else "-"
-        rows.append(f"| {name} | {_fmt(va) if va is not None else '-'} | {_fmt(vb) if vb is not None else '-'} | {delta} |")
+        shown = [_fmt(v) if v is not None else "-" for v in (va, vb)]
+        rows.append(f"| {name} | {shown[0]} | {shown[1]} | {delta} |")
     return f"A: {first}\nB: {second}\n\n" + "\n".join(rows)

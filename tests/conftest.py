@@ -75,7 +75,9 @@ def docs_dir(tmp_path: Path) -> Path:
         "The Danube flows through ten countries. It is 2,850 km long.\n\nThe Rhine rises in the Swiss Alps.",
         encoding="utf-8",
     )
-    (folder / "cities.md").write_text("# Cities\n\nVienna lies on the Danube. Basel lies on the Rhine.", encoding="utf-8")
+    (folder / "cities.md").write_text(
+        "# Cities\n\nVienna lies on the Danube. Basel lies on the Rhine.", encoding="utf-8"
+    )
     return folder
 
 
