@@ -112,7 +112,7 @@ class OnnxInt8Embedder:
     models can be exported (all-MiniLM-L6-v2 is one); ``load_embedder`` falls back to PyTorch for others.
     """
 
-    def __init__(self, model_path: str | Path | None, cache_dir: Path, batch_size: int = 32) -> None:
+    def __init__(self, model_path: str | Path | None, cache_dir: Path, batch_size: int = 2) -> None:
         import onnxruntime  # imported here: only this backend needs it
 
         source = Path(model_path) if model_path else default_embedding_model_path()
@@ -127,6 +127,10 @@ class OnnxInt8Embedder:
         self._tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         config = json.loads((source / "sentence_bert_config.json").read_text(encoding="utf-8"))
         self.max_tokens = int(config.get("max_seq_length", 256))
+        # Small batches run faster here: 80 chunks/s in batches of 1-2 against 65 in batches of 32 (788 generated
+        # chunks of up to 128 tokens, two cores), the int8 products' working set then fitting the CPU's caches.
+        # The activations' int8 scale is set per batch, so vectors move slightly with the batch size (mean
+        # cosine with the float model's vectors 0.990 either way).
         self.batch_size = batch_size
         base = _display_name(model_path)
         self.name = f"{base}@onnx-int8"
