@@ -250,7 +250,8 @@ class TransformersGenerator:
         )
         # The last prompt's token ids and attention cache, reused for the start the next prompt shares with it.
         self._prompt_cache: tuple[list[int], DynamicCache] | None = None
-        self.reused_prompt_tokens = 0  # of the last prompt, read from that cache instead of computed
+        self.last_prompt_tokens = 0  # tokens of the last prompt, as the model read it (chat template applied)
+        self.reused_prompt_tokens = 0  # of those, read from that cache instead of computed
 
     def count_tokens(self, text: str) -> int:
         return len(self._token_ids(text))
@@ -307,6 +308,7 @@ class TransformersGenerator:
                     prompt_length,
                 )
             prompt_ids = inputs["input_ids"][0].tolist()
+            self.last_prompt_tokens = len(prompt_ids)
             cache = self._reusable_cache(prompt_ids)
             options["past_key_values"] = cache
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)

@@ -113,18 +113,11 @@ def memory_bandwidth_gb_s(megabytes: int = 512, repeats: int = 5) -> float:
     return 2 * source.nbytes / best / 1e9
 
 
-def _chat_tokens(generator, messages: list[dict[str, str]]) -> int:
-    """Tokens of ``messages`` in the generator's chat template, the assistant's turn opened."""
-    return len(generator.tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
-
-
 def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None,
             settings: Settings | None = None) -> dict:
     """Stream every gold question's answer; time the first piece and the whole, count prompt and reply tokens."""
     from rag.assistant import Assistant
     from rag.evaluation import load_gold
-    from rag.prompts import build_messages
 
     settings = settings or Settings()
     with tempfile.TemporaryDirectory() as scratch:
@@ -146,8 +139,7 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
                    "retrieval_s": answer.timings.retrieval_s, "prompt_tokens": 0, "generated_tokens": generated,
                    "answer": answer.text}
             if asked:
-                messages = build_messages(item.question, answer.hits, None)
-                row["prompt_tokens"] = _chat_tokens(generator, messages)
+                row["prompt_tokens"] = generator.last_prompt_tokens
                 # The start a prompt shares with the last one (the system message at least) is read from the
                 # attention cache: only the rest is prefilled.
                 row["prefilled_tokens"] = row["prompt_tokens"] - generator.reused_prompt_tokens

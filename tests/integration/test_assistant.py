@@ -53,6 +53,7 @@ def test_asking_again_reuses_the_prompts_attention_cache_and_answers_the_same(re
     again = real_assistant.ask(IPCP_QUESTION)
     generator = real_assistant.generator
     prompt_tokens = len(generator._encode(build_messages(IPCP_QUESTION, again.hits))["input_ids"][0])
+    assert generator.last_prompt_tokens == prompt_tokens
     assert generator.reused_prompt_tokens == prompt_tokens - 1  # all but the token that scores the reply's first
     assert again.raw_output == first.raw_output and again.text == first.text
 
