@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+from jinja2 import TemplateError
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
@@ -28,6 +29,7 @@ from transformers import (
 )
 
 from rag.config import Quantization
+from rag.prefix_cache import PrefixCacheStore, model_key
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +217,17 @@ class TransformersGenerator:
     the prompt's pass unchanged in float32 arithmetic).
     """
 
-    def __init__(self, model_dir: Path, quantization: Quantization = "none", gguf_file: str | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        quantization: Quantization = "none",
+        gguf_file: str | None = None,
+        prefix_dir: Path | None = None,
+    ) -> None:
         """Load the model in ``model_dir``; with ``gguf_file`` (a file name in ``model_dir``), de-quantise that GGUF
         file on every load instead (46.8 s against 3.2 s from the converted cache in `rag bench cold-start`;
-        ``resolve_model_dir`` converts once instead)."""
+        ``resolve_model_dir`` converts once instead). With ``prefix_dir``, the attention cache of the system
+        message is kept there and a later process starts from it (``rag.prefix_cache``)."""
         self.name = gguf_file or model_dir.name
         source = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, **source)
@@ -246,12 +255,16 @@ class TransformersGenerator:
         # Answers are one line; stopping at the first line break saves decoding steps. (transformers'
         # ``stop_strings`` would do it too, but rebuilds its vocabulary tables on every call: ~2 s here.)
         self._line_break_ids = torch.tensor(
-            [i for token, i in self.tokenizer.get_vocab().items() if any(m in token for m in _LINE_BREAK_MARKS)]
+            [i for token, i in self.tokenizer.get_vocab().items() if _LINE_BREAK.search(token)]
         )
         # The last prompt's token ids and attention cache, reused for the start the next prompt shares with it.
         self._prompt_cache: tuple[list[int], DynamicCache] | None = None
         self.last_prompt_tokens = 0  # tokens of the last prompt, as the model read it (chat template applied)
         self.reused_prompt_tokens = 0  # of those, read from that cache instead of computed
+        self._prefixes = (
+            PrefixCacheStore(prefix_dir, model_key(model_dir, gguf_file, quantization)) if prefix_dir else None
+        )
+        self._system_start: tuple[str, list[int]] | None = None  # the last system message and its prompt tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self._token_ids(text))
@@ -264,12 +277,30 @@ class TransformersGenerator:
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
 
-    def _reusable_cache(self, prompt_ids: list[int]) -> DynamicCache:
-        """The last prompt's attention cache cut back to the start it shares with ``prompt_ids``, else an empty
-        cache; ``reused_prompt_tokens`` says how many tokens it holds. Generation then computes only the rest of
-        the prompt and extends the cache in place."""
+    def _system_tokens(self, messages: list[dict[str, str]], prompt_ids: list[int]) -> list[int]:
+        """The tokens ``prompt_ids`` starts with that spell ``messages``' system message (none if it has none)."""
+        if not messages or messages[0].get("role") != "system":
+            return []
+        content = messages[0]["content"]
+        if self._system_start is None or self._system_start[0] != content:
+            try:
+                rendered = self.tokenizer.apply_chat_template(messages[:1], tokenize=False)
+            except (TemplateError, ValueError):  # a template that wants a user turn too: no start to keep
+                rendered = ""
+            self._system_start = (content, self._token_ids(rendered) if rendered else [])
+        ids = self._system_start[1]
+        return ids if 0 < len(ids) < len(prompt_ids) and prompt_ids[: len(ids)] == ids else []
+
+    def _reusable_cache(self, prompt_ids: list[int], system_ids: list[int] = ()) -> DynamicCache:
+        """The last prompt's attention cache cut back to the start it shares with ``prompt_ids``, else the saved
+        cache of ``system_ids`` (the system message, a fresh process's first prompt), else an empty cache;
+        ``reused_prompt_tokens`` says how many tokens it holds. Generation then computes only the rest of the
+        prompt and extends the cache in place."""
         kept, self._prompt_cache = self._prompt_cache, None  # taken: generation extends it in place
         self.reused_prompt_tokens = 0
+        if kept is None and system_ids and self._prefixes is not None:
+            saved = self._prefixes.load(list(system_ids), self.model.config)
+            kept = (list(system_ids), saved) if saved is not None else None
         if kept is not None:
             cached_ids, cache = kept
             shared = min(_common_prefix_length(cached_ids, prompt_ids), len(prompt_ids) - 1)  # one left to score
@@ -309,7 +340,8 @@ class TransformersGenerator:
                 )
             prompt_ids = inputs["input_ids"][0].tolist()
             self.last_prompt_tokens = len(prompt_ids)
-            cache = self._reusable_cache(prompt_ids)
+            system_ids = self._system_tokens(messages, prompt_ids)
+            cache = self._reusable_cache(prompt_ids, system_ids)
             options["past_key_values"] = cache
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             failure: list[BaseException] = []
@@ -343,6 +375,8 @@ class TransformersGenerator:
             if failure:
                 raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
             self._prompt_cache = (prompt_ids, cache)  # holds the prompt and the reply; cut back on the next call
+            if system_ids and self._prefixes is not None:
+                self._prefixes.save(system_ids, cache)  # once per process; the next one starts from it
 
     def _allowed_tokens(self, constraint: AnswerConstraint) -> set[int]:
         """Every token a span or the refusal could be spelled with: the sources' own tokens, their words tokenized
@@ -502,7 +536,7 @@ class _SpanConstraint:
 
 
 # How a line break appears inside vocabulary entries: byte-level BPE ("Ċ"), SentencePiece byte fallback, plain.
-_LINE_BREAK_MARKS = ("Ċ", "<0x0A>", "\n")
+_LINE_BREAK = re.compile("Ċ|<0x0A>|\n")
 
 
 class _StopAtLineBreak(StoppingCriteria):
@@ -543,5 +577,7 @@ _LIBC = _load_libc()
 
 
 def load_generator(model: str | None, cache_dir: Path, quantization: Quantization = "none") -> TransformersGenerator:
-    """Resolve (converting once if needed) and load the generator model."""
-    return TransformersGenerator(resolve_model_dir(model, cache_dir), quantization)
+    """Resolve (converting once if needed) and load the generator model; its system-message attention caches are
+    kept in ``cache_dir`` too."""
+    model_dir = resolve_model_dir(model, cache_dir)
+    return TransformersGenerator(model_dir, quantization, prefix_dir=cache_dir / "prompt-caches")

@@ -5,6 +5,7 @@ import torch
 
 from rag import generation
 from rag.generation import GeneratorError, resolve_model_dir
+from rag.prefix_cache import PrefixCacheStore
 
 
 def test_a_model_folder_is_used_as_is(tmp_path):
@@ -202,6 +203,7 @@ def generator_around(model) -> generation.TransformersGenerator:
     generator = object.__new__(generation.TransformersGenerator)
     generator.model = model
     generator._prompt_cache = None
+    generator._prefixes = None
     generator.reused_prompt_tokens = 0
     return generator
 
@@ -248,3 +250,20 @@ def test_a_prompt_with_a_different_first_token_starts_from_an_empty_cache():
     generator._prompt_cache = ([1, 2, 3], cache)
     assert generator._reusable_cache([4, 2, 3]).get_seq_length() == 0
     assert generator.reused_prompt_tokens == 0
+
+
+def test_a_fresh_generators_first_prompt_starts_from_its_system_messages_saved_cache(tmp_path):
+    model = tiny_causal_lm().eval()
+    system, prompt = [1, 5, 9], [1, 5, 9, 3, 8, 4]
+    earlier = generator_around(model)
+    earlier._prefixes = PrefixCacheStore(tmp_path, "tiny")
+    cache = earlier._reusable_cache(system + [7, 7], system)
+    last_logits(model, system + [7, 7, 2], cache)  # the earlier process's prompt and reply
+    earlier._prefixes.save(system, cache)
+
+    fresh = generator_around(model)  # a new process: nothing in memory
+    fresh._prefixes = PrefixCacheStore(tmp_path, "tiny")
+    reused = fresh._reusable_cache(prompt, system)
+    assert fresh.reused_prompt_tokens == len(system) and reused.get_seq_length() == len(system)
+    computed = generator_around(model)._reusable_cache(prompt, system)  # no store: computes everything
+    assert torch.allclose(last_logits(model, prompt, reused), last_logits(model, prompt, computed), atol=1e-5)

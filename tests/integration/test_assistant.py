@@ -58,6 +58,18 @@ def test_asking_again_reuses_the_prompts_attention_cache_and_answers_the_same(re
     assert again.raw_output == first.raw_output and again.text == first.text
 
 
+def test_a_fresh_process_starts_from_the_saved_attention_cache_of_the_system_message(real_assistant):
+    first = real_assistant.ask(IPCP_QUESTION)  # saves the system message's cache, if no earlier run did
+    generator = real_assistant.generator
+    generator._prompt_cache = None  # what a new process holds in memory
+    again = real_assistant.ask(IPCP_QUESTION)
+    messages = build_messages(IPCP_QUESTION, again.hits)
+    system_tokens = generator.count_tokens(generator.tokenizer.apply_chat_template(messages[:1], tokenize=False))
+    assert system_tokens > 20 and generator.reused_prompt_tokens == system_tokens
+    assert list((real_assistant.settings.cache_dir / "prompt-caches").glob("*.safetensors"))
+    assert again.raw_output == first.raw_output
+
+
 def test_the_index_describes_itself(real_assistant):
     settings = real_assistant.index.settings
     assert settings.embedding_model == "sentence-transformers/all-MiniLM-L6-v2" and settings.dimensions == 384
