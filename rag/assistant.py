@@ -25,7 +25,7 @@ from rag.embedding import Embedder, load_embedder
 from rag.generation import AnswerConstraint, Generator, load_generator
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
-from rag.prompts import IDK, build_messages
+from rag.prompts import IDK, build_messages, prompt_starts
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Citation, Hit, Timings
 
@@ -176,7 +176,8 @@ class Assistant:
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
         return AnswerStream(
             generator.stream(
-                build_messages(question, hits, earlier), options.max_new_tokens, constraint, options.max_generation_s
+                build_messages(question, hits, earlier), options.max_new_tokens, constraint, options.max_generation_s,
+                starts=prompt_starts(hits),
             ),
             self._finisher(question, query, hits, options, prepared - started),
         )
@@ -248,4 +249,4 @@ class Assistant:
 
 
 def _load_generator(settings: Settings) -> Generator:
-    return load_generator(settings.generator_model, settings.cache_dir, settings.quantization)
+    return load_generator(settings.generator_model, settings.cache_dir, settings.quantization, settings.prompt_cache_mb)

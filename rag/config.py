@@ -72,6 +72,9 @@ class Settings:
     # Generation.
     max_new_tokens: int = 48
     max_generation_s: float = 60.0  # a reply still unfinished after this long is cut off where it is
+    # Disk kept in cache_dir for the attention caches of prompt starts (the system message; the system message and
+    # a first passage, about 5 MB each for the default model), least recently used dropped first; 0 keeps none.
+    prompt_cache_mb: int = 256
     quantization: Quantization = "none"
     # "free": the model writes the answer, which is checked against the passage it cites; "quote": decoding is
     # constrained so the answer is a span copied verbatim from one passage (or the refusal).
@@ -104,6 +107,9 @@ class Settings:
         for name in ("min_relevance", "min_citation_relevance"):
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise SettingsError(f"{name} is a cosine similarity in [-1, 1], got {getattr(self, name)}")
+        budget = self.prompt_cache_mb
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise SettingsError(f"prompt_cache_mb must be 0 (keep none) or a positive integer, got {budget!r}")
         if isinstance(self.passage_tokens, bool) or not isinstance(self.passage_tokens, int) or self.passage_tokens < 0:
             raise SettingsError(
                 f"passage_tokens must be 0 (whole chunks) or a positive integer, got {self.passage_tokens!r}"

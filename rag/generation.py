@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -67,9 +67,11 @@ class Generator(Protocol):
         max_new_tokens: int,
         constraint: AnswerConstraint | None = None,
         max_seconds: float | None = None,
+        starts: Sequence[list[dict[str, str]]] = (),
     ) -> Iterator[str]:
         """Yield the reply to a chat, piece by piece, greedily decoded, within ``constraint`` when given; stop
-        after ``max_new_tokens`` tokens or ``max_seconds`` of generating, whichever comes first."""
+        after ``max_new_tokens`` tokens or ``max_seconds`` of generating, whichever comes first. ``starts`` are
+        beginnings of ``messages`` that later chats will share (a hint: an implementation may keep their state)."""
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -223,11 +225,13 @@ class TransformersGenerator:
         quantization: Quantization = "none",
         gguf_file: str | None = None,
         prefix_dir: Path | None = None,
+        prefix_budget_mb: int = 256,
     ) -> None:
         """Load the model in ``model_dir``; with ``gguf_file`` (a file name in ``model_dir``), de-quantise that GGUF
         file on every load instead (46.8 s against 3.2 s from the converted cache in `rag bench cold-start`;
-        ``resolve_model_dir`` converts once instead). With ``prefix_dir``, the attention cache of the system
-        message is kept there and a later process starts from it (``rag.prefix_cache``)."""
+        ``resolve_model_dir`` converts once instead). With ``prefix_dir``, the attention caches of the prompt
+        starts ``stream`` is told of are kept there (at most ``prefix_budget_mb``, least recently used dropped
+        first), and later prompts, in this process or another, start from them (``rag.prefix_cache``)."""
         self.name = gguf_file or model_dir.name
         source = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, **source)
@@ -262,9 +266,10 @@ class TransformersGenerator:
         self.last_prompt_tokens = 0  # tokens of the last prompt, as the model read it (chat template applied)
         self.reused_prompt_tokens = 0  # of those, read from that cache instead of computed
         self._prefixes = (
-            PrefixCacheStore(prefix_dir, model_key(model_dir, gguf_file, quantization)) if prefix_dir else None
+            PrefixCacheStore(prefix_dir, model_key(model_dir, gguf_file, quantization), prefix_budget_mb << 20)
+            if prefix_dir and prefix_budget_mb > 0
+            else None
         )
-        self._system_start: tuple[str, list[int]] | None = None  # the last system message and its prompt tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self._token_ids(text))
@@ -277,30 +282,37 @@ class TransformersGenerator:
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
 
-    def _system_tokens(self, messages: list[dict[str, str]], prompt_ids: list[int]) -> list[int]:
-        """The tokens ``prompt_ids`` starts with that spell ``messages``' system message (none if it has none)."""
-        if not messages or messages[0].get("role") != "system":
-            return []
-        content = messages[0]["content"]
-        if self._system_start is None or self._system_start[0] != content:
-            try:
-                rendered = self.tokenizer.apply_chat_template(messages[:1], tokenize=False)
-            except (TemplateError, ValueError):  # a template that wants a user turn too: no start to keep
-                rendered = ""
-            self._system_start = (content, self._token_ids(rendered) if rendered else [])
-        ids = self._system_start[1]
-        return ids if 0 < len(ids) < len(prompt_ids) and prompt_ids[: len(ids)] == ids else []
+    def _start_tokens(self, starts: Sequence[list[dict[str, str]]], prompt_ids: list[int]) -> list[list[int]]:
+        """For each of ``starts``, the tokens ``prompt_ids`` begins with that spell it, longest first.
 
-    def _reusable_cache(self, prompt_ids: list[int], system_ids: list[int] = ()) -> DynamicCache:
-        """The last prompt's attention cache cut back to the start it shares with ``prompt_ids``, else the saved
-        cache of ``system_ids`` (the system message, a fresh process's first prompt), else an empty cache;
-        ``reused_prompt_tokens`` says how many tokens it holds. Generation then computes only the rest of the
-        prompt and extends the cache in place."""
+        A start is rendered open-ended (its last message not closed) and cut to what it shares with the prompt:
+        a text boundary can tokenize differently on its own ("." against ".\n\n" in the prompt).
+        """
+        found = set()
+        for start in starts:
+            try:
+                rendered = self.tokenizer.apply_chat_template(start, tokenize=False, continue_final_message=True)
+            except (TemplateError, ValueError):  # a template that cannot render this start: nothing to keep
+                continue
+            shared = min(_common_prefix_length(self._token_ids(rendered), prompt_ids), len(prompt_ids) - 1)
+            if shared > 0:
+                found.add(shared)
+        return [prompt_ids[:length] for length in sorted(found, reverse=True)]
+
+    def _reusable_cache(self, prompt_ids: list[int], start_ids: Sequence[list[int]] = ()) -> DynamicCache:
+        """The last prompt's attention cache cut back to the start it shares with ``prompt_ids``, or the saved
+        cache of the longest of ``start_ids`` where that is longer (a fresh process; a passage seen before), else
+        an empty cache; ``reused_prompt_tokens`` says how many tokens it holds. Generation then computes only the
+        rest of the prompt and extends the cache in place."""
         kept, self._prompt_cache = self._prompt_cache, None  # taken: generation extends it in place
         self.reused_prompt_tokens = 0
-        if kept is None and system_ids and self._prefixes is not None:
-            saved = self._prefixes.load(list(system_ids), self.model.config)
-            kept = (list(system_ids), saved) if saved is not None else None
+        in_memory = _common_prefix_length(kept[0], prompt_ids) if kept is not None else 0
+        longer = [ids for ids in start_ids if len(ids) > in_memory] if self._prefixes is not None else []
+        for ids in longer:
+            saved = self._prefixes.load(ids, self.model.config)
+            if saved is not None:
+                kept = (ids, saved)
+                break
         if kept is not None:
             cached_ids, cache = kept
             shared = min(_common_prefix_length(cached_ids, prompt_ids), len(prompt_ids) - 1)  # one left to score
@@ -321,6 +333,7 @@ class TransformersGenerator:
         max_new_tokens: int,
         constraint: AnswerConstraint | None = None,
         max_seconds: float | None = None,
+        starts: Sequence[list[dict[str, str]]] = (),
     ) -> Iterator[str]:
         with self._lock:
             inputs = self._encode(messages)
@@ -340,8 +353,8 @@ class TransformersGenerator:
                 )
             prompt_ids = inputs["input_ids"][0].tolist()
             self.last_prompt_tokens = len(prompt_ids)
-            system_ids = self._system_tokens(messages, prompt_ids)
-            cache = self._reusable_cache(prompt_ids, system_ids)
+            start_ids = self._start_tokens(starts, prompt_ids) if self._prefixes is not None else []
+            cache = self._reusable_cache(prompt_ids, start_ids)
             options["past_key_values"] = cache
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             failure: list[BaseException] = []
@@ -375,8 +388,8 @@ class TransformersGenerator:
             if failure:
                 raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
             self._prompt_cache = (prompt_ids, cache)  # holds the prompt and the reply; cut back on the next call
-            if system_ids and self._prefixes is not None:
-                self._prefixes.save(system_ids, cache)  # once per process; the next one starts from it
+            for ids in start_ids:
+                self._prefixes.save(ids, cache)  # kept for later prompts and processes (once per start)
 
     def _allowed_tokens(self, constraint: AnswerConstraint) -> set[int]:
         """Every token a span or the refusal could be spelled with: the sources' own tokens, their words tokenized
@@ -576,8 +589,12 @@ def _load_libc() -> ctypes.CDLL | None:
 _LIBC = _load_libc()
 
 
-def load_generator(model: str | None, cache_dir: Path, quantization: Quantization = "none") -> TransformersGenerator:
-    """Resolve (converting once if needed) and load the generator model; its system-message attention caches are
-    kept in ``cache_dir`` too."""
+def load_generator(
+    model: str | None, cache_dir: Path, quantization: Quantization = "none", prefix_budget_mb: int = 256
+) -> TransformersGenerator:
+    """Resolve (converting once if needed) and load the generator model; the attention caches of prompt starts are
+    kept in ``cache_dir`` too (at most ``prefix_budget_mb``; 0 keeps none)."""
     model_dir = resolve_model_dir(model, cache_dir)
-    return TransformersGenerator(model_dir, quantization, prefix_dir=cache_dir / "prompt-caches")
+    return TransformersGenerator(
+        model_dir, quantization, prefix_dir=cache_dir / "prompt-caches", prefix_budget_mb=prefix_budget_mb
+    )

@@ -1,10 +1,13 @@
-"""Attention caches of prompt starts kept on disk, so that a new process does not compute them again.
+"""Attention caches of prompt starts kept on disk, so that no process computes them twice.
 
-Every prompt of the assistant starts with the same system message. Within one process the generator keeps the
-attention cache of the last prompt and reuses the start the next one shares with it; a fresh process (a CLI call,
-a restarted chat server) had to compute that start again for its first answer: 72 tokens, about 0.4 s on two cores.
-This store keeps the keys and values of such a start in a safetensors file (plain tensors: nothing is unpickled),
-named after the model and the tokens, and hands them back to a later process as a ready cache.
+Every prompt of the assistant starts with the same system message, and every question whose best passage is the
+same starts with the same first passage too (``rag.prompts.prompt_starts``). Within one process the generator
+keeps the attention cache of the last prompt and reuses the start the next one shares with it; anything else was
+computed again: the system message (62 tokens, 0.3 s on two cores) for a fresh process's first answer, the first
+passage (about 150 tokens more) whenever its question did not directly follow one with the same best passage.
+This store keeps the keys and values of such starts in safetensors files (plain tensors: nothing is unpickled),
+named after the model and the tokens, within a size budget (least recently used files go first), and hands them
+back as a ready cache.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ log = logging.getLogger(__name__)
 class PrefixCacheStore:
     """Saved attention caches of token prefixes for one model (``model_key`` names its weights and precision)."""
 
-    def __init__(self, folder: Path, model_key: str) -> None:
+    def __init__(self, folder: Path, model_key: str, budget_bytes: int = 256 << 20) -> None:
         self.folder = folder
         self.model_key = model_key
+        self.budget_bytes = budget_bytes
         self._saved: set[Path] = set()  # written or found by this process: not written again
 
     def _path(self, ids: list[int]) -> Path:
@@ -51,6 +55,10 @@ class PrefixCacheStore:
         stored_ids = tensors.get("ids")
         if stored_ids is None or stored_ids.tolist() != ids or len(tensors) != 1 + 2 * layers:
             return None
+        try:
+            os.utime(path)  # used now: the last file the budget drops
+        except OSError:
+            pass
         cache = DynamicCache(config=config)
         for layer in range(layers):
             keys, values = tensors.get(f"keys.{layer}"), tensors.get(f"values.{layer}")
@@ -74,10 +82,13 @@ class PrefixCacheStore:
             return
         if cache.get_seq_length() < len(ids):
             return
+        kept = [(layer.keys[..., : len(ids), :], layer.values[..., : len(ids), :]) for layer in cache.layers]
+        if sum(2 * keys.numel() * keys.element_size() for keys, _ in kept) > self.budget_bytes:
+            self._saved.add(path)
+            return
         tensors = {"ids": torch.tensor(ids, dtype=torch.int64)}
-        for n, layer in enumerate(cache.layers):
-            tensors[f"keys.{n}"] = layer.keys[..., : len(ids), :].contiguous()
-            tensors[f"values.{n}"] = layer.values[..., : len(ids), :].contiguous()
+        for n, (keys, values) in enumerate(kept):
+            tensors[f"keys.{n}"], tensors[f"values.{n}"] = keys.contiguous(), values.contiguous()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             handle, scratch = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=self.folder)
@@ -88,9 +99,27 @@ class PrefixCacheStore:
             finally:
                 if os.path.exists(scratch):
                     os.unlink(scratch)
+            self._keep_within_budget()
         except OSError as exc:  # a read-only or full cache folder costs speed, never an answer
             log.warning("could not keep the prompt cache in %s: %s", self.folder, exc)
         self._saved.add(path)
+
+    def _keep_within_budget(self) -> None:
+        """Delete the least recently used files (any model's) until the folder holds at most the budget."""
+        files = []
+        for path in self.folder.glob("*.safetensors"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed meanwhile by another process
+                continue
+            files.append((stat.st_mtime_ns, stat.st_size, path))
+        total = sum(size for _, size, _ in files)
+        for _, size, path in sorted(files):
+            if total <= self.budget_bytes:
+                break
+            path.unlink(missing_ok=True)
+            self._saved.discard(path)
+            total -= size
 
 
 def model_key(model_dir: Path, gguf_file: str | None, quantization: str) -> str:

@@ -45,3 +45,16 @@ def build_messages(question: str, hits: list[Hit], earlier: Turn | None = None) 
         passages = ""
     messages.append({"role": "user", "content": f"{passages}Question: {question}"})
     return messages
+
+
+def prompt_starts(hits: list[Hit]) -> list[list[dict[str, str]]]:
+    """Beginnings of every ``build_messages(..., hits, ...)`` prompt that do not depend on the question: the
+    system message, then the system message and the first passage (a user message the real one continues).
+
+    Any question whose best passage is ``hits[0]`` starts the same way; the generator keeps the attention caches of
+    these starts (``rag.prefix_cache``) and prefills only the rest of such a prompt.
+    """
+    system = [{"role": "system", "content": SYSTEM_PROMPT}]
+    if not hits:
+        return [system]
+    return [system, [*system, {"role": "user", "content": f"Passages:\n{format_passages(hits[:1])}\n\n"}]]

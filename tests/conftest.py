@@ -51,7 +51,7 @@ class FakeGenerator:
 
     def stream(
         self, messages: list[dict[str, str]], max_new_tokens: int, constraint: object = None,
-        max_seconds: float | None = None,
+        max_seconds: float | None = None, starts: object = (),
     ) -> Iterator[str]:
         self.prompts.append(messages)
         self.constraints.append(constraint)

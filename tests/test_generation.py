@@ -257,13 +257,35 @@ def test_a_fresh_generators_first_prompt_starts_from_its_system_messages_saved_c
     system, prompt = [1, 5, 9], [1, 5, 9, 3, 8, 4]
     earlier = generator_around(model)
     earlier._prefixes = PrefixCacheStore(tmp_path, "tiny")
-    cache = earlier._reusable_cache(system + [7, 7], system)
+    cache = earlier._reusable_cache(system + [7, 7], [system])
     last_logits(model, system + [7, 7, 2], cache)  # the earlier process's prompt and reply
     earlier._prefixes.save(system, cache)
 
     fresh = generator_around(model)  # a new process: nothing in memory
     fresh._prefixes = PrefixCacheStore(tmp_path, "tiny")
-    reused = fresh._reusable_cache(prompt, system)
+    reused = fresh._reusable_cache(prompt, [system])
     assert fresh.reused_prompt_tokens == len(system) and reused.get_seq_length() == len(system)
-    computed = generator_around(model)._reusable_cache(prompt, system)  # no store: computes everything
+    computed = generator_around(model)._reusable_cache(prompt, [system])  # no store: computes everything
     assert torch.allclose(last_logits(model, prompt, reused), last_logits(model, prompt, computed), atol=1e-5)
+
+
+def test_the_longest_start_wins_whether_saved_or_in_memory(tmp_path):
+    model = tiny_causal_lm().eval()
+    system, passage_start = [1, 5], [1, 5, 9, 3]
+    store = PrefixCacheStore(tmp_path, "tiny")
+    store.save(passage_start, last_logits_cache(model, passage_start + [6]))
+    generator = generator_around(model)
+    generator._prefixes = store
+    generator._prompt_cache = ([1, 5, 2, 2], last_logits_cache(model, [1, 5, 2, 2]))  # shares only the system part
+    assert generator._reusable_cache(passage_start + [8], [passage_start, system]).get_seq_length() == 4
+    generator._prompt_cache = ([1, 5, 9, 3, 8, 8], last_logits_cache(model, [1, 5, 9, 3, 8, 8]))  # shares more
+    assert generator._reusable_cache([1, 5, 9, 3, 8, 4], [passage_start, system]).get_seq_length() == 5
+
+
+def last_logits_cache(model, ids: list[int]):
+    """The attention cache of ``ids`` computed from scratch."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    last_logits(model, ids, cache)
+    return cache

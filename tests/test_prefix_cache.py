@@ -2,6 +2,7 @@
 that does not fit the model or the tokens is ignored, never trusted."""
 
 import logging
+import os
 
 import torch
 from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM
@@ -97,3 +98,23 @@ def test_the_model_key_changes_with_the_weights_and_the_precision(tmp_path):
     assert model_key(tmp_path, None, "int8") != key
     weights.write_bytes(b"b" * 11)
     assert model_key(tmp_path, None, "none") != key
+
+
+def test_the_budget_drops_the_least_recently_used_prefixes_first(tmp_path):
+    model = tiny_model()
+    store = PrefixCacheStore(tmp_path, "tiny")
+    first, second, third = [1, 5, 9, 3], [2, 5, 9, 3], [3, 5, 9, 3]
+    store.save(first, computed_cache(model, first))
+    store.budget_bytes = int(2.5 * store._path(first).stat().st_size)  # room for two files of this size
+    store.save(second, computed_cache(model, second))
+    os.utime(store._path(first), ns=(1, 1))  # long unused ...
+    os.utime(store._path(second), ns=(2, 2))
+    assert store.load(first, model.config) is not None  # ... until now
+    store.save(third, computed_cache(model, third))
+    assert [store.load(ids, model.config) is not None for ids in (first, second, third)] == [True, False, True]
+
+
+def test_a_prefix_larger_than_the_whole_budget_is_not_kept(tmp_path):
+    store = PrefixCacheStore(tmp_path, "tiny", budget_bytes=100)
+    store.save(PREFIX, computed_cache(tiny_model(), PREFIX))
+    assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,7 @@
 """Prompts: numbered passages and the question as chat messages; a follow-up replays the turn it leans on."""
 
 from rag.conversation import Turn
-from rag.prompts import IDK, SYSTEM_PROMPT, build_messages
+from rag.prompts import IDK, SYSTEM_PROMPT, build_messages, prompt_starts
 from rag.types import Chunk, Hit
 
 TEXTS = ["The Danube is 2,850 km long.", "The Rhine rises in the Alps."]
@@ -43,3 +43,17 @@ def test_a_passage_sentence_addressed_to_the_model_never_reaches_it():
     hit = Hit(Chunk("c9", "doc", "notes.txt", "Notes", 0, 0, len(text), text), score=1.0, dense_score=0.5)
     prompt = build_messages("What grows here?", [hit])[-1]["content"]
     assert "Basil grows here." in prompt and "PWNED" not in prompt
+
+
+def test_prompt_starts_are_the_system_message_and_then_the_first_passage_every_prompt_over_them_begins_with():
+    system_only, first_passage = prompt_starts(HITS)
+    assert system_only == [{"role": "system", "content": SYSTEM_PROMPT}]
+    assert first_passage[0] == system_only[0] and "[2]" not in first_passage[1]["content"]
+    for messages in (build_messages("How long is the Danube?", HITS), build_messages("And the Rhine?", HITS[:1]),
+                     build_messages("How long is it?", HITS, Turn("Which river?", "The Danube [1]"))):
+        assert messages[0] == system_only[0]
+        assert messages[1]["role"] == "user" and messages[1]["content"].startswith(first_passage[1]["content"])
+
+
+def test_without_passages_only_the_system_message_is_a_start():
+    assert prompt_starts([]) == [[{"role": "system", "content": SYSTEM_PROMPT}]]

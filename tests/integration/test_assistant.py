@@ -58,14 +58,18 @@ def test_asking_again_reuses_the_prompts_attention_cache_and_answers_the_same(re
     assert again.raw_output == first.raw_output and again.text == first.text
 
 
-def test_a_fresh_process_starts_from_the_saved_attention_cache_of_the_system_message(real_assistant):
-    first = real_assistant.ask(IPCP_QUESTION)  # saves the system message's cache, if no earlier run did
+def test_a_fresh_process_starts_from_the_saved_attention_cache_of_the_system_message_and_first_passage(
+    real_assistant,
+):
+    first = real_assistant.ask(IPCP_QUESTION)  # keeps the caches of its prompt's starts, if no earlier run did
     generator = real_assistant.generator
     generator._prompt_cache = None  # what a new process holds in memory
     again = real_assistant.ask(IPCP_QUESTION)
     messages = build_messages(IPCP_QUESTION, again.hits)
     system_tokens = generator.count_tokens(generator.tokenizer.apply_chat_template(messages[:1], tokenize=False))
-    assert system_tokens > 20 and generator.reused_prompt_tokens == system_tokens
+    first_passage_tokens = generator.count_tokens(again.hits[0].chunk.text)
+    assert generator.reused_prompt_tokens > system_tokens + first_passage_tokens  # both read from disk
+    assert generator.reused_prompt_tokens < generator.last_prompt_tokens - first_passage_tokens  # not the rest
     assert list((real_assistant.settings.cache_dir / "prompt-caches").glob("*.safetensors"))
     assert again.raw_output == first.raw_output
 

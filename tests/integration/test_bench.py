@@ -53,11 +53,17 @@ def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
     result = bench("latency", "--gold", str(gold), "--out", str(out))
     assert result.returncode == 0, result.stderr
     payload = json.loads(out.read_text())
-    assert len(payload["rows"]) == 2
+    first_pass, second_pass = payload["rows"][:2], payload["rows"][2:]
+    assert [r["pass"] for r in payload["rows"]] == ["empty store"] * 2 + ["second pass"] * 2
     for row in payload["rows"]:
         assert 0 < row["first_token_s"] <= row["full_answer_s"]
         assert row["prompt_tokens"] > 50 and row["prefill_tokens_per_s"] > 0
+        assert row["prefilled_tokens"] < row["prompt_tokens"]  # the system message, at least, is never recomputed
+    for before, after in zip(first_pass, second_pass):  # the second pass finds the first passages kept
+        assert after["id"] == before["id"] and after["prefilled_tokens"] <= before["prefilled_tokens"]
+        assert after["answer"] == before["answer"]
     summary = payload["summary"]
+    assert summary["second_pass_full_answer_median_s"] > 0
     # The default model's matrices are float16: two bytes a parameter (norms and biases, in float32, add little).
     assert 2 <= summary["model_bytes_read_per_token"] / summary["model_parameters"] < 2.05
     assert summary["decode_bound_tokens_per_s"] > 0
