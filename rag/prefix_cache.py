@@ -59,12 +59,14 @@ class PrefixCacheStore:
             os.utime(path)  # used now: the last file the budget drops
         except OSError:
             pass
+        heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        head_size = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         cache = DynamicCache(config=config)
         for layer in range(layers):
             keys, values = tensors.get(f"keys.{layer}"), tensors.get(f"values.{layer}")
-            if keys is None or values is None or keys.dim() != 4 or keys.shape != values.shape:
+            if keys is None or values is None or keys.shape != (1, heads, len(ids), head_size):
                 return None
-            if keys.shape[0] != 1 or keys.shape[-2] != len(ids) or keys.dtype != torch.float32:
+            if values.shape != keys.shape or keys.dtype != torch.float32 or values.dtype != torch.float32:
                 return None
             cache.update(keys, values, layer)
         self._saved.add(path)

@@ -53,6 +53,9 @@ def test_a_file_that_does_not_fit_is_ignored(tmp_path):
     store = PrefixCacheStore(tmp_path, "tiny")
     store.save(PREFIX, computed_cache(tiny_model(layers=2), PREFIX))
     assert store.load(PREFIX, tiny_model(layers=3).config) is None  # another shape of model under the same name
+    other_heads = tiny_model(layers=2).config
+    other_heads.num_key_value_heads = 2
+    assert store.load(PREFIX, other_heads) is None
 
 
 def test_a_damaged_file_is_ignored_with_a_warning(tmp_path, caplog):
