@@ -3,8 +3,8 @@
 Every prompt of the assistant starts with the same system message, and every question whose best passage is the
 same starts with the same first passage too (``rag.prompts.prompt_starts``). Within one process the generator
 keeps the attention cache of the last prompt and reuses the start the next one shares with it; anything else was
-computed again: the system message (62 tokens, 0.3 s on two cores) for a fresh process's first answer, the first
-passage (about 150 tokens more) whenever its question did not directly follow one with the same best passage.
+computed again: the system message (60 tokens, 0.3 s on two cores) for a fresh process's first answer, the first
+passage (about 190 tokens more) whenever its question did not directly follow one with the same best passage.
 This store keeps the keys and values of such starts in safetensors files (plain tensors: nothing is unpickled),
 named after the model and the tokens, within a size budget (least recently used files go first), and hands them
 back as a ready cache.

@@ -29,6 +29,8 @@ def test_defaults_are_valid_and_fit_the_embedder():
         ({"max_new_tokens": 0}, "max_new_tokens"),
         ({"embedding_backend": "openvino"}, "embedding_backend"),
         ({"exact_search_limit": 0}, "exact_search_limit"),
+        ({"prompt_cache_mb": -1}, "prompt_cache_mb"),
+        ({"prompt_cache_mb": 1.5}, "prompt_cache_mb"),
     ],
 )
 def test_bad_values_are_rejected_with_the_setting_named(changes, name):
