@@ -47,8 +47,8 @@ def test_ingestion_embeds_the_same_chunks_both_ways_and_scores_retrieval_for_eac
 
 def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
     gold = tmp_path / "gold.jsonl"
-    lines = (REPO / "eval" / "gold" / "dev.jsonl").read_text().splitlines()[:2]
-    gold.write_text("\n".join(lines) + "\n")
+    lines = (REPO / "eval" / "gold" / "dev.jsonl").read_text().splitlines()
+    gold.write_text(lines[0] + "\n" + lines[7] + "\n")  # d01 and d08: best passages from the two documents
     out = tmp_path / "latency.json"
     result = bench("latency", "--gold", str(gold), "--out", str(out))
     assert result.returncode == 0, result.stderr
@@ -59,9 +59,11 @@ def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
         assert 0 < row["first_token_s"] <= row["full_answer_s"]
         assert row["prompt_tokens"] > 50 and row["prefill_tokens_per_s"] > 0
         assert row["prefilled_tokens"] < row["prompt_tokens"]  # the system message, at least, is never recomputed
-    for before, after in zip(first_pass, second_pass):  # the second pass finds the first passages kept
-        assert after["id"] == before["id"] and after["prefilled_tokens"] <= before["prefilled_tokens"]
-        assert after["answer"] == before["answer"]
+    for before, after in zip(first_pass, second_pass):
+        assert after["id"] == before["id"] and after["answer"] == before["answer"]
+        # Each follows a question about the other document, so what it reuses beyond the system message (about 60
+        # tokens) is its first passage's start, kept by the first pass.
+        assert after["prompt_tokens"] - after["prefilled_tokens"] > 100
     summary = payload["summary"]
     assert summary["second_pass_full_answer_median_s"] > 0
     # The default model's matrices are float16: two bytes a parameter (norms and biases, in float32, add little).
