@@ -201,10 +201,9 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         from rag.bench import answering
 
         gold = load_gold(args.gold)
-        # The untimed earlier answer asks about the other document, so the first timed question finds the system
-        # message's cache kept but not its own passage's.
-        docs = {e.doc for e in gold[0].evidence}
-        earlier = next((g.question for g in gold[1:] if g.evidence and not docs & {e.doc for e in g.evidence}), None)
+        # The untimed earlier answer is about another document: the timed question then finds the system message's
+        # cache kept, not its own passage's.
+        earlier = answering.question_about_another_document(gold)
         answering.cold_start(gold[0].question, args.runs, args.out, settings, earlier)
     elif args.benchmark == "latency":
         from rag.bench import answering

@@ -107,13 +107,10 @@ class Settings:
         for name in ("min_relevance", "min_citation_relevance"):
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise SettingsError(f"{name} is a cosine similarity in [-1, 1], got {getattr(self, name)}")
-        budget = self.prompt_cache_mb
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
-            raise SettingsError(f"prompt_cache_mb must be 0 (keep none) or a positive integer, got {budget!r}")
-        if isinstance(self.passage_tokens, bool) or not isinstance(self.passage_tokens, int) or self.passage_tokens < 0:
-            raise SettingsError(
-                f"passage_tokens must be 0 (whole chunks) or a positive integer, got {self.passage_tokens!r}"
-            )
+        for name, zero in (("passage_tokens", "whole chunks"), ("prompt_cache_mb", "keep none")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SettingsError(f"{name} must be 0 ({zero}) or a positive integer, got {value!r}")
         if self.answer_mode not in get_args(AnswerMode):
             raise SettingsError(f"answer_mode must be one of {get_args(AnswerMode)}, got {self.answer_mode!r}")
         if self.embedding_backend not in get_args(EmbeddingBackend):

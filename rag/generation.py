@@ -301,14 +301,13 @@ class TransformersGenerator:
 
     def _reusable_cache(self, prompt_ids: list[int], start_ids: Sequence[list[int]] = ()) -> DynamicCache:
         """The last prompt's attention cache cut back to the start it shares with ``prompt_ids``, or the saved
-        cache of the longest of ``start_ids`` where that is longer (a fresh process; a passage seen before), else
-        an empty cache; ``reused_prompt_tokens`` says how many tokens it holds. Generation then computes only the
-        rest of the prompt and extends the cache in place."""
+        cache of the longest of ``start_ids`` (given only with a store) where that is longer (a fresh process; a
+        passage seen before), else an empty cache; ``reused_prompt_tokens`` says how many tokens it holds.
+        Generation then computes only the rest of the prompt and extends the cache in place."""
         kept, self._prompt_cache = self._prompt_cache, None  # taken: generation extends it in place
         self.reused_prompt_tokens = 0
         in_memory = _common_prefix_length(kept[0], prompt_ids) if kept is not None else 0
-        longer = [ids for ids in start_ids if len(ids) > in_memory] if self._prefixes is not None else []
-        for ids in longer:
+        for ids in (ids for ids in start_ids if len(ids) > in_memory):
             saved = self._prefixes.load(ids, self.model.config)
             if saved is not None:
                 kept = (ids, saved)

@@ -55,10 +55,6 @@ class PrefixCacheStore:
         stored_ids = tensors.get("ids")
         if stored_ids is None or stored_ids.tolist() != ids or len(tensors) != 1 + 2 * layers:
             return None
-        try:
-            os.utime(path)  # used now: the last file the budget drops
-        except OSError:
-            pass
         heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         head_size = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         cache = DynamicCache(config=config)
@@ -69,6 +65,10 @@ class PrefixCacheStore:
             if values.shape != keys.shape or keys.dtype != torch.float32 or values.dtype != torch.float32:
                 return None
             cache.update(keys, values, layer)
+        try:
+            os.utime(path)  # used now: the last file the budget drops
+        except OSError:
+            pass
         self._saved.add(path)
         return cache
 

@@ -265,7 +265,7 @@ def test_a_fresh_generators_first_prompt_starts_from_its_system_messages_saved_c
     fresh._prefixes = PrefixCacheStore(tmp_path, "tiny")
     reused = fresh._reusable_cache(prompt, [system])
     assert fresh.reused_prompt_tokens == len(system) and reused.get_seq_length() == len(system)
-    computed = generator_around(model)._reusable_cache(prompt, [system])  # no store: computes everything
+    computed = generator_around(model)._reusable_cache(prompt)  # nothing kept: computes everything
     assert torch.allclose(last_logits(model, prompt, reused), last_logits(model, prompt, computed), atol=1e-5)
 
 

@@ -55,14 +55,30 @@ def cold_start_child(started: float, mode: str, docs_dir: str, index_dir: str, q
     }))
 
 
+def _cache_without_prompt_starts(settings: Settings, scratch: Path) -> Path:
+    """A cache folder in ``scratch`` holding the converted model and exported embedder of ``settings.cache_dir``
+    (linked, not copied) and no prompt starts (``rag.prefix_cache``): what other runs kept is not seen."""
+    cache = scratch / "cache"
+    cache.mkdir()
+    for kept in ("models", "embeddings"):
+        if (settings.cache_dir / kept).is_dir():
+            (cache / kept).symlink_to((settings.cache_dir / kept).resolve())
+    return cache
+
+
+def question_about_another_document(items: list) -> str | None:
+    """The first gold question after ``items[0]`` whose evidence lies only in other documents, if any."""
+    docs = {e.doc for e in items[0].evidence}
+    return next((i.question for i in items[1:] if i.evidence and not docs & {e.doc for e in i.evidence}), None)
+
+
 def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: Settings | None = None,
                earlier_question: str | None = None) -> dict:
     """Time both ways ``runs`` times each, alternating, from spawning the process to the answer.
 
-    Caches are warm, as in use: the index, the converted model and exported embedder, and the prompt starts
-    (``rag.prefix_cache``) that an untimed earlier process kept answering ``earlier_question`` (default:
-    ``question`` itself, whose first passage is then kept too), in a cache folder of their own: prompt starts kept
-    by other runs are not seen.
+    Caches are warm, as in use: the index, the converted model and exported embedder, and the prompt starts that
+    an untimed earlier process kept answering ``earlier_question`` (default: ``question`` itself, whose first
+    passage is then kept too). Every timed run finds the prompt starts as that process left them.
     """
     from rag.embedding import load_embedder
     from rag.generation import join_default_gguf, resolve_model_dir
@@ -73,11 +89,7 @@ def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: 
         index_dir = Path(scratch) / "index"
         build_or_update(settings.docs_dir, index_dir, load_embedder(settings), settings)  # index warm, as in use
         resolve_model_dir(None, settings.cache_dir)  # converted-model cache warm
-        cache = Path(scratch) / "cache"
-        cache.mkdir()
-        for kept in ("models", "embeddings"):  # the converted files as they are; an empty store of prompt starts
-            if (settings.cache_dir / kept).is_dir():
-                (cache / kept).symlink_to((settings.cache_dir / kept).resolve())
+        cache = _cache_without_prompt_starts(settings, Path(scratch))
         env = {**os.environ, "RAG_CACHE_DIR": str(cache)}
         gguf = Path(scratch) / "model.gguf"
         join_default_gguf(gguf)
@@ -143,16 +155,15 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
     """
     from rag.assistant import Assistant
     from rag.evaluation import load_gold
-    from rag.generation import TransformersGenerator, resolve_model_dir
+    from rag.generation import resolve_model_dir
 
     settings = settings or Settings()
     items = load_gold(gold_path)
     with tempfile.TemporaryDirectory() as scratch:
-        generator = TransformersGenerator(
-            resolve_model_dir(settings.generator_model, settings.cache_dir), settings.quantization,
-            prefix_dir=Path(scratch) / "prompt-caches", prefix_budget_mb=settings.prompt_cache_mb,
-        )
-        assistant = Assistant.from_folder(settings.docs_dir, Path(scratch) / "index", settings, generator=generator)
+        resolve_model_dir(settings.generator_model, settings.cache_dir)  # converted once, before the cache is linked
+        settings = settings.with_changes(cache_dir=_cache_without_prompt_starts(settings, Path(scratch)))
+        assistant = Assistant.from_folder(settings.docs_dir, Path(scratch) / "index", settings)
+        generator = assistant.generator
         assistant.ask("What is this about?")  # warm-up: first-call allocations and the system prompt's cache
         rows = [row for label in ("empty store", "second pass") for row in _timed_pass(assistant, items, label)]
         parameters = sum(p.numel() for p in generator.model.parameters())

@@ -1,0 +1,27 @@
+"""The answering benchmarks' set-up: a cache folder with the converted files and no kept prompt starts, and an
+untimed earlier question about another document."""
+
+from rag.bench.answering import _cache_without_prompt_starts, question_about_another_document
+from rag.config import Settings
+from rag.evaluation import Evidence, GoldItem
+
+
+def item(question: str, *docs: str) -> GoldItem:
+    return GoldItem(question, question, ["x"] if docs else [], bool(docs), [Evidence(d, "q") for d in docs])
+
+
+def test_the_earlier_question_is_the_first_about_other_documents_only():
+    gold = [item("a?", "one.txt"), item("b?", "one.txt", "two.txt"), item("c?"), item("d?", "two.txt")]
+    assert question_about_another_document(gold) == "d?"
+    assert question_about_another_document(gold[:3]) is None
+
+
+def test_the_benchmark_cache_links_the_converted_files_and_keeps_no_prompt_starts(tmp_path):
+    user_cache = tmp_path / "user"
+    for folder in ("models", "embeddings", "prompt-caches"):
+        (user_cache / folder).mkdir(parents=True)
+        (user_cache / folder / "file").write_text(folder)
+    cache = _cache_without_prompt_starts(Settings(cache_dir=user_cache), tmp_path)
+    assert (cache / "models" / "file").read_text() == "models" and (cache / "models").is_symlink()
+    assert (cache / "embeddings" / "file").read_text() == "embeddings"
+    assert not (cache / "prompt-caches").exists()
