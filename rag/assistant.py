@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from rag.citations import (
-    Similarity,
     adds_to_question,
     attribute_unmarked,
     is_abstention,
@@ -218,15 +217,8 @@ class Assistant:
         settings = settings or self.settings
         return bool(hits) and max(hit.dense_score for hit in hits) >= settings.min_relevance
 
-    def cites_what_was_asked(
-        self,
-        query: str,
-        citations: list[Citation],
-        settings: Settings | None = None,
-        similarity: Similarity | None = None,
-    ) -> bool:
-        """Whether some cited sentence is similar enough to the question (``settings.min_citation_relevance``);
-        ``similarity`` defaults to ``self.similarity``.
+    def cites_what_was_asked(self, query: str, citations: list[Citation], settings: Settings | None = None) -> bool:
+        """Whether some cited sentence is similar enough to the question (``settings.min_citation_relevance``).
 
         An answer can pass the word checks while its sentence is about another subject: asked the capital of
         Australia, the default model answered "Vilnius", citing a sentence that names Australia and Vilnius.
@@ -234,12 +226,14 @@ class Assistant:
         settings = settings or self.settings
         if not citations:
             return False
-        cosines = (similarity or self.similarity)(query, [citation.quote for citation in citations])
-        return float(np.max(cosines)) >= settings.min_citation_relevance
+        return float(np.max(self.similarity(query, [citation.quote for citation in citations]))) >= (
+            settings.min_citation_relevance
+        )
 
     def similarity(self, text: str, others: list[str]) -> np.ndarray:
         """The cosine of ``text`` with each of ``others``, as the embedding model sees them."""
-        return _Embeddings(self.embedder).similarity(text, others)
+        vectors = self.embedder.embed([text, *others])
+        return vectors[1:] @ vectors[0]
 
     def _compose(
         self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings
@@ -248,31 +242,16 @@ class Assistant:
         abstention = Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw)
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
             return abstention
-        similarity = _Embeddings(self.embedder).similarity  # citing and checking the citation embed the query once
         text, citations = parse_citations(raw.strip(), hits)
         if not citations:
-            text, citations = attribute_unmarked(text, hits, query, similarity)
+            text, citations = attribute_unmarked(text, hits, query, self.similarity)
         if not supported_by_citations(text, citations, hits):
             return abstention  # words the cited passages do not contain: never shown as fact
         if not adds_to_question(text, query):
             return abstention  # an echo of the question (or, for a follow-up, of the last turn) is not an answer
-        if not self.cites_what_was_asked(query, citations, options, similarity):
+        if not self.cites_what_was_asked(query, citations, options):
             return abstention  # the words are in a passage, but in a sentence about something else
         return Answer(question, text, citations, False, hits, timings, raw)
-
-
-class _Embeddings:
-    """Embeddings of the texts an answer's checks compare, each computed once."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self._embedder = embedder
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def similarity(self, text: str, others: list[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys([text, *others]) if t not in self._vectors]
-        if missing:
-            self._vectors.update(zip(missing, self._embedder.embed(missing)))
-        return np.array([self._vectors[other] @ self._vectors[text] for other in others], dtype=np.float32)
 
 
 def _load_generator(settings: Settings) -> Generator:

@@ -64,16 +64,6 @@ def test_an_unmarked_answer_is_cited_to_the_passage_that_supports_it(make_assist
     assert answer.text == f"Basel [{citation.n}]" and "Basel" in citation.quote
 
 
-def test_citing_and_checking_an_unmarked_answer_embed_each_sentence_once(make_assistant, fake_embedder):
-    assistant, _ = make_assistant("Basel")
-    assistant.retrieve("Which city lies on the Rhine?")  # retrieval's own embedding of the question, counted apart
-    before = len(fake_embedder.calls)
-    answer = assistant.ask("Which city lies on the Rhine?")
-    assert not answer.abstained
-    # Retrieval, then one call for the question and the candidate sentences; the check reuses those vectors.
-    assert len(fake_embedder.calls) - before == 2
-
-
 def test_an_answer_citing_a_sentence_unlike_the_question_becomes_an_abstention(make_assistant):
     assistant, _ = make_assistant("Basel", "Basel")
     question = "Which city lies on the Rhine?"
