@@ -226,14 +226,8 @@ class Assistant:
         settings = settings or self.settings
         if not citations:
             return False
-        return float(np.max(self.similarity(query, [citation.quote for citation in citations]))) >= (
-            settings.min_citation_relevance
-        )
-
-    def similarity(self, text: str, others: list[str]) -> np.ndarray:
-        """The cosine of ``text`` with each of ``others``, as the embedding model sees them."""
-        vectors = self.embedder.embed([text, *others])
-        return vectors[1:] @ vectors[0]
+        vectors = self.embedder.embed([query, *(citation.quote for citation in citations)])
+        return float(np.max(vectors[1:] @ vectors[0])) >= settings.min_citation_relevance
 
     def _compose(
         self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings
@@ -244,7 +238,7 @@ class Assistant:
             return abstention
         text, citations = parse_citations(raw.strip(), hits)
         if not citations:
-            text, citations = attribute_unmarked(text, hits, query, self.similarity)
+            text, citations = attribute_unmarked(text, hits, query)
         if not supported_by_citations(text, citations, hits):
             return abstention  # words the cited passages do not contain: never shown as fact
         if not adds_to_question(text, query):

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
 
 from rag.chunking import split_sentences
 from rag.types import Citation, Hit
-
-# How alike a text is to each of several others (cosines of their embeddings in the assistant).
-Similarity = Callable[[str, list[str]], Sequence[float]]
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _WORD = re.compile(r"\w+")
@@ -123,35 +119,34 @@ def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
     )
 
 
-def attribute_unmarked(
-    answer: str, hits: list[Hit], question: str, similarity: Similarity
-) -> tuple[str, list[Citation]]:
-    """For an answer without valid markers, cite the sentence it came from, or nothing when no passage holds it.
+def attribute_unmarked(answer: str, hits: list[Hit], question: str = "") -> tuple[str, list[Citation]]:
+    """For an answer without valid markers, cite the passage it came from.
 
-    The candidates are the sentences, in passages holding every content word of the answer, that hold at least
-    half of the answer's content words the question lacks; the citation quotes the one ``similarity`` finds
-    closest to ``question`` (the better-ranked passage on ties). A sentence that merely mentions the answer loses
-    to the one that answers the question with it, even when only the latter abbreviates the answer: asked which
-    prime minister first attended a NATO summit, "Fumio Kishida" cites "Kishida, who last year became the first
-    Japanese prime minister to attend...", not a headline naming "Prime Minister Fumio Kishida".
+    When the answer occurs verbatim in some sentences (case and spacing aside), the citation quotes the one that
+    shares most content words with ``question`` (the others merely mention the answer), the better-ranked passage
+    on ties. Otherwise it cites the passage sharing most content words with the answer, if any does.
     """
-    words = content_words(strip_markers(answer))
-    new = words - content_words(question)
-    candidates: list[tuple[int, int, int, str]] = []  # (rank, start, end, sentence), offsets in the document
+    needle = _normalized(strip_markers(answer))
+    wanted = content_words(question)
+    best: tuple[int, int, int, int] | None = None  # (question overlap, -rank, start, end) of a verbatim sentence
     for rank, hit in enumerate(hits):
         chunk = hit.chunk
-        if not new or not words <= content_words(chunk.text):
-            continue
         for start, end in split_sentences(chunk.text) or [(0, len(chunk.text))]:
             sentence = chunk.text[start:end]
-            if 2 * len(new & content_words(sentence)) >= len(new):
-                candidates.append((rank, chunk.start + start, chunk.start + end, sentence))
-    if not candidates:
+            if needle and needle in _normalized(sentence):
+                key = (len(wanted & content_words(sentence)), -rank, chunk.start + start, chunk.start + end)
+                best = max(best, key) if best else key
+    if best is not None:
+        n = 1 - best[1]
+        text = f"{answer.rstrip()} [{n}]"
+        return text, [_citation(n, hits[n - 1], best[2], best[3])]
+
+    overlaps = [len(content_words(answer) & content_words(hit.chunk.text)) for hit in hits]
+    if not overlaps or max(overlaps) == 0:
         return answer, []
-    scores = similarity(question, [sentence for *_, sentence in candidates])
-    best = max(range(len(candidates)), key=lambda i: (scores[i], -candidates[i][0]))
-    rank, start, end, _ = candidates[best]
-    return f"{answer.rstrip()} [{rank + 1}]", [_citation(rank + 1, hits[rank], start, end)]
+    n = overlaps.index(max(overlaps)) + 1
+    text = f"{answer.rstrip()} [{n}]"
+    return text, [make_citation(n, hits[n - 1], text)]
 
 
 def adds_to_question(answer: str, question: str) -> bool:
@@ -163,3 +158,6 @@ def adds_to_question(answer: str, question: str) -> bool:
     """
     return bool(content_words(strip_markers(answer)) - content_words(question))
 
+
+def _normalized(text: str) -> str:
+    return " ".join(text.lower().replace("’", "'").split()).strip(" .,;:!?")
