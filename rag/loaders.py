@@ -6,11 +6,16 @@ import hashlib
 import logging
 import re
 import unicodedata
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docx
 from bs4 import BeautifulSoup
 from charset_normalizer import from_bytes
+from docx.opc.exceptions import PackageNotFoundError
+from docx.table import Table
+from lxml.etree import LxmlError
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
@@ -18,8 +23,10 @@ from rag.types import Document
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 DEFAULT_MAX_FILE_MB = 50  # larger files are skipped unread: embedding 50 MB of text takes hours on a laptop CPU
+# A Word file may unpack to this many times its size limit; text-heavy .docx files compress about 3-10x.
+DOCX_EXPANSION = 20
 
 
 class UnreadableFile(Exception):
@@ -95,6 +102,33 @@ def _pdf_to_text(path: Path) -> tuple[str, str]:
     return "\n\n".join(pages), str(title)
 
 
+def _docx_to_text(path: Path, max_expanded_mb: int) -> tuple[str, str]:
+    """Body paragraphs and table rows of a Word file, in document order, and its title property."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            # A .docx is a zip archive: a small file can expand to gigabytes. What the archive declares bounds
+            # what is read, so it is checked before anything is inflated.
+            expanded = sum(entry.file_size for entry in archive.infolist())
+        if expanded > max_expanded_mb * 2**20:
+            raise UnreadableFile(f"Word file expands to {expanded / 2**20:.0f} MB, over {max_expanded_mb} MB")
+        document = docx.Document(str(path))
+        lines: list[str] = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                for row in block.rows:
+                    cells = row.cells  # a cell spanning columns comes once per column: kept once
+                    texts = [" ".join(c.text.split()) for i, c in enumerate(cells) if i == 0 or c is not cells[i - 1]]
+                    lines.append(" | ".join(text for text in texts if text))
+            else:
+                lines.append(block.text)
+        title = document.core_properties.title or ""
+    except UnreadableFile:
+        raise
+    except (zipfile.BadZipFile, PackageNotFoundError, LxmlError, KeyError, ValueError, OSError) as exc:
+        raise UnreadableFile(f"broken Word file ({exc.__class__.__name__}: {exc})") from exc
+    return "\n".join(lines), title
+
+
 def _title_from_text(text: str, fallback: str) -> str:
     for line in text.splitlines():
         line = line.strip().lstrip("#").strip()
@@ -117,6 +151,8 @@ def load_file(path: Path, name: str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> 
     title = ""
     if suffix == ".pdf":
         raw, title = _pdf_to_text(path)
+    elif suffix == ".docx":
+        raw, title = _docx_to_text(path, max_expanded_mb=DOCX_EXPANSION * max_file_mb)
     else:
         raw = decode_bytes(path.read_bytes())
         if suffix in (".html", ".htm"):

@@ -4,7 +4,9 @@ import hashlib
 import io
 import os
 import tracemalloc
+import zipfile
 
+import docx
 import pytest
 from pypdf import PdfWriter
 
@@ -118,6 +120,55 @@ def test_encrypted_and_truncated_pdfs_are_skipped_with_reasons(tmp_path):
     reasons = {s.name: s.reason for s in result.skipped}
     assert reasons["locked.pdf"] == "encrypted PDF"
     assert "PDF" in reasons["truncated.pdf"] or reasons["truncated.pdf"] == "no text"
+
+
+def _word_file(path, title: str = "") -> None:
+    document = docx.Document()
+    document.core_properties.title = title
+    document.add_heading("Greenhouse report", level=1)
+    document.add_paragraph("The Selene-7 greenhouse grows basil.")
+    table = document.add_table(rows=2, cols=3)
+    table.cell(0, 1).merge(table.cell(0, 2))  # one cell spanning two columns
+    for row, cells in zip(table.rows, [("Crop", "Yield", "Yield"), ("Basil", "4 kg", "4\nkg")]):
+        for cell, text in zip(row.cells, cells):
+            cell.text = text
+    document.add_paragraph("Harvest is in June.")
+    document.save(path)
+
+
+def test_a_word_file_is_loaded_with_its_tables_in_document_order(tmp_path):
+    _word_file(tmp_path / "report.docx", title="Selene-7 report")
+    [doc] = load_folder(tmp_path).documents
+    assert doc.title == "Selene-7 report"
+    assert doc.text.splitlines() == [
+        "Greenhouse report",
+        "The Selene-7 greenhouse grows basil.",
+        "Crop | Yield",  # the merged header cell once; two cells that merely hold the same text both kept
+        "Basil | 4 kg | 4 kg",
+        "Harvest is in June.",
+    ]
+
+
+def test_a_word_file_without_a_title_property_is_titled_by_its_first_line(tmp_path):
+    _word_file(tmp_path / "report.docx")
+    [doc] = load_folder(tmp_path).documents
+    assert doc.title == "Greenhouse report"
+
+
+def test_broken_and_oversized_word_files_are_skipped_with_reasons(tmp_path):
+    (tmp_path / "fake.docx").write_bytes(b"PK\x03\x04 not really a zip archive")
+    with zipfile.ZipFile(tmp_path / "not-word.docx", "w") as archive:
+        archive.writestr("hello.txt", "a zip archive, but no Word document in it")
+    _word_file(tmp_path / "bomb.docx")
+    with zipfile.ZipFile(tmp_path / "bomb.docx", "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/media/padding.bin", b"\0" * (21 * 2**20))  # compresses to about 20 KB
+    (tmp_path / "good.txt").write_text("Still indexed.", encoding="utf-8")
+    result = load_folder(tmp_path, max_file_mb=1)
+    assert [d.name for d in result.documents] == ["good.txt"]
+    reasons = {s.name: s.reason for s in result.skipped}
+    assert reasons["fake.docx"].startswith("broken Word file")
+    assert reasons["not-word.docx"].startswith("broken Word file")
+    assert reasons["bomb.docx"].startswith("Word file expands to 2") and reasons["bomb.docx"].endswith("over 20 MB")
 
 
 @pytest.mark.parametrize(

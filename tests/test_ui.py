@@ -57,13 +57,14 @@ def test_uploads_of_the_wrong_type_empty_or_too_large_are_refused(tmp_path, name
     assert list(docs.iterdir()) == []
 
 
-def test_an_accepted_upload_lands_in_the_documents_folder_under_a_plain_name(tmp_path):
-    upload = tmp_path / "..notes (1).txt"
+@pytest.mark.parametrize(("name", "stored"), [("..notes (1).txt", "notes _1_.txt"), ("minutes.docx", "minutes.docx")])
+def test_an_accepted_upload_lands_in_the_documents_folder_under_a_plain_name(tmp_path, name, stored):
+    upload = tmp_path / name
     upload.write_text("Lake Titicaca lies between Peru and Bolivia.")
     docs = tmp_path / "docs"
     docs.mkdir()
     assert accept_upload(upload, docs) is None
-    assert [p.name for p in docs.iterdir()] == ["notes _1_.txt"]
+    assert [p.name for p in docs.iterdir()] == [stored]
 
 
 def test_login_comes_from_the_option_or_the_environment(monkeypatch):
