@@ -73,6 +73,28 @@ def test_a_fresh_process_starts_from_the_saved_attention_cache_of_the_system_mes
     assert again.raw_output == first.raw_output
 
 
+def test_a_word_document_is_answered_from_its_table(real_assistant, tmp_path):
+    import docx
+
+    from rag import Assistant
+
+    document = docx.Document()
+    document.add_paragraph("The Selene-7 greenhouse on the island of Tarvo grows basil and mint.")
+    table = document.add_table(rows=3, cols=2)
+    for row, cells in zip(table.rows, [("Crop", "Harvest month"), ("Basil", "June"), ("Mint", "August")]):
+        for cell, text in zip(row.cells, cells):
+            cell.text = text
+    (tmp_path / "docs").mkdir()
+    document.save(tmp_path / "docs" / "greenhouse.docx")
+    assistant = Assistant.from_folder(
+        tmp_path / "docs", tmp_path / "index", real_assistant.settings, real_assistant.generator,
+        real_assistant.embedder,
+    )
+    answer = assistant.ask("In which month is mint harvested?")
+    assert "August" in answer.text and not answer.abstained
+    assert [(c.doc, c.quote) for c in answer.citations] == [("greenhouse.docx", "Mint | August")]
+
+
 def test_the_index_describes_itself(real_assistant):
     settings = real_assistant.index.settings
     assert settings.embedding_model == "sentence-transformers/all-MiniLM-L6-v2" and settings.dimensions == 384
