@@ -39,10 +39,13 @@ class QuestionError(ValueError):
 class AnswerStream:
     """Iterate to receive the answer text as it is generated; ``answer`` holds the finished Answer afterwards.
 
-    Reading ``answer`` before the end consumes the rest of the stream first.
+    ``hits`` are the passages the model reads, known before the first piece (the chat page shows them while the
+    model reads); none when the documents clearly lack the answer and the model is not asked. Reading ``answer``
+    before the end consumes the rest of the stream first.
     """
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer]) -> None:
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str], Answer], hits: list[Hit]) -> None:
+        self.hits = hits
         self._pieces = pieces
         self._finish = finish
         self._answer: Answer | None = None
@@ -166,7 +169,7 @@ class Assistant:
         retrieved = time.perf_counter()
         if not self.is_relevant(hits, options):  # the model is not needed (nor loaded) to say the documents lack it
             finish = self._finisher(question, query, hits, options, retrieved - started)
-            return AnswerStream(iter([NOT_IN_DOCUMENTS]), finish)
+            return AnswerStream(iter([NOT_IN_DOCUMENTS]), finish, [])
         if options.passage_tokens:
             hits = focus_passages(query, hits, self.embedder, options.passage_tokens)
         constraint = None
@@ -180,6 +183,7 @@ class Assistant:
                 starts=prompt_starts(hits),
             ),
             self._finisher(question, query, hits, options, prepared - started),
+            hits,
         )
 
     # ------------------------------------------------------------------------------------------ internals

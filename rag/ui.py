@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from rag.assistant import Assistant, QuestionError
 from rag.conversation import Turn
 from rag.loaders import SUPPORTED_SUFFIXES
-from rag.types import Answer
+from rag.types import Answer, Hit
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
@@ -50,6 +50,7 @@ _CSS = """
 .rag-sources { margin-top: .4em; font-size: .92em; }
 .rag-sources a { text-decoration: none; }
 .rag-abstain { font-style: italic; opacity: .85; }
+.rag-reading { opacity: .7; }
 .rag-timings { font-size: .75em; opacity: .6; }
 #source-panel mark { background: #ffe58a; padding: 0 .1em; }
 #source-panel .rag-context { white-space: pre-wrap; line-height: 1.5; max-height: 60vh; overflow-y: auto; }
@@ -84,6 +85,16 @@ def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
         lines.append(f'<div class="rag-timings rag-scores">passages: {html.escape(scores)}</div>')
     lines.append(timings)
     return "".join(lines)
+
+
+def render_reading(hits: list[Hit]) -> str:
+    """HTML shown while the model reads the passages, before its first word: how many, from which documents."""
+    names = list(dict.fromkeys(hit.chunk.doc_name for hit in hits))
+    shown = ", ".join(html.escape(name) for name in names[:3])
+    if len(names) > 3:
+        shown += f" and {len(names) - 3} more"
+    passages = "passage" if len(hits) == 1 else "passages"
+    return f'<div class="rag-reading">Reading {len(hits)} {passages} from {shown}…</div>'
 
 
 def render_source(assistant: Assistant, answer: Answer, n: int) -> str:
@@ -154,6 +165,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         except QuestionError as exc:
             yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns
             return
+        if stream.hits:
+            yield [*chat, {"role": "assistant", "content": render_reading(stream.hits)}], turns
         text = ""
         for piece in stream:
             text += piece

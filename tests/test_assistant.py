@@ -45,6 +45,21 @@ def test_streaming_yields_pieces_and_then_the_finished_answer(make_assistant):
     assert stream.answer.citations[0].n == 1
 
 
+def test_a_stream_tells_which_passages_the_model_reads_before_its_first_piece(make_assistant):
+    assistant, generator = make_assistant("The Swiss Alps [1]")
+    stream = assistant.stream("Where does the Rhine rise?")
+    assert generator.prompts == [] and len(stream.hits) == 2  # known before the model is asked
+    list(stream)
+    prompt = generator.prompts[0][-1]["content"]
+    assert all(f"[{n}] ({hit.chunk.doc_title}) {hit.chunk.text}" in prompt for n, hit in enumerate(stream.hits, 1))
+    assert stream.answer.hits == stream.hits
+
+
+def test_a_stream_that_never_asks_the_model_reads_no_passages(make_assistant):
+    assistant, _ = make_assistant("should not be used")
+    assert assistant.stream("xylophone quartz zeppelin").hits == []
+
+
 def test_the_generators_refusal_becomes_an_abstention(make_assistant):
     assistant, _ = make_assistant("The passages do not mention it.")
     answer = assistant.ask("Where does the Rhine rise?")

@@ -3,8 +3,8 @@ checked before they reach the documents folder, and the login setting."""
 
 import pytest
 
-from rag.types import Answer, Citation, Document, Timings
-from rag.ui import accept_upload, parse_auth, render_answer, render_source
+from rag.types import Answer, Chunk, Citation, Document, Hit, Timings
+from rag.ui import accept_upload, parse_auth, render_answer, render_reading, render_source
 
 CITATION = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
 ANSWER = Answer("q", "The Alps [1]", [CITATION], False, [], Timings(0.01, 1.5, 1.51))
@@ -15,6 +15,16 @@ def test_an_answer_lists_its_numbered_sources_as_links_to_the_side_panel():
     assert rendered.startswith("<div>The Alps [1]</div>")
     assert '<a href="#source-3-1">[1] <b>Rivers &lt;b&gt;</b> (a.txt)</a>: “The Rhine rises in the Alps.”' in rendered
     assert "generation 1.50 s" in rendered
+
+
+def _hit(doc_name: str) -> Hit:
+    return Hit(Chunk("c", "d", doc_name, "Title", 0, 0, 4, "Text"), 0.5, 0.5)
+
+
+def test_while_the_model_reads_the_page_says_how_many_passages_from_which_documents():
+    assert render_reading([_hit("a.txt")]) == '<div class="rag-reading">Reading 1 passage from a.txt…</div>'
+    hits = [_hit(name) for name in ["b<1>.txt", "a.txt", "b<1>.txt", "c.pdf", "d.md", "e.docx"]]
+    assert "Reading 6 passages from b&lt;1&gt;.txt, a.txt, c.pdf and 2 more…" in render_reading(hits)
 
 
 def test_an_abstention_is_shown_as_such_without_sources():

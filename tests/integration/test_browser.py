@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -59,23 +60,33 @@ def page(server):
         browser.close()
 
 
-def ask(page, question: str) -> tuple[float, float]:
-    """Type ``question``, press Enter, wait for the finished answer; seconds to the first streamed text and to
-    the finished answer."""
+class Asked(NamedTuple):
+    reading_shown_first: bool  # the passages being read were listed before the model's first words
+    first_shown_s: float  # Enter -> anything in the answer's place
+    first_text_s: float  # Enter -> the model's first words
+    full_s: float  # Enter -> the finished answer
+
+
+BOT_MESSAGES = "document.querySelectorAll('#chat [data-testid=\"bot\"]')"
+
+
+def ask(page, question: str) -> Asked:
+    """Type ``question``, press Enter, wait for the finished answer, timing what appeared when."""
     answers_before = page.locator(ANSWER_DONE).count()
-    bot_messages_before = page.locator('#chat [data-testid="bot"]').count()
+    n = page.locator('#chat [data-testid="bot"]').count()
     page.fill("#question textarea", question)
     started = time.monotonic()
     page.press("#question textarea", "Enter")
-    page.wait_for_function(
-        "n => [...document.querySelectorAll('#chat [data-testid=\"bot\"]')].length > n && "
-        "document.querySelectorAll('#chat [data-testid=\"bot\"]')[n].innerText.trim().length > 1",
-        arg=bot_messages_before, timeout=180_000, polling=50,
-    )
+    page.wait_for_function(f"n => {BOT_MESSAGES}.length > n && {BOT_MESSAGES}[n].innerText.trim().length > 1",
+                           arg=n, timeout=180_000, polling=50)
+    first_shown = time.monotonic() - started
+    reading = page.locator('#chat [data-testid="bot"]').nth(n).locator(".rag-reading").count() > 0
+    page.wait_for_function(f"n => !{BOT_MESSAGES}[n].querySelector('.rag-reading')", arg=n, timeout=180_000,
+                           polling=50)
     first_text = time.monotonic() - started
     page.wait_for_function(f"n => document.querySelectorAll('{ANSWER_DONE}').length > n", arg=answers_before,
                            timeout=180_000)
-    return first_text, time.monotonic() - started
+    return Asked(reading, first_shown, first_text, time.monotonic() - started)
 
 
 def last_answer(page) -> str:
@@ -84,8 +95,10 @@ def last_answer(page) -> str:
 
 def test_a_cited_answer_opens_its_source_highlighted(page, server):
     _, root = server
-    first_text, full = ask(page, "Which French president resisted the plan for a NATO office in Tokyo?")
-    print(f"\nEnter -> first streamed text {first_text:.2f} s, -> full answer {full:.2f} s")
+    asked = ask(page, "Which French president resisted the plan for a NATO office in Tokyo?")
+    print(f"\nEnter -> passages listed {asked.first_shown_s:.2f} s, -> first streamed text {asked.first_text_s:.2f} s,"
+          f" -> full answer {asked.full_s:.2f} s")
+    assert asked.reading_shown_first  # the page says what is being read while the model reads it
     answer = last_answer(page)
     assert "Macron" in answer and "002_039194b7b7e47dc6.txt" in answer
     page.screenshot(path=root / "02-answer-with-sources.png")
@@ -98,8 +111,9 @@ def test_a_cited_answer_opens_its_source_highlighted(page, server):
 
 def test_a_follow_up_is_answered_from_the_conversation(page, server):
     _, root = server
-    first_text, full = ask(page, "Where would NATO open its first liaison office in Asia?")
-    print(f"\nmodel loaded: Enter -> first streamed text {first_text:.2f} s, -> full answer {full:.2f} s")
+    asked = ask(page, "Where would NATO open its first liaison office in Asia?")
+    print(f"\nmodel loaded: Enter -> passages listed {asked.first_shown_s:.2f} s, -> first streamed text "
+          f"{asked.first_text_s:.2f} s, -> full answer {asked.full_s:.2f} s")
     assert "Tokyo" in last_answer(page)
     ask(page, "Who resisted it?")  # "it" is only known from the previous turn
     answer = last_answer(page)
@@ -147,9 +161,13 @@ def test_two_people_asking_at_once_are_served_one_after_the_other_with_the_queue
     page.fill("#question textarea", "Which program did the ITPP build upon?")
     second.fill("#question textarea", "In which year did Japan and NATO sign the IPCP?")
     page.press("#question textarea", "Enter")
-    # The first question is being answered (Gradio's status reads "processing | 1.2s") before the second is sent.
-    page.wait_for_function("() => /processing/i.test(document.querySelector('#chat').innerText)", timeout=60_000,
-                           polling=50)
+    # The first question is being answered (Gradio's status reads "processing | 1.2s", then the passages being read
+    # are listed) before the second is sent.
+    page.wait_for_function(
+        "() => { const chat = document.querySelector('#chat');"
+        " return /processing/i.test(chat.innerText) || chat.querySelector('.rag-reading') !== null; }",
+        timeout=60_000, polling=50,
+    )
     second.press("#question textarea", "Enter")
     # One generation at a time: the second person sees their place in the queue until the first answer is done.
     second.wait_for_function("() => /queue:?\\s*\\d+\\s*\\/\\s*\\d+/i.test(document.body.innerText)", timeout=60_000,
