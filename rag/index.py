@@ -216,7 +216,8 @@ def _write_generation(index: KnowledgeIndex, folder: Path) -> None:
 def write_lock(index_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
     """Hold the index's writer lock; waits up to ``timeout_s`` for another writer, then raises IndexLocked.
 
-    Once held, whatever a writer that died mid-way left unfinished (``.tmp-gen-*``) is removed.
+    Once held, what a writer killed mid-way left behind is removed: unfinished generations (``.tmp-gen-*``), one
+    it finished but never made live, and older ones it had not yet removed (see ``_remove_dead_writers_leftovers``).
     """
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / LOCK_FILE, "a+") as lock:
@@ -236,8 +237,7 @@ def write_lock(index_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
                         f"another process is updating the index in {index_dir}; try again when it has finished"
                     ) from None
                 time.sleep(0.2)
-        for unfinished in index_dir.glob(".tmp-gen-*"):
-            shutil.rmtree(unfinished, ignore_errors=True)
+        _remove_dead_writers_leftovers(index_dir)
         try:
             yield
         finally:
@@ -267,6 +267,22 @@ def save_index(index: KnowledgeIndex, index_dir: Path | str) -> Path:
     # swap can still finish loading it.
     _remove_old_generations(index_dir, keep={name, previous} - {None})
     return index_dir / name
+
+
+def _remove_dead_writers_leftovers(index_dir: Path) -> None:
+    """With the writer lock held, remove what no reader can be using: unfinished generations, generations written
+    after the live one (finished, but the writer died before moving ``CURRENT``), and all generations before the
+    live one but the newest (the one a reader that read ``CURRENT`` just before the last swap may be loading)."""
+    for unfinished in index_dir.glob(".tmp-gen-*"):
+        shutil.rmtree(unfinished, ignore_errors=True)
+    try:
+        live = current_generation(index_dir)
+    except IndexStoreError:
+        return  # no trustworthy pointer: nothing else is removed
+    written = {path: path.stat().st_mtime_ns for path in index_dir.glob("gen-*") if path.is_dir() and path != live}
+    before_live = sorted((path for path in written if written[path] < live.stat().st_mtime_ns), key=written.get)
+    for path in set(written) - set(before_live[-1:]):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:

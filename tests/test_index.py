@@ -128,6 +128,29 @@ def test_taking_the_lock_clears_what_a_dead_writer_left_unfinished(built):
     assert load_index(index_dir).chunks
 
 
+def test_taking_the_lock_clears_generations_a_killed_writer_finished_or_left_behind(built, monkeypatch):
+    index, index_dir = built
+    previous = save_index(index, index_dir)
+    live = save_index(index, index_dir)
+    older = index_dir / "gen-20200101T000000-abcdef"  # one a writer killed before its clean-up should have removed
+    older.mkdir()
+    os.utime(older, ns=(0, 0))
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(os, "replace", crash)  # killed after writing a whole generation, before moving CURRENT
+    with pytest.raises(KeyboardInterrupt):
+        save_index(index, index_dir)
+    monkeypatch.undo()
+    never_live = set(index_dir.glob("gen-*")) - {previous, live, older}
+    assert len(never_live) == 1
+    with write_lock(index_dir):
+        # The live generation and the one before it (a reader may still be loading it) stay; the rest goes.
+        assert set(index_dir.glob("gen-*")) == {previous, live}
+    assert current_generation(index_dir) == live and load_index(index_dir).chunks == index.chunks
+
+
 def test_no_index_file_is_a_pickle(built):
     _, index_dir = built
     for path in current_generation(index_dir).rglob("*"):
