@@ -217,7 +217,7 @@ def write_lock(index_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
     """Hold the index's writer lock; waits up to ``timeout_s`` for another writer, then raises IndexLocked.
 
     Once held, what a writer killed mid-way left behind is removed: unfinished generations (``.tmp-gen-*``), one
-    it finished but never made live, and older ones it had not yet removed (see ``_remove_dead_writers_leftovers``).
+    it finished but never made live, and older ones it had not yet removed (``_remove_unused_generations``).
     """
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / LOCK_FILE, "a+") as lock:
@@ -237,7 +237,7 @@ def write_lock(index_dir: Path, timeout_s: float = 600.0) -> Iterator[None]:
                         f"another process is updating the index in {index_dir}; try again when it has finished"
                     ) from None
                 time.sleep(0.2)
-        _remove_dead_writers_leftovers(index_dir)
+        _remove_unused_generations(index_dir)
         try:
             yield
         finally:
@@ -251,10 +251,6 @@ def save_index(index: KnowledgeIndex, index_dir: Path | str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     name = f"gen-{stamp}-{secrets.token_hex(3)}"
     staging = index_dir / f".tmp-{name}"
-    try:
-        previous = current_generation(index_dir).name
-    except IndexStoreError:
-        previous = None
     _write_generation(index, staging)
     os.rename(staging, index_dir / name)
     pointer = index_dir / f".{CURRENT_FILE}.tmp"
@@ -263,16 +259,18 @@ def save_index(index: KnowledgeIndex, index_dir: Path | str) -> Path:
         os.fsync(f.fileno())
     os.replace(pointer, index_dir / CURRENT_FILE)
     _fsync_dir(index_dir)
-    # The previous generation stays until the next save, so a reader that looked at CURRENT just before the
-    # swap can still finish loading it.
-    _remove_old_generations(index_dir, keep={name, previous} - {None})
+    _remove_unused_generations(index_dir)  # the one just replaced stays: a reader may be loading it
     return index_dir / name
 
 
-def _remove_dead_writers_leftovers(index_dir: Path) -> None:
-    """With the writer lock held, remove what no reader can be using: unfinished generations, generations written
-    after the live one (finished, but the writer died before moving ``CURRENT``), and all generations before the
-    live one but the newest (the one a reader that read ``CURRENT`` just before the last swap may be loading)."""
+def _remove_unused_generations(index_dir: Path) -> None:
+    """With the writer lock held, remove the generations no reader can be using: unfinished ones, ones written
+    after the live one (finished, but their writer was killed before moving ``CURRENT``), and all before the live
+    one but the newest, which a reader that read ``CURRENT`` just before the last swap may still be loading.
+
+    Generations are ordered by when they were written (their folders' modification times), so what a killed
+    writer left is recognised without any record of it.
+    """
     for unfinished in index_dir.glob(".tmp-gen-*"):
         shutil.rmtree(unfinished, ignore_errors=True)
     try:
@@ -283,12 +281,6 @@ def _remove_dead_writers_leftovers(index_dir: Path) -> None:
     before_live = sorted((path for path in written if written[path] < live.stat().st_mtime_ns), key=written.get)
     for path in set(written) - set(before_live[-1:]):
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _remove_old_generations(index_dir: Path, keep: set[str]) -> None:
-    for path in index_dir.iterdir():
-        if path.is_dir() and path.name not in keep and (path.name.startswith(("gen-", ".tmp-gen-"))):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def current_generation(index_dir: Path | str) -> Path:
