@@ -35,8 +35,8 @@ def build_messages(question: str, hits: list[Hit], earlier: Turn | None = None) 
     question, earlier answer, then the follow-up) because the 0.5B default resolves "it" far better that way than
     from one joined question: 5 of 5 follow-ups answered against 3 of 5 (eval/README.md, follow-up log).
     """
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
-    passages = f"Passages:\n{format_passages(hits)}\n\n"
+    messages = [_system_message()]
+    passages = _passages_block(hits)
     if earlier is not None:
         messages += [
             {"role": "user", "content": f"{passages}Question: {earlier.question}"},
@@ -54,7 +54,16 @@ def prompt_starts(hits: list[Hit]) -> list[list[dict[str, str]]]:
     Any question whose best passage is ``hits[0]`` starts the same way; the generator keeps the attention caches of
     these starts (``rag.prefix_cache``) and prefills only the rest of such a prompt.
     """
-    system = [{"role": "system", "content": SYSTEM_PROMPT}]
+    system = [_system_message()]
     if not hits:
         return [system]
-    return [system, [*system, {"role": "user", "content": f"Passages:\n{format_passages(hits[:1])}\n\n"}]]
+    return [system, [_system_message(), {"role": "user", "content": _passages_block(hits[:1])}]]
+
+
+def _system_message() -> dict[str, str]:
+    return {"role": "system", "content": SYSTEM_PROMPT}
+
+
+def _passages_block(hits: list[Hit]) -> str:
+    """How the passages open the first user message; a start of it must spell the same (``prompt_starts``)."""
+    return f"Passages:\n{format_passages(hits)}\n\n"

@@ -198,7 +198,7 @@ def _timed_pass(assistant, items, label: str) -> list[dict]:
             first = first if first is not None else time.perf_counter() - started
         total = time.perf_counter() - started
         answer = stream.answer
-        asked = assistant.is_relevant(answer.hits)  # otherwise the model was not asked
+        asked = bool(stream.hits)  # the passages the model read; none when it was not asked
         generated = generator.count_tokens(answer.raw_output) if asked else 0
         row = {"pass": label, "id": item.id, "first_token_s": first or total, "full_answer_s": total,
                "retrieval_s": answer.timings.retrieval_s, "prompt_tokens": 0, "generated_tokens": generated,
