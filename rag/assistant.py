@@ -14,6 +14,7 @@ import numpy as np
 from rag.citations import (
     adds_to_question,
     attribute_unmarked,
+    counts_what_was_asked,
     is_abstention,
     parse_citations,
     supported_by_citations,
@@ -190,7 +191,10 @@ class Assistant:
 
     def _use_index(self, index: KnowledgeIndex) -> None:
         # One reference, replaced in one assignment: a question in flight keeps using the whole old index.
-        self._retriever = HybridRetriever(index, self.embedder, self.settings.candidates, self.settings.rrf_k)
+        self._retriever = HybridRetriever(
+            index, self.embedder, self.settings.candidates, self.settings.fusion, self.settings.keyword_weight,
+            self.settings.rrf_k,
+        )
 
     def _check(self, question: str) -> str:
         # Control and format characters (NUL, escape sequences, zero-width marks) carry no meaning in a question.
@@ -233,6 +237,11 @@ class Assistant:
         vectors = self.embedder.embed([query, *(citation.quote for citation in citations)])
         return float(np.max(vectors[1:] @ vectors[0])) >= settings.min_citation_relevance
 
+    def similarity(self, text: str, other: str) -> float:
+        """Cosine similarity of two texts' embeddings."""
+        first, second = self.embedder.embed([text, other])
+        return float(first @ second)
+
     def _compose(
         self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings
     ) -> Answer:
@@ -249,6 +258,8 @@ class Assistant:
             return abstention  # an echo of the question (or, for a follow-up, of the last turn) is not an answer
         if not self.cites_what_was_asked(query, citations, options):
             return abstention  # the words are in a passage, but in a sentence about something else
+        if not counts_what_was_asked(text, query, citations, self.similarity):
+            return abstention  # "how many employees?" answered with the number of residents
         return Answer(question, text, citations, False, hits, timings, raw)
 
 

@@ -17,7 +17,7 @@ from typing import get_args
 from transformers.utils import logging as transformers_logging
 
 from rag.assistant import Assistant, QuestionError
-from rag.config import AnswerMode, EmbeddingBackend, Quantization, Settings, SettingsError
+from rag.config import AnswerMode, EmbeddingBackend, Fusion, Quantization, Settings, SettingsError
 from rag.embedding import load_embedder
 from rag.evaluation import GoldFormatError, load_gold, run_evaluation
 from rag.generation import GeneratorError
@@ -39,6 +39,10 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", dest="generator_model", help="a Hugging Face model folder or .gguf file")
     parser.add_argument("--top-k", dest="top_k", type=int, help="passages given to the model")
+    parser.add_argument(
+        "--fusion", choices=get_args(Fusion),
+        help="rrf (default): reciprocal rank fusion; weighted: cosine and relative BM25 scores weighed together",
+    )
     parser.add_argument("--quantization", choices=get_args(Quantization), help="dynamic int8 quantisation of the model")
     parser.add_argument(
         "--answer-mode", dest="answer_mode", choices=get_args(AnswerMode),

@@ -1,9 +1,10 @@
-"""Hybrid retrieval: FAISS dense search and BM25 keyword search, fused with reciprocal rank fusion."""
+"""Hybrid retrieval: FAISS dense search and BM25 keyword search, fused into one ranking."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from rag.config import Fusion
 from rag.embedding import Embedder
 from rag.index import KnowledgeIndex, keyword_tokens
 from rag.types import Hit
@@ -24,13 +25,44 @@ def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60) -> list[tuple
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
+def weighted_fusion(
+    cosines: dict[int, float], keyword_scores: dict[int, float], keyword_weight: float
+) -> list[tuple[int, float]]:
+    """Fuse scores: each id scores ``(1 - keyword_weight) * cosine + keyword_weight * bm25 / best bm25``.
+
+    Every id in ``keyword_scores`` must have a cosine; an id without a keyword score has none (0). Unlike rank
+    fusion, this keeps how far apart the scores are: a chunk far ahead on one ranking and just behind on the
+    other wins, where rank fusion calls it a tie. Ties keep the order of ``cosines``.
+
+    >>> weighted_fusion({1: 0.50, 2: 0.45}, {2: 8.0, 1: 2.0}, keyword_weight=0.5)[0][0]
+    2
+    """
+    missing = keyword_scores.keys() - cosines.keys()
+    if missing:
+        raise ValueError(f"keyword hits without a cosine: {sorted(missing)}")
+    best = max(keyword_scores.values(), default=0.0)
+    scale = keyword_weight / best if best > 0 else 0.0
+    fused = {row: (1 - keyword_weight) * cos + scale * keyword_scores.get(row, 0.0) for row, cos in cosines.items()}
+    return sorted(fused.items(), key=lambda pair: -pair[1])
+
+
 class HybridRetriever:
     """Finds the chunks of a KnowledgeIndex most relevant to a question."""
 
-    def __init__(self, index: KnowledgeIndex, embedder: Embedder, candidates: int = 20, rrf_k: int = 60) -> None:
+    def __init__(
+        self,
+        index: KnowledgeIndex,
+        embedder: Embedder,
+        candidates: int = 20,
+        fusion: Fusion = "rrf",
+        keyword_weight: float = 0.5,
+        rrf_k: int = 60,
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
+        self.fusion = fusion
+        self.keyword_weight = keyword_weight
         self.rrf_k = rrf_k
 
     def search(self, query: str, top_k: int) -> list[Hit]:
@@ -42,14 +74,18 @@ class HybridRetriever:
         query_vector = self.embedder.embed([query])
         similarities, rows = self.index.dense.search(query_vector, depth)
         dense_ranking = [int(r) for r in rows[0] if r >= 0]
-        keyword_ranking = self.keyword_ranking(query, depth)
-        fused = reciprocal_rank_fusion([dense_ranking, keyword_ranking], k=self.rrf_k)[:top_k]
+        keyword_scores = self.keyword_scores(query, depth)
+        keyword_ranking = list(keyword_scores)
 
         cosine = dict(zip(dense_ranking, similarities[0].tolist()))
-        missing = [row for row, _ in fused if row not in cosine]
+        missing = [row for row in keyword_ranking if row not in cosine]
         if missing:  # keyword-only hits: score them densely too, so every hit carries a comparable relevance
             vectors = np.stack([self.index.dense.reconstruct(row) for row in missing])
             cosine.update(zip(missing, (vectors @ query_vector[0]).tolist()))
+        if self.fusion == "rrf":
+            fused = reciprocal_rank_fusion([dense_ranking, keyword_ranking], k=self.rrf_k)[:top_k]
+        else:
+            fused = weighted_fusion(cosine, keyword_scores, self.keyword_weight)[:top_k]
         dense_rank = {row: rank for rank, row in enumerate(dense_ranking, start=1)}
         keyword_rank = {row: rank for rank, row in enumerate(keyword_ranking, start=1)}
         return [
@@ -63,10 +99,10 @@ class HybridRetriever:
             for row, score in fused
         ]
 
-    def keyword_ranking(self, query: str, depth: int) -> list[int]:
-        """Rows of up to ``depth`` chunks sharing words with ``query``, best BM25 score first."""
+    def keyword_scores(self, query: str, depth: int) -> dict[int, float]:
+        """BM25 scores of up to ``depth`` chunks sharing words with ``query``, by row, best first."""
         tokens = keyword_tokens([query])
         if self.index.keyword is None or not tokens[0]:
-            return []
+            return {}
         rows, scores = self.index.keyword.retrieve(tokens, k=depth, show_progress=False)
-        return [int(r) for r, s in zip(rows[0], scores[0]) if s > 0]
+        return {int(r): float(s) for r, s in zip(rows[0], scores[0]) if s > 0}

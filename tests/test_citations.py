@@ -1,9 +1,18 @@
-"""Citations: [n] markers become citations of exact passages; bad markers are dropped; abstentions recognised."""
+"""Citations: [n] markers become citations of exact passages; bad markers are dropped; abstentions recognised;
+answers are checked against what their cited sentences say."""
 
 import pytest
 
-from rag.citations import adds_to_question, attribute_unmarked, is_abstention, parse_citations
-from rag.types import Chunk, Hit
+from rag.citations import (
+    adds_to_question,
+    attribute_unmarked,
+    counted_noun,
+    counts_what_was_asked,
+    is_abstention,
+    noun_after_number,
+    parse_citations,
+)
+from rag.types import Chunk, Citation, Hit
 
 DOC = "Intro sentence here. The Danube is 2,850 km long. It flows east.\nThe Rhine rises in the Alps."
 
@@ -71,3 +80,59 @@ def test_abstentions_are_recognised(reply):
 @pytest.mark.parametrize("reply", ["2014 [1]", "Emmanuel Macron", "Know-how transfer in cyber defence [2]"])
 def test_answers_are_not_mistaken_for_abstentions(reply):
     assert not is_abstention(reply)
+
+
+@pytest.mark.parametrize(
+    "question, counted",
+    [
+        ("How many employees work at the plant?", "employees"),
+        ("How many new trains has the operator ordered?", "new trains"),
+        ("How many cave-adapted beetle species are known?", "cave-adapted beetle species"),
+        ("how many of the beetles survived?", "beetles"),
+        ("How many people?", "people"),
+        ("When was it signed?", None),
+    ],
+)
+def test_counted_noun_is_what_a_how_many_question_counts(question, counted):
+    assert counted_noun(question) == counted
+
+
+@pytest.mark.parametrize(
+    "answer, text, counted",
+    [
+        ("180,000", "water for its 180,000 residents.", "residents"),
+        ("140 [3]", "to hire 140 additional station staff by the end", "additional station staff"),
+        ("37", "The team found only 37 individuals during six expeditions.", "individuals"),
+        ("45 million liters", "It can produce 45 million liters of water.", "liters"),
+        ("four", "brings the number of species to four.", None),  # nothing after it says what it counts
+        ("2", "In 2014, they signed.", None),  # a number inside another is not the answer's
+        ("12 of them", "12 of them left.", None),
+        ("Vilnius", "The summit in Vilnius.", None),
+    ],
+)
+def test_noun_after_number_is_what_the_number_counts_where_it_is_stated(answer, text, counted):
+    assert noun_after_number(answer, text) == counted
+
+
+def citing(quote: str) -> list[Citation]:
+    return [Citation(1, "doc.txt", "Doc", "c0", quote, 0, len(quote))]
+
+
+def unrelated(first: str, second: str) -> float:
+    return 0.1
+
+
+def test_a_count_of_something_else_fails_and_a_count_of_what_was_asked_passes():
+    question = "How many employees work at the plant?"
+    assert not counts_what_was_asked("180,000", question, citing("for its 180,000 residents."), unrelated)
+    assert counts_what_was_asked("900", question, citing("The plant has 900 employees."), unrelated)
+    assert counts_what_was_asked("one", "How many beetles did they find?", citing("They found one beetle."), unrelated)
+
+
+def test_generic_counts_similar_nouns_and_unstated_counts_pass():
+    assert counts_what_was_asked("37", "How many beetles were found?", citing("Only 37 individuals."), unrelated)
+    assert counts_what_was_asked("5", "How many soldiers?", citing("It sent 5 troops."), lambda a, b: 0.87)
+    assert not counts_what_was_asked("5", "How many soldiers?", citing("It sent 5 ships."), lambda a, b: 0.5)
+    assert counts_what_was_asked("60,000", "How many people?", citing("It hit 60,000 passengers."), unrelated)
+    assert counts_what_was_asked("four", "How many species?", citing("The count rose to four."), unrelated)
+    assert counts_what_was_asked("Vilnius", "Where was the summit?", citing("In Vilnius 3 days."), unrelated)

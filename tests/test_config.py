@@ -31,6 +31,8 @@ def test_defaults_are_valid_and_fit_the_embedder():
         ({"exact_search_limit": 0}, "exact_search_limit"),
         ({"prompt_cache_mb": -1}, "prompt_cache_mb"),
         ({"prompt_cache_mb": 1.5}, "prompt_cache_mb"),
+        ({"fusion": "max"}, "fusion"),
+        ({"keyword_weight": 1.5}, "keyword_weight"),
     ],
 )
 def test_bad_values_are_rejected_with_the_setting_named(changes, name):

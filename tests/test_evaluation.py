@@ -105,3 +105,18 @@ def test_a_run_counts_answers_abstentions_and_citations(docs_dir, tmp_path, fake
     assert metrics["abstain_recall"] == 1.0 and metrics["abstain_false_rate"] == 0.0
     assert metrics["grounded_rate"] == 1.0 and metrics["n_questions"] == 2
     assert results[0].cited_docs == ["rivers.txt"] and results[1].abstained
+
+
+@pytest.mark.parametrize(
+    "gold, docs", [("eval/gold/dev.jsonl", "documents"), ("eval/heldout/gold.jsonl", "eval/heldout/documents")]
+)
+def test_the_shipped_gold_sets_quote_their_documents_verbatim(gold, docs):
+    from rag.loaders import load_folder
+    from tests.conftest import REPO
+
+    documents = {d.name: d for d in load_folder(REPO / docs).documents}
+    items = load_gold(REPO / gold)
+    assert len({item.id for item in items}) == len(items)
+    for item in items:
+        assert item.answerable == bool(item.answers) == bool(item.evidence), item.id
+        assert len(evidence_spans(item, documents)) == len(item.evidence), item.id
