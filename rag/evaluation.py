@@ -6,6 +6,7 @@ Every question goes through the same ``Assistant`` the chat uses; nothing here k
 from __future__ import annotations
 
 import json
+import logging
 import re
 import statistics
 import string
@@ -21,6 +22,8 @@ from rag.chunking import split_sentences
 from rag.citations import content_words, strip_markers, supported_by_citations
 from rag.loaders import clean_text
 from rag.types import Answer, Document, Hit
+
+logger = logging.getLogger(__name__)
 
 RECALL_KS = (1, 3, 5, 10)
 
@@ -117,16 +120,48 @@ class Span:
 
 def evidence_spans(item: GoldItem, documents: dict[str, Document]) -> list[Span]:
     """Character spans of the item's evidence quotes in the cleaned documents (quotes not found are left out)."""
-    spans = []
-    for evidence in item.evidence:
-        document = documents.get(evidence.doc)
-        quote = clean_text(evidence.quote)
-        if document is None or not quote:
-            continue
-        start = document.text.find(quote)
-        if start >= 0:
-            spans.append(Span(evidence.doc, start, start + len(quote)))
-    return spans
+    return [span for evidence in item.evidence if (span := find_evidence(evidence, documents))]
+
+
+def find_evidence(evidence: Evidence, documents: dict[str, Document]) -> Span | None:
+    """Where the evidence quote lies in its cleaned document; None when the document or the quote is not there.
+
+    A quote is looked up as it is, then with case, line breaks, runs of spaces, and typographic quotes and dashes
+    folded, so a quote typed with a plain apostrophe still finds "NATO’s".
+    """
+    document = documents.get(evidence.doc)
+    quote = clean_text(evidence.quote)
+    if document is None or not quote:
+        return None
+    start = document.text.find(quote)
+    if start >= 0:
+        return Span(evidence.doc, start, start + len(quote))
+    folded_text, offsets = _folded(document.text)
+    folded_quote = _folded(quote)[0]
+    at = folded_text.find(folded_quote)
+    if at < 0:
+        return None
+    return Span(evidence.doc, offsets[at], offsets[at + len(folded_quote) - 1] + 1)
+
+
+_TYPOGRAPHIC = str.maketrans({"’": "'", "‘": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-",
+                              "‐": "-", "‑": "-"})
+
+
+def _folded(text: str) -> tuple[str, list[int]]:
+    """``text`` lower-cased, typographic quotes and dashes made plain, each run of whitespace one space; and for
+    each character of that, its offset in ``text``."""
+    characters: list[str] = []
+    offsets: list[int] = []
+    for offset, character in enumerate(text):
+        if character.isspace():
+            if characters and characters[-1] == " ":
+                continue
+            character = " "
+        for folded in character.translate(_TYPOGRAPHIC).lower():
+            characters.append(folded)
+            offsets.append(offset)
+    return "".join(characters), offsets
 
 
 def first_relevant_rank(hits: list[Hit], spans: list[Span]) -> int | None:
@@ -191,6 +226,7 @@ class QuestionResult:
     f1: float = 0.0
     em: float = 0.0
     evidence_rank: int | None = None
+    evidence_not_found: list[str] = field(default_factory=list)  # quotes missing from their documents
     retrieved: list[dict] = field(default_factory=list)
     citations: list[dict] = field(default_factory=list)
     cited_docs: list[str] = field(default_factory=list)
@@ -208,7 +244,9 @@ class QuestionResult:
 
 def evaluate_question(assistant: Assistant, item: GoldItem, retrieval_only: bool) -> QuestionResult:
     result = QuestionResult(item.id, item.question, item.answers, item.answerable)
-    spans = evidence_spans(item, assistant.index.documents)
+    located = [(evidence, find_evidence(evidence, assistant.index.documents)) for evidence in item.evidence]
+    spans = [span for _, span in located if span]
+    result.evidence_not_found = [f"{evidence.doc}: {evidence.quote}" for evidence, span in located if span is None]
     ranked = assistant.retrieve(item.question, top_k=max(RECALL_KS))
     result.evidence_rank = first_relevant_rank(ranked, spans)
     result.retrieved = [
@@ -292,4 +330,7 @@ def run_evaluation(
         evaluate_question(assistant, item, retrieval_only)
         for item in tqdm(gold, desc="evaluating", unit="question", disable=not progress)
     ]
+    for result in results:
+        for quote in result.evidence_not_found:
+            logger.warning("%s: evidence not found in the documents, so retrieval counts a miss: %s", result.id, quote)
     return summarize(results, retrieval_only), results

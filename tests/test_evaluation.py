@@ -15,6 +15,7 @@ from rag.evaluation import (
     evidence_spans,
     extractive_baseline,
     f1_score,
+    find_evidence,
     first_relevant_rank,
     load_gold,
     mean_reciprocal_rank,
@@ -67,6 +68,15 @@ def test_evidence_quotes_are_located_in_cleaned_text():
     assert evidence_spans(item, {"a.txt": doc}) == [Span("a.txt", 4, 19)]  # "“quoted” phrase"
 
 
+def test_evidence_typed_with_plain_quotes_or_other_line_breaks_is_still_found_at_its_exact_place():
+    text = "He said NATO’s “global partners” group\nsince the early 2010s."
+    documents = {"a.txt": Document("id", "a.txt", "t", text)}
+    span = find_evidence(Evidence("a.txt", 'nato\'s "global partners" group since'), documents)
+    assert text[span.start : span.end] == "NATO’s “global partners” group\nsince"
+    assert find_evidence(Evidence("a.txt", "NATO's global"), documents) is None  # words must still be contiguous
+    assert find_evidence(Evidence("b.txt", "He said"), documents) is None
+
+
 def test_percentiles():
     assert percentile([3.0], 50) == 3.0 and percentile([], 95) == 0.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
@@ -105,6 +115,19 @@ def test_a_run_counts_answers_abstentions_and_citations(docs_dir, tmp_path, fake
     assert metrics["abstain_recall"] == 1.0 and metrics["abstain_false_rate"] == 0.0
     assert metrics["grounded_rate"] == 1.0 and metrics["n_questions"] == 2
     assert results[0].cited_docs == ["rivers.txt"] and results[1].abstained
+
+
+def test_evidence_missing_from_the_documents_is_reported_not_silently_scored(docs_dir, tmp_path, fake_embedder, caplog):
+    gold_path = tmp_path / "gold.jsonl"
+    gold_path.write_text(json.dumps(
+        {"id": "m", "question": "Where does the Rhine rise?", "answers": ["Swiss Alps"], "answerable": True,
+         "evidence": [{"doc": "rivers.txt", "quote": "The Rhine rises on the Moon."}]}
+    ))
+    settings = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings, FakeGenerator(["x"]), fake_embedder)
+    _, [result] = run_evaluation(assistant, load_gold(gold_path), retrieval_only=True, progress=False)
+    assert result.evidence_not_found == ["rivers.txt: The Rhine rises on the Moon."]
+    assert "m: evidence not found" in caplog.text
 
 
 @pytest.mark.parametrize(
