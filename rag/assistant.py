@@ -16,6 +16,7 @@ from rag.citations import (
     attribute_unmarked,
     counts_what_was_asked,
     is_abstention,
+    names_the_role_asked,
     parse_citations,
     supported_by_citations,
 )
@@ -260,6 +261,8 @@ class Assistant:
             return abstention  # the words are in a passage, but in a sentence about something else
         if not counts_what_was_asked(text, query, citations, self.similarity):
             return abstention  # "how many employees?" answered with the number of residents
+        if not names_the_role_asked(query, citations):
+            return abstention  # "who is the president of X?" answered with someone the sentence gives no such role
         return Answer(question, text, citations, False, hits, timings, raw)
 
 

@@ -231,6 +231,35 @@ def counts_what_was_asked(
     return True
 
 
+_ROLE_QUESTION = re.compile(
+    r"\s*who\s+(?:is|was|are|were)\s+(?:the\s+)?(.+?)"
+    r"(?:\s+(?:of|in|at|for|from|by|on|to|with|who|that|mentioned|quoted|named|cited)\b|\s*\?|\s*$)",
+    re.IGNORECASE,
+)
+_ROLE_QUALIFIERS = frozenset("current former new then present acting".split())
+
+
+def asked_role(question: str) -> set[str]:
+    """The words of the role a "who is the ..." question asks about ("Who is the current president of South
+    Korea?" -> {"president"}), singular, qualifiers such as "current" dropped; empty for other questions."""
+    match = _ROLE_QUESTION.match(question)
+    if not match:
+        return set()
+    return {_singular(w) for w in _WORD.findall(match.group(1).lower())} - STOPWORDS - _ROLE_QUALIFIERS
+
+
+def names_the_role_asked(question: str, citations: list[Citation]) -> bool:
+    """Whether a cited sentence names the role a "who is the X ..." question asks about. Asked for the president
+    of South Korea, the default model answered with a professor quoted in a sentence that names South Korea but
+    no president; the sentence that gives a person a role names the role ("Mayor Irene Castell"). Questions of
+    other kinds pass.
+    """
+    role = asked_role(question)
+    if not role:
+        return True
+    return any(role & {_singular(w) for w in _WORD.findall(c.quote.lower())} for c in citations)
+
+
 def _singular(word: str) -> str:
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"

@@ -5,10 +5,12 @@ import pytest
 
 from rag.citations import (
     adds_to_question,
+    asked_role,
     attribute_unmarked,
     counted_noun,
     counts_what_was_asked,
     is_abstention,
+    names_the_role_asked,
     noun_after_number,
     parse_citations,
 )
@@ -136,3 +138,26 @@ def test_generic_counts_similar_nouns_and_unstated_counts_pass():
     assert counts_what_was_asked("60,000", "How many people?", citing("It hit 60,000 passengers."), unrelated)
     assert counts_what_was_asked("four", "How many species?", citing("The count rose to four."), unrelated)
     assert counts_what_was_asked("Vilnius", "Where was the summit?", citing("In Vilnius 3 days."), unrelated)
+
+
+@pytest.mark.parametrize(
+    "question, role",
+    [
+        ("Who is the current president of South Korea?", {"president"}),
+        ("Who is the chief executive of Lowmoor Rail Services?", {"chief", "executive"}),
+        ("Who was the first Japanese prime minister to attend?", {"first", "japanese", "prime", "minister"}),
+        ("Who is the Ukrainian Defense Minister mentioned in the article?", {"ukrainian", "defense", "minister"}),
+        ("Who wrote the article?", set()),
+        ("Who are they?", set()),
+    ],
+)
+def test_asked_role_is_what_a_who_is_the_question_asks_someone_to_be(question, role):
+    assert asked_role(question) == role
+
+
+def test_an_answer_to_who_is_the_x_must_cite_a_sentence_naming_x():
+    question = "Who is the current president of South Korea?"
+    assert not names_the_role_asked(question, citing("Sebastian Maslow, a lecturer, said South Korea would join."))
+    assert names_the_role_asked(question, citing("President Yoon Suk Yeol of South Korea arrived."))
+    assert names_the_role_asked("Who is the mayor?", citing("Mayors met. Later Mayor Irene Castell spoke."))
+    assert names_the_role_asked("Who won the cup?", citing("Italy did."))  # not a role question

@@ -35,7 +35,14 @@ def test_a_topic_absent_from_the_documents_abstains(real_assistant):
     assert "don't know" in answer.text
 
 
-@pytest.mark.parametrize("question", ["What is the capital of Australia?", "Who won the 1998 football world cup?"])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the capital of Australia?",
+        "Who won the 1998 football world cup?",
+        "Who is the current president of South Korea?",  # answered "Sebastian Maslow" before names_the_role_asked
+    ],
+)
 def test_a_question_whose_words_are_in_the_documents_but_whose_answer_is_not_abstains(real_assistant, question):
     # Retrieval finds passages naming Australia or the world, and the model answers from them ("Vilnius",
     # "Kishida"); the sentence it would cite is about something else, so the answer is withheld.
