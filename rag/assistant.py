@@ -238,8 +238,7 @@ class Assistant:
         vectors = self.embedder.embed([query, *(citation.quote for citation in citations)])
         return float(np.max(vectors[1:] @ vectors[0])) >= settings.min_citation_relevance
 
-    def similarity(self, text: str, other: str) -> float:
-        """Cosine similarity of two texts' embeddings."""
+    def _similarity(self, text: str, other: str) -> float:
         first, second = self.embedder.embed([text, other])
         return float(first @ second)
 
@@ -259,7 +258,7 @@ class Assistant:
             return abstention  # an echo of the question (or, for a follow-up, of the last turn) is not an answer
         if not self.cites_what_was_asked(query, citations, options):
             return abstention  # the words are in a passage, but in a sentence about something else
-        if not counts_what_was_asked(text, query, citations, self.similarity):
+        if not counts_what_was_asked(text, query, citations, self._similarity):
             return abstention  # "how many employees?" answered with the number of residents
         if not names_the_role_asked(query, citations):
             return abstention  # "who is the president of X?" answered with someone the sentence gives no such role

@@ -171,7 +171,7 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _SCALE_WORDS = frozenset("hundred thousand million billion trillion".split())
-# Nouns that count anything: "37 individuals" answers "how many beetles", "60,000 people" "how many passengers".
+# Nouns that count anything: "37 individuals" answers "how many beetles", "60,000 passengers" "how many people".
 _GENERIC_COUNTED = frozenset("people person individual time one item unit case member".split())  # singular
 
 
@@ -213,8 +213,8 @@ def counts_what_was_asked(
 ) -> bool:
     """Whether a number answering "how many X" counts X where its cited sentence states it. "How many employees
     work there?" answered "180,000" from "its 180,000 residents" does not. Counts that the sentence does not name,
-    the same noun in the singular or plural, a generic noun on either side ("37 individuals" for beetles, 60,000
-    passengers for people) and phrases whose ``similarity`` is at least ``min_similarity`` ("soldiers" - "troops")
+    the same noun in the singular or plural, a generic noun on either side ("37 individuals" for beetles, "60,000
+    passengers" for people) and phrases whose ``similarity`` is at least ``min_similarity`` ("soldiers" - "troops")
     pass. Questions of other kinds pass.
     """
     asked = counted_noun(question)

@@ -11,7 +11,7 @@ from typing import Literal, get_args
 Quantization = Literal["none", "int8"]
 AnswerMode = Literal["free", "quote"]
 EmbeddingBackend = Literal["onnx-int8", "torch"]
-Fusion = Literal["weighted", "rrf"]
+Fusion = Literal["rrf", "weighted"]
 
 
 class SettingsError(ValueError):
