@@ -192,10 +192,7 @@ class Assistant:
 
     def _use_index(self, index: KnowledgeIndex) -> None:
         # One reference, replaced in one assignment: a question in flight keeps using the whole old index.
-        self._retriever = HybridRetriever(
-            index, self.embedder, self.settings.candidates, self.settings.fusion, self.settings.keyword_weight,
-            self.settings.rrf_k,
-        )
+        self._retriever = HybridRetriever.from_settings(index, self.embedder, self.settings)
 
     def _check(self, question: str) -> str:
         # Control and format characters (NUL, escape sequences, zero-width marks) carry no meaning in a question.

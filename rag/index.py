@@ -277,8 +277,9 @@ def _remove_unused_generations(index_dir: Path) -> None:
         live = current_generation(index_dir)
     except IndexStoreError:
         return  # no trustworthy pointer: nothing else is removed
+    live_written = live.stat().st_mtime_ns
     written = {path: path.stat().st_mtime_ns for path in index_dir.glob("gen-*") if path.is_dir() and path != live}
-    before_live = sorted((path for path in written if written[path] < live.stat().st_mtime_ns), key=written.get)
+    before_live = sorted((path for path in written if written[path] < live_written), key=written.get)
     for path in set(written) - set(before_live[-1:]):
         shutil.rmtree(path, ignore_errors=True)
 

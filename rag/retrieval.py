@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.config import Fusion
+from rag.config import Fusion, Settings
 from rag.embedding import Embedder
 from rag.index import KnowledgeIndex, keyword_tokens
 from rag.types import Hit
@@ -64,6 +64,11 @@ class HybridRetriever:
         self.fusion = fusion
         self.keyword_weight = keyword_weight
         self.rrf_k = rrf_k
+
+    @classmethod
+    def from_settings(cls, index: KnowledgeIndex, embedder: Embedder, settings: Settings) -> HybridRetriever:
+        """A retriever searching as ``settings`` say (candidates, fusion and its parameters)."""
+        return cls(index, embedder, settings.candidates, settings.fusion, settings.keyword_weight, settings.rrf_k)
 
     def search(self, query: str, top_k: int) -> list[Hit]:
         """The ``top_k`` best chunks for ``query``, best first; empty when the index is empty."""

@@ -256,7 +256,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         elem_id="documents", wrap=True,
                     )
                     uploads = gr.File(
-                        label=f"Add .txt, .md, .html, .pdf or .docx files (up to {MAX_UPLOAD_BYTES // 2**20} MB each)",
+                        label=f"Add {', '.join(SUPPORTED_SUFFIXES)} files (up to {MAX_UPLOAD_BYTES // 2**20} MB each)",
                         file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), elem_id="upload",
                     )
                     add = gr.Button("Add to the documents", elem_id="add-documents")

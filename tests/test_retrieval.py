@@ -46,9 +46,14 @@ def test_weighted_fusion_needs_a_cosine_for_every_keyword_hit():
 
 
 @pytest.fixture
-def retriever(docs_dir, fake_embedder):
+def index(docs_dir, fake_embedder):
     index, _ = update_index(load_folder(docs_dir).documents, fake_embedder, Settings(chunk_tokens=8,
                             chunk_overlap_tokens=0), None)
+    return index
+
+
+@pytest.fixture
+def retriever(index, fake_embedder):
     return HybridRetriever(index, fake_embedder, candidates=10)
 
 
@@ -68,10 +73,10 @@ def test_keyword_only_hits_still_carry_a_dense_score(retriever):
 
 
 @pytest.mark.parametrize("fusion", ["weighted", "rrf"])
-def test_both_fusions_find_the_passage_that_names_the_answer(docs_dir, fake_embedder, fusion):
-    index, _ = update_index(load_folder(docs_dir).documents, fake_embedder, Settings(chunk_tokens=8,
-                            chunk_overlap_tokens=0), None)
-    hits = HybridRetriever(index, fake_embedder, candidates=10, fusion=fusion).search("Swiss Alps river", top_k=3)
+def test_both_fusions_find_the_passage_that_names_the_answer(index, fake_embedder, fusion):
+    retriever = HybridRetriever.from_settings(index, fake_embedder, Settings(candidates=10, fusion=fusion))
+    assert retriever.fusion == fusion
+    hits = retriever.search("Swiss Alps river", top_k=3)
     assert "Swiss Alps" in hits[0].chunk.text
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 

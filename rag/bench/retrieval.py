@@ -109,10 +109,7 @@ def run_size(size: int, settings: Settings, queries: int, pool: list[str], rng: 
     index = KnowledgeIndex(IndexSettings("synthetic", DIMENSIONS, 128, 32), {}, chunks, chosen, keyword_index(texts))
     bm25_build_s = time.perf_counter() - started
     question_texts = [t.split(".")[0] for t in generate_texts(queries, pool, (1, 1), seed=size + 1)]
-    retriever = HybridRetriever(
-        index, _LookupEmbedder(query_vectors), settings.candidates, settings.fusion, settings.keyword_weight,
-        settings.rrf_k,
-    )
+    retriever = HybridRetriever.from_settings(index, _LookupEmbedder(query_vectors), settings)
     keyword_ms, _ = _latencies(lambda q: retriever.keyword_scores(q, settings.candidates), question_texts)
     hybrid_ms, _ = _latencies(lambda q: retriever.search(q, settings.top_k), question_texts)
 
