@@ -11,13 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.authorship import asks_for_author, display_name, find_byline, states_authorship
 from rag.citations import (
     adds_to_question,
+    as_written,
     attribute_unmarked,
     counts_what_was_asked,
     is_abstention,
     names_the_role_asked,
     parse_citations,
+    quote_citation,
+    strip_markers,
     supported_by_citations,
 )
 from rag.config import Settings
@@ -172,6 +176,13 @@ class Assistant:
         if not self.is_relevant(hits, options):  # the model is not needed (nor loaded) to say the documents lack it
             finish = self._finisher(question, query, hits, options, retrieved - started)
             return AnswerStream(iter([NOT_IN_DOCUMENTS]), finish, [])
+        if asks_for_author(query):
+            byline = self._byline_answer(query, hits, retriever.index)
+            if byline is not None:  # the byline answers it: no model needed
+                text, citations, hits = byline
+                timings = Timings(retrieved - started, 0.0, time.perf_counter() - started)
+                answer = Answer(question, text, citations, False, hits, timings, text)
+                return AnswerStream(iter([text]), lambda raw: answer, hits)
         if options.passage_tokens:
             hits = focus_passages(query, hits, self.embedder, options.passage_tokens)
         constraint = None
@@ -235,6 +246,24 @@ class Assistant:
         vectors = self.embedder.embed([query, *(citation.quote for citation in citations)])
         return float(np.max(vectors[1:] @ vectors[0])) >= settings.min_citation_relevance
 
+    def _byline_answer(
+        self, query: str, hits: list[Hit], index: KnowledgeIndex
+    ) -> tuple[str, list[Citation], list[Hit]] | None:
+        """The writer named in the byline of the best passage's document, cited there, with the passages (the
+        byline's chunk added when retrieval did not bring it); None when that document has no byline."""
+        document = index.documents.get(hits[0].chunk.doc_name)
+        span = find_byline(document.text) if document else None
+        row = index.row_covering(document.name, *span) if document and span else None
+        if row is None:
+            return None
+        chunk = index.chunks[row]
+        n = next((n for n, hit in enumerate(hits, start=1) if hit.chunk.id == chunk.id), None)
+        if n is None:
+            cosine = float(index.dense.reconstruct(row) @ self.embedder.embed([query])[0])
+            hits, n = [*hits, Hit(chunk=chunk, score=0.0, dense_score=cosine)], len(hits) + 1
+        citation = quote_citation(n, hits[n - 1], *span)
+        return f"{display_name(citation.quote)} [{n}]", [citation], hits
+
     def _similarity(self, text: str, other: str) -> float:
         first, second = self.embedder.embed([text, other])
         return float(first @ second)
@@ -259,6 +288,10 @@ class Assistant:
             return abstention  # "how many employees?" answered with the number of residents
         if not names_the_role_asked(query, citations):
             return abstention  # "who is the president of X?" answered with someone the sentence gives no such role
+        quotes = [citation.quote for citation in citations]
+        if asks_for_author(query) and not states_authorship(strip_markers(text), quotes):
+            return abstention  # "who wrote the article?" answered with someone the article only quotes
+        text = as_written(text, quotes)  # "68%" shown as the cited sentence says it: "68 percent"
         return Answer(question, text, citations, False, hits, timings, raw)
 
 

@@ -104,10 +104,11 @@ def parse_citations(answer: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
 
 def make_citation(n: int, hit: Hit, answer: str) -> Citation:
     """Citation ``n`` of ``hit``, quoting its sentence that best supports ``answer``."""
-    return _citation(n, hit, *best_supporting_span(answer, hit))
+    return quote_citation(n, hit, *best_supporting_span(answer, hit))
 
 
-def _citation(n: int, hit: Hit, start: int, end: int) -> Citation:
+def quote_citation(n: int, hit: Hit, start: int, end: int) -> Citation:
+    """Citation ``n`` of ``hit``, quoting its document's text from ``start`` to ``end`` (within the chunk)."""
     chunk = hit.chunk
     return Citation(
         n=n,
@@ -140,7 +141,7 @@ def attribute_unmarked(answer: str, hits: list[Hit], question: str = "") -> tupl
     if best is not None:
         n = 1 - best[1]
         text = f"{answer.rstrip()} [{n}]"
-        return text, [_citation(n, hits[n - 1], best[2], best[3])]
+        return text, [quote_citation(n, hits[n - 1], best[2], best[3])]
 
     overlaps = [len(content_words(answer) & content_words(hit.chunk.text)) for hit in hits]
     if not overlaps or max(overlaps) == 0:
@@ -148,6 +149,58 @@ def attribute_unmarked(answer: str, hits: list[Hit], question: str = "") -> tupl
     n = overlaps.index(max(overlaps)) + 1
     text = f"{answer.rstrip()} [{n}]"
     return text, [make_citation(n, hits[n - 1], text)]
+
+
+_TOKEN = re.compile(r"\w+|%")
+_SKIPPABLE = frozenset("and or the a an".split())  # what a model drops when it shortens a list or a name
+
+
+def as_written(answer: str, quotes: list[str]) -> str:
+    """``answer`` in the words of the first quote that says it in other spelling: "68%" becomes "68 percent" when
+    a cited sentence says "68 percent", "cyber defense, maritime security, humanitarian assistance" takes back
+    its "and". The quoted span must hold the answer's words in order ("%" and "per cent" as "percent"), with only
+    "and", "or" and articles between them. An answer found as it stands, or not at all, is returned unchanged,
+    its ``[n]`` markers kept.
+
+    >>> as_written("68% [2]", ["Members voted 68 percent in favour."])
+    '68 percent [2]'
+    """
+    text = strip_markers(answer)
+    markers = answer[len(text) :]
+    if not answer.startswith(text) or strip_markers(markers):
+        return answer  # markers inside the answer: which words they belong to would be lost
+    wanted = [word for word, _, _ in _tokens(text)]
+    if not wanted or any(_normalized(text) in _normalized(quote) for quote in quotes):
+        return answer
+    for quote in quotes:
+        tokens = _tokens(quote)
+        for first in range(len(tokens)):
+            if tokens[first][0] != wanted[0]:
+                continue
+            matched, last = 1, first
+            for word, _, _ in tokens[first + 1 :]:
+                if matched == len(wanted):
+                    break
+                last += 1
+                if word == wanted[matched]:
+                    matched += 1
+                elif word not in _SKIPPABLE:
+                    break
+            if matched == len(wanted):
+                return quote[tokens[first][1] : tokens[last][2]] + markers
+    return answer
+
+
+def _tokens(text: str) -> list[tuple[str, int, int]]:
+    """Lower-cased words of ``text`` with their offsets; "%" and "per cent" read as "percent"."""
+    tokens: list[tuple[str, int, int]] = []
+    for match in _TOKEN.finditer(text):
+        word = "percent" if match.group() == "%" else match.group().lower()
+        if word == "cent" and tokens and tokens[-1][0] == "per":
+            tokens[-1] = ("percent", tokens[-1][1], match.end())
+        else:
+            tokens.append((word, match.start(), match.end()))
+    return tokens
 
 
 def adds_to_question(answer: str, question: str) -> bool:

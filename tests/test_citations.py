@@ -5,6 +5,7 @@ import pytest
 
 from rag.citations import (
     adds_to_question,
+    as_written,
     asked_role,
     attribute_unmarked,
     counted_noun,
@@ -161,3 +162,22 @@ def test_an_answer_to_who_is_the_x_must_cite_a_sentence_naming_x():
     assert names_the_role_asked(question, citing("President Yoon Suk Yeol of South Korea arrived."))
     assert names_the_role_asked("Who is the mayor?", citing("Mayors met. Later Mayor Irene Castell spoke."))
     assert names_the_role_asked("Who won the cup?", citing("Italy did."))  # not a role question
+
+
+def test_an_answer_is_shown_in_the_words_of_the_sentence_it_cites():
+    assert as_written("68% [2]", ["Members voted 68 percent in favour."]) == "68 percent [2]"
+    assert as_written("71%", ["Only 71 per cent of trains ran on time."]) == "71 per cent"
+    listed = "It covers cyber defense, maritime security, and humanitarian assistance."
+    assert as_written("Cyber defense, maritime security, humanitarian assistance [1]", [listed]) == (
+        "cyber defense, maritime security, and humanitarian assistance [1]"
+    )
+
+
+def test_an_answer_already_as_written_or_not_written_at_all_is_left_alone():
+    assert as_written("The Swiss Alps [1]", ["The Rhine rises in the Swiss Alps."]) == "The Swiss Alps [1]"
+    assert as_written("2% [1]", ["They agreed on 2% of GDP."]) == "2% [1]"
+    assert as_written("The ITPP signifies growth [1]", ["It signifies growth."]) == "The ITPP signifies growth [1]"
+    # Only "and", "or" and articles may stand between the answer's words in the quoted span.
+    assert as_written("Japan NATO [1]", ["Japan joined NATO."]) == "Japan NATO [1]"
+    # Markers inside an answer stay where they are.
+    assert as_written("Vilnius [1], Lithuania [2]", ["in Vilnius and Lithuania"]) == "Vilnius [1], Lithuania [2]"

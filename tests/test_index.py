@@ -42,6 +42,19 @@ def test_saved_index_loads_identically(built):
     assert {d["name"] for d in manifest["documents"]} == {"rivers.txt", "cities.md"}
 
 
+def test_the_row_covering_a_span_is_the_first_chunk_of_that_document_holding_all_of_it(built):
+    index, _ = built
+    document = index.documents["rivers.txt"]
+    start = document.text.index("Swiss Alps")
+    row = index.row_covering("rivers.txt", start, start + len("Swiss Alps"))
+    chunk = index.chunks[row]
+    assert chunk.doc_name == "rivers.txt" and chunk.text[start - chunk.start :].startswith("Swiss Alps")
+    earlier = index.chunks[:row]
+    assert not any(c.doc_name == "rivers.txt" and c.start <= start and start + 10 <= c.end for c in earlier)
+    assert index.row_covering("rivers.txt", 0, len(document.text) + 1) is None  # past the end: no chunk holds it
+    assert index.row_covering("missing.txt", 0, 1) is None
+
+
 def test_missing_index_says_how_to_build_one(tmp_path):
     with pytest.raises(IndexNotFound, match="rag index"):
         load_index(tmp_path / "nothing")

@@ -129,6 +129,27 @@ def test_a_count_of_something_else_is_not_given_as_the_answer(heldout_assistant)
     assert answer.abstained, answer.raw_output
 
 
+def test_who_wrote_an_article_is_answered_from_its_byline_and_cited_there(real_assistant, heldout_assistant):
+    answer = real_assistant.ask("Who is the author of the article on Kishida's agenda at the NATO summit?")
+    [citation] = answer.citations
+    assert answer.text.startswith("Gabriel Dominguez") and citation.quote == "GABRIEL DOMINGUEZ"
+    assert citation.doc.startswith("002_") and citation.start == 0
+    answer = heldout_assistant.ask("Who wrote the story about the beetle found in the Varnek Hills?")
+    assert answer.text.startswith("Samira Okonjo") and answer.citations[0].doc == "drennick_beetle.txt"
+
+
+def test_who_wrote_an_article_without_a_byline_is_not_answered_with_someone_it_quotes(heldout_assistant):
+    # The rail strike article names its sources ("said Marcus Fell") but not its writer.
+    answer = heldout_assistant.ask("Who wrote the article about the rail strike?")
+    assert answer.abstained, answer.raw_output
+
+
+def test_an_answer_is_shown_as_its_cited_sentence_words_it(heldout_assistant):
+    # The model writes "68%"; the article says "68 percent".
+    answer = heldout_assistant.ask("What share of the union's members backed the deal?")
+    assert answer.text.startswith("68 percent") and "68 percent" in answer.citations[0].quote, answer.raw_output
+
+
 def test_the_index_describes_itself(real_assistant):
     settings = real_assistant.index.settings
     assert settings.embedding_model == "sentence-transformers/all-MiniLM-L6-v2" and settings.dimensions == 384
