@@ -73,8 +73,10 @@ def find_byline(text: str) -> tuple[int, int] | None:
 
 def display_name(byline: str) -> str:
     """The name as an answer shows it: an all-capitals byline in title case ("GABRIEL DOMINGUEZ" -> "Gabriel
-    Dominguez"), any other as written."""
-    return byline.title() if byline.isupper() else byline
+    Dominguez", "JANE SMITH AND JOHN DOE" -> "Jane Smith and John Doe"), any other as written."""
+    if not byline.isupper():
+        return byline
+    return " ".join(word.lower() if word == "AND" else word.title() for word in byline.split())
 
 
 def _reads_as_heading(line: str) -> bool:

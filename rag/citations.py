@@ -175,20 +175,24 @@ def as_written(answer: str, quotes: list[str]) -> str:
     for quote in quotes:
         tokens = _tokens(quote)
         for first in range(len(tokens)):
-            if tokens[first][0] != wanted[0]:
-                continue
-            matched, last = 1, first
-            for word, _, _ in tokens[first + 1 :]:
-                if matched == len(wanted):
-                    break
-                last += 1
-                if word == wanted[matched]:
-                    matched += 1
-                elif word not in _SKIPPABLE:
-                    break
-            if matched == len(wanted):
+            last = _match_end(tokens, first, wanted)
+            if last is not None:
                 return quote[tokens[first][1] : tokens[last][2]] + markers
     return answer
+
+
+def _match_end(tokens: list[tuple[str, int, int]], first: int, wanted: list[str]) -> int | None:
+    """Where ``wanted`` ends when read in ``tokens`` from ``first`` on, only ``_SKIPPABLE`` words between its
+    words; None when it is not there."""
+    matched = 0
+    for i in range(first, len(tokens)):
+        if tokens[i][0] == wanted[matched]:
+            matched += 1
+            if matched == len(wanted):
+                return i
+        elif matched == 0 or tokens[i][0] not in _SKIPPABLE:
+            return None
+    return None
 
 
 def _tokens(text: str) -> list[tuple[str, int, int]]:

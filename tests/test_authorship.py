@@ -68,6 +68,7 @@ def test_text_without_a_byline_has_none(text):
 
 def test_an_all_capitals_name_is_shown_in_title_case_and_any_other_as_written():
     assert display_name("GABRIEL DOMINGUEZ") == "Gabriel Dominguez"
+    assert display_name("JANE SMITH AND JOHN DOE") == "Jane Smith and John Doe"
     assert display_name("Jane McBride") == "Jane McBride"
 
 
