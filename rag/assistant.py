@@ -19,8 +19,10 @@ from rag.citations import (
     counts_what_was_asked,
     is_abstention,
     names_the_role_asked,
+    naming_sentences,
     parse_citations,
     quote_citation,
+    states_the_outcome_asked,
     strip_markers,
     supported_by_citations,
 )
@@ -32,6 +34,7 @@ from rag.generation import AnswerConstraint, Generator, load_generator
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
 from rag.prompts import IDK, build_messages, prompt_starts
+from rag.reasons import asks_why, gives_as_reason, reason_clause, restates, stated_reason, without_connective
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Citation, Hit, Timings
 
@@ -276,8 +279,16 @@ class Assistant:
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
             return abstention
         text, citations = parse_citations(raw.strip(), hits)
+        if asks_why(query):
+            reasoned = _as_reason(query, text, citations, hits)
+            if reasoned is None:
+                return abstention  # "Why are exports banned?" - "due to guidelines that ban exports" explains nothing
+            text, citations = reasoned
         if not citations:
             text, citations = attribute_unmarked(text, hits, query)
+        if asks_why(query) and not supported_by_citations(text, citations, hits):
+            if gives_as_reason(text, citations):  # "because X" where the passage says "due to X": X is what it says
+                text = without_connective(text)
         if not supported_by_citations(text, citations, hits):
             return abstention  # words the cited passages do not contain: never shown as fact
         if not adds_to_question(text, query):
@@ -288,11 +299,54 @@ class Assistant:
             return abstention  # "how many employees?" answered with the number of residents
         if not names_the_role_asked(query, citations):
             return abstention  # "who is the president of X?" answered with someone the sentence gives no such role
+        if not states_the_outcome_asked(query, citations):
+            return abstention  # "what did they agree?" answered from a sentence saying they will discuss it
         quotes = [citation.quote for citation in citations]
         if asks_for_author(query) and not states_authorship(strip_markers(text), quotes):
             return abstention  # "who wrote the article?" answered with someone the article only quotes
         text = as_written(text, quotes)  # "68%" shown as the cited sentence says it: "68 percent"
+        if len(citations) == 1:
+            text, citations = self._most_relevant_citation(query, text, citations[0], hits)
         return Answer(question, text, citations, False, hits, timings, raw)
+
+    def _most_relevant_citation(
+        self, query: str, text: str, citation: Citation, hits: list[Hit]
+    ) -> tuple[str, list[Citation]]:
+        """``text`` citing, among the sentences that name its answer, the one whose embedding is closest to
+        ``query``: "Fumio Kishida" cites "Kishida, who last year became the first Japanese prime minister to
+        attend ..." rather than a sentence that merely names "Prime Minister Fumio Kishida".
+
+        Only the citation moves. The checks before it read the sentence that states the answer in full: judged on
+        the sentence closest to the question, a wrong name that the documents mention often would pass them.
+        """
+        answer = strip_markers(text)
+        cited = (citation.doc, citation.start)
+        candidates = [c for c in naming_sentences(answer, query, hits) if (c.doc, c.start) != cited]
+        if not candidates:
+            return text, [citation]
+        vectors = self.embedder.embed([query, citation.quote, *(c.quote for c in candidates)])
+        cosines = vectors[1:] @ vectors[0]
+        best = int(np.argmax(cosines))
+        if best == 0:
+            return text, [citation]
+        chosen = candidates[best - 1]
+        return f"{answer} [{chosen.n}]", [chosen]
+
+
+def _as_reason(
+    query: str, text: str, citations: list[Citation], hits: list[Hit]
+) -> tuple[str, list[Citation]] | None:
+    """The model's answer to a why-question cut to the reason it gives, to be cited afresh; when it gives none, the
+    reason a retrieved sentence gives for what was asked, cited there; else the answer as it was. None when the
+    reason only restates the question."""
+    reason = reason_clause(strip_markers(text))
+    if reason is not None:
+        return None if restates(reason, query) else (reason, [])
+    stated = stated_reason(query, hits)
+    if stated is not None:
+        reason, citation = stated
+        return f"{reason} [{citation.n}]", [citation]
+    return text, citations
 
 
 def _load_generator(settings: Settings) -> Generator:

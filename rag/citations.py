@@ -329,3 +329,58 @@ def _singular(word: str) -> str:
 
 def _normalized(text: str) -> str:
     return " ".join(text.lower().replace("’", "'").split()).strip(" .,;:!?")
+
+
+# Verbs of a decision between parties, each with the forms a sentence reporting that decision uses. "What did
+# they agree?" presupposes an agreement: a sentence saying they will discuss it does not answer it. Verbs of
+# finding out (conclude, find, show) are left out: a finding is reported in many words ("the researchers argue").
+_OUTCOME_FORMS = {
+    verb: frozenset(forms.split())
+    for verb, forms in {
+        "agree": "agree agrees agreed agreeing agreement agreements",
+        "decide": "decide decides decided deciding decision decisions",
+        "approve": "approve approves approved approving approval",
+        "settle": "settle settles settled settling settlement",
+        "vote": "vote votes voted voting",
+        "rule": "rule rules ruled ruling rulings",
+        "pledge": "pledge pledges pledged pledging",
+        "promise": "promise promises promised promising",
+    }.items()
+}
+_WHAT_QUESTION = re.compile(r"\s*what\b", re.IGNORECASE)
+
+
+def asked_outcome(question: str) -> frozenset[str]:
+    """The forms of the decision a "what did X agree/decide/approve ...?" question asks for ("What did the
+    council decide?" -> {"decide", "decided", "decision", ...}); empty for other questions."""
+    if not _WHAT_QUESTION.match(question):
+        return frozenset()
+    words = {w.lower() for w in _WORD.findall(question)}
+    return next((forms for forms in _OUTCOME_FORMS.values() if words & forms), frozenset())
+
+
+def states_the_outcome_asked(question: str, citations: list[Citation]) -> bool:
+    """Whether a cited sentence reports the decision a "what did X agree/decide/approve ...?" question asks about.
+    Asked what two men agreed about a factory, the default model answered from a headline saying they would
+    "discuss" it; a sentence that reports an agreement says "agreed" or "agreement". Questions of other kinds pass.
+    """
+    outcome = asked_outcome(question)
+    if not outcome:
+        return True
+    return any(outcome & {w.lower() for w in _WORD.findall(c.quote)} for c in citations)
+
+
+def naming_sentences(answer: str, question: str, hits: list[Hit]) -> list[Citation]:
+    """Citations of every sentence among ``hits`` that holds at least half of the content words ``answer`` adds to
+    ``question`` ("Kishida, who last year became the first ..." for "Fumio Kishida"), in passages that hold all of
+    them. The candidates among which the answer's citation can be the sentence most about the question."""
+    added = content_words(strip_markers(answer)) - content_words(question)
+    found: list[Citation] = []
+    for n, hit in enumerate(hits, start=1):
+        chunk = hit.chunk
+        if not added or not added <= content_words(chunk.text):
+            continue
+        for start, end in split_sentences(chunk.text):
+            if 2 * len(added & content_words(chunk.text[start:end])) >= len(added):
+                found.append(quote_citation(n, hit, chunk.start + start, chunk.start + end))
+    return found

@@ -6,14 +6,17 @@ import pytest
 from rag.citations import (
     adds_to_question,
     as_written,
+    asked_outcome,
     asked_role,
     attribute_unmarked,
     counted_noun,
     counts_what_was_asked,
     is_abstention,
     names_the_role_asked,
+    naming_sentences,
     noun_after_number,
     parse_citations,
+    states_the_outcome_asked,
 )
 from rag.types import Chunk, Citation, Hit
 
@@ -162,6 +165,43 @@ def test_an_answer_to_who_is_the_x_must_cite_a_sentence_naming_x():
     assert names_the_role_asked(question, citing("President Yoon Suk Yeol of South Korea arrived."))
     assert names_the_role_asked("Who is the mayor?", citing("Mayors met. Later Mayor Irene Castell spoke."))
     assert names_the_role_asked("Who won the cup?", citing("Italy did."))  # not a role question
+
+
+@pytest.mark.parametrize(
+    "question, form",
+    [
+        ("What did Anwar Ibrahim and Elon Musk agree about the factory?", "agreement"),
+        ("What did the council decide about the cave?", "decision"),
+        ("What have the judges ruled?", "ruling"),
+    ],
+)
+def test_asked_outcome_is_the_outcome_a_what_did_they_agree_question_presupposes(question, form):
+    assert form in asked_outcome(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Who agreed to the deal?", "When did they agree?", "What is the plan?", "What did the survey conclude?"],
+)
+def test_other_questions_ask_for_no_outcome(question):
+    assert asked_outcome(question) == frozenset()
+
+
+def test_an_answer_to_what_did_they_agree_must_cite_a_sentence_reporting_an_agreement():
+    question = "What did Anwar Ibrahim and Elon Musk agree about Tesla's factory in Malaysia?"
+    assert not states_the_outcome_asked(question, citing("Anwar Ibrahim and Elon Musk to Discuss Tesla's Plans"))
+    assert states_the_outcome_asked(question, citing("They agreed that the factory would open in 2025."))
+    assert states_the_outcome_asked(question, citing("Under the agreement, Tesla builds a factory."))
+    assert states_the_outcome_asked("What did they discuss?", citing("They will discuss plans."))  # no outcome asked
+
+
+def test_naming_sentences_are_those_holding_half_the_words_an_answer_adds_in_passages_holding_all():
+    doc = "Prime Minister Fumio Kishida will attend. Kishida was the first to attend. Rain fell."
+    passage = Hit(Chunk("c0", "doc", "a.txt", "A", 0, 0, len(doc), doc), 1.0, 0.5)
+    quotes = [c.quote for c in naming_sentences("Fumio Kishida [1]", "Who was the first to attend?", [passage])]
+    assert quotes == ["Prime Minister Fumio Kishida will attend.", "Kishida was the first to attend."]
+    only_surname = Hit(Chunk("c1", "doc", "a.txt", "A", 1, 42, 75, doc[42:75]), 1.0, 0.5)
+    assert naming_sentences("Fumio Kishida", "Who was the first to attend?", [only_surname]) == []
 
 
 def test_an_answer_is_shown_in_the_words_of_the_sentence_it_cites():
