@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.acronyms import confused_acronym, passage_naming
 from rag.authorship import asks_for_author, display_name, find_byline, states_authorship
 from rag.citations import (
     adds_to_question,
@@ -272,9 +273,11 @@ class Assistant:
         return float(first @ second)
 
     def _compose(
-        self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings
+        self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings,
+        may_ask_again: bool = True,
     ) -> Answer:
-        """The Answer for the model's ``raw`` reply to ``query`` (``question`` made standalone)."""
+        """The Answer for the model's ``raw`` reply to ``query`` (``question`` made standalone). An answer about
+        another acronym than the one asked is asked again once (``may_ask_again``), else withheld."""
         abstention = Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw)
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
             return abstention
@@ -289,6 +292,11 @@ class Assistant:
         if asks_why(query) and not supported_by_citations(text, citations, hits):
             if gives_as_reason(text, citations):  # "because X" where the passage says "due to X": X is what it says
                 text = without_connective(text)
+        acronym = confused_acronym(query, strip_markers(text), citations, hits)
+        if acronym is not None:  # asked about the IPCP, answered from a sentence about the ITPP
+            if not may_ask_again:
+                return abstention
+            return self._ask_again_about(acronym, question, query, hits, timings, options)
         if not supported_by_citations(text, citations, hits):
             return abstention  # words the cited passages do not contain: never shown as fact
         if not adds_to_question(text, query):
@@ -308,6 +316,21 @@ class Assistant:
         if len(citations) == 1:
             text, citations = self._most_relevant_citation(query, text, citations[0], hits)
         return Answer(question, text, citations, False, hits, timings, raw)
+
+    def _ask_again_about(
+        self, acronym: str, question: str, query: str, hits: list[Hit], timings: Timings, options: Settings
+    ) -> Answer:
+        """The answer to ``query`` from the sentences of ``hits`` that name ``acronym`` alone, cited against
+        ``hits`` as usual; an abstention when none names it. Its time counts as generation time."""
+        passage = passage_naming(acronym, hits)
+        if not passage:
+            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, "")
+        started = time.perf_counter()
+        messages = build_messages(query, passage)
+        raw = "".join(self.generator.stream(messages, options.max_new_tokens, None, options.max_generation_s))
+        spent = time.perf_counter() - started
+        timings = Timings(timings.retrieval_s, timings.generation_s + spent, timings.total_s + spent)
+        return self._compose(question, query, raw, hits, timings, options, may_ask_again=False)
 
     def _most_relevant_citation(
         self, query: str, text: str, citation: Citation, hits: list[Hit]

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from rag import Assistant, QuestionError, Settings
+from rag import Answer, Assistant, QuestionError, Settings
 from rag.assistant import NOT_IN_DOCUMENTS
 from rag.conversation import Turn
 from tests.conftest import FakeGenerator
@@ -278,17 +278,18 @@ def test_who_wrote_an_article_without_a_byline_needs_a_cited_sentence_about_writ
 @pytest.fixture
 def ask_about(tmp_path, fake_embedder):
     """Ask one question of an assistant over one document (in passages of whole sentences), the model replying
-    ``reply``."""
+    ``replies`` in turn; returns the answer and the generator, which holds the prompts it read."""
 
-    def ask(text: str, question: str, reply: str):
+    def ask(text: str, question: str, *replies: str) -> tuple[Answer, FakeGenerator]:
         folder = tmp_path / "one"
         folder.mkdir(exist_ok=True)
         (folder / "city.txt").write_text(text, encoding="utf-8")
         settings = Settings(chunk_tokens=64, chunk_overlap_tokens=0, top_k=2, candidates=4)
+        generator = FakeGenerator(list(replies))
         assistant = Assistant.from_folder(
-            folder, tmp_path / "index", settings=settings, generator=FakeGenerator([reply]), embedder=fake_embedder
+            folder, tmp_path / "index", settings=settings, generator=generator, embedder=fake_embedder
         )
-        return assistant.ask(question)
+        return assistant.ask(question), generator
 
     return ask
 
@@ -298,38 +299,62 @@ BRIDGE = "The city closed the old bridge because its cables had rusted. Traffic 
 
 def test_a_why_question_is_answered_with_the_reason_the_model_gives(ask_about):
     reply = "The city closed it because its cables had rusted."
-    answer = ask_about(BRIDGE, "Why did the city close the old bridge?", reply)
+    answer, _ = ask_about(BRIDGE, "Why did the city close the old bridge?", reply)
     assert answer.text == "because its cables had rusted [1]"
     assert answer.citations[0].quote == "The city closed the old bridge because its cables had rusted."
 
 
 def test_a_why_question_answered_without_a_reason_takes_the_reason_a_sentence_gives_for_it(ask_about):
-    answer = ask_about(BRIDGE, "Why did the city close the old bridge?", "Traffic now takes the ferry.")
+    answer, _ = ask_about(BRIDGE, "Why did the city close the old bridge?", "Traffic now takes the ferry.")
     assert answer.text == "because its cables had rusted [1]" and not answer.abstained
     assert answer.citations[0].quote.startswith("The city closed the old bridge")
 
 
 def test_a_reason_given_with_another_connective_than_the_passages_is_shown_without_it(ask_about):
     text = "The city closed the old bridge due to rusted cables. Traffic now takes the ferry."
-    answer = ask_about(text, "Why did the city close the old bridge?", "Because of rusted cables.")
+    answer, _ = ask_about(text, "Why did the city close the old bridge?", "Because of rusted cables.")
     assert answer.text == "rusted cables [1]" and answer.citations[0].quote.startswith("The city closed")
 
 
 def test_a_reason_that_only_restates_the_why_question_becomes_an_abstention(ask_about):
     text = "The bridge cables rusted because of the sea air. Traffic now takes the ferry."
-    answer = ask_about(text, "Why did the bridge cables rust?", "The cables rusted because the bridge cables rusted.")
+    reply = "The cables rusted because the bridge cables rusted."
+    answer, _ = ask_about(text, "Why did the bridge cables rust?", reply)
     assert answer.abstained and answer.raw_output.startswith("The cables rusted")
 
 
 def test_what_they_agreed_is_not_answered_from_a_sentence_saying_they_will_discuss_it(ask_about):
     text = "Mayors to Discuss Ferry Plans for the Harbour\nThe ferry runs every hour."
-    assert ask_about(text, "What will the mayors discuss about the harbour?", "ferry plans").text == "ferry plans [1]"
-    answer = ask_about(text, "What did the mayors agree about the harbour?", "ferry plans")
+    answer, _ = ask_about(text, "What will the mayors discuss about the harbour?", "ferry plans")
+    assert answer.text == "ferry plans [1]"
+    answer, _ = ask_about(text, "What did the mayors agree about the harbour?", "ferry plans")
     assert answer.abstained and answer.raw_output == "ferry plans"
 
 
 def test_an_answer_cites_the_sentence_naming_it_that_is_most_about_the_question(ask_about):
     text = "Mayor Irene Castell opened the city bridge. Castell was the first woman to lead the city council."
-    answer = ask_about(text, "Which woman first led the city council?", "Irene Castell")
+    answer, _ = ask_about(text, "Which woman first led the city council?", "Irene Castell")
     assert answer.text == "Irene Castell [1]"
     assert [c.quote for c in answer.citations] == ["Castell was the first woman to lead the city council."]
+
+
+PROGRAMS = (
+    "Japan and NATO\n\nThe program is called the ITPP. It aims to cover cyber defense and maritime security. "
+    "In 2014, they signed an IPCP. The IPCP laid the foundation for counter-terrorism and disaster relief."
+)
+
+
+def test_an_answer_about_another_acronym_is_asked_again_from_the_sentences_naming_the_one_asked(ask_about):
+    question = "What areas did the IPCP lay the foundation for?"
+    answer, generator = ask_about(PROGRAMS, question, "cyber defense and maritime security", "counter-terrorism")
+    assert answer.text == "counter-terrorism [1]" and answer.raw_output == "counter-terrorism"
+    assert answer.citations[0].quote == "The IPCP laid the foundation for counter-terrorism and disaster relief."
+    asked_again = generator.prompts[1][-1]["content"]
+    assert "In 2014, they signed an IPCP. The IPCP laid the foundation" in asked_again
+    assert "ITPP" not in asked_again and question in asked_again
+
+
+def test_an_answer_about_another_acronym_twice_becomes_an_abstention(ask_about):
+    question = "What areas did the IPCP lay the foundation for?"
+    answer, generator = ask_about(PROGRAMS, question, "cyber defense", "cyber defense")
+    assert answer.abstained and len(generator.prompts) == 2

@@ -177,6 +177,14 @@ def test_an_answer_cites_the_sentence_that_says_it_not_one_that_merely_names_it(
     assert answer.citations[0].quote.startswith("Kishida, who last year became the first Japanese prime minister")
 
 
+def test_an_answer_about_another_acronym_is_asked_again_about_the_one_asked(real_assistant):
+    # Asked about the IPCP, the model lists the ITPP's areas ("cyber defense, maritime security, and humanitarian
+    # assistance"), citing "It aims to ..." after "... the ITPP". Asked again from the sentences naming the IPCP:
+    answer = real_assistant.ask("Which fields of collaboration did the IPCP lay the groundwork for?")
+    assert "counter-terrorism" in answer.text and "disaster relief" in answer.text, answer.raw_output
+    assert answer.citations[0].quote.startswith("The IPCP laid the foundation")
+
+
 def test_the_index_describes_itself(real_assistant):
     settings = real_assistant.index.settings
     assert settings.embedding_model == "sentence-transformers/all-MiniLM-L6-v2" and settings.dimensions == 384
