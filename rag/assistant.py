@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import unicodedata
@@ -228,8 +229,10 @@ class Assistant:
 
         def finish(raw: str) -> Answer:
             generation_s = time.perf_counter() - generation_started
-            timings = Timings(retrieval_s, generation_s, retrieval_s + generation_s)
-            return self._compose(question, query, raw, hits, timings, options)
+            answer = self._compose(question, query, raw, hits, Timings(retrieval_s, generation_s, 0.0), options)
+            # The total runs to the composed answer: its checks embed sentences, and may ask the model again.
+            total_s = retrieval_s + time.perf_counter() - generation_started
+            return dataclasses.replace(answer, timings=dataclasses.replace(answer.timings, total_s=total_s))
 
         return finish
 
@@ -321,15 +324,19 @@ class Assistant:
         self, acronym: str, question: str, query: str, hits: list[Hit], timings: Timings, options: Settings
     ) -> Answer:
         """The answer to ``query`` from the sentences of ``hits`` that name ``acronym`` alone, cited against
-        ``hits`` as usual; an abstention when none names it. Its time counts as generation time."""
+        ``hits`` as usual (in quote mode, a span of those sentences); an abstention when none names it. Its time
+        counts as generation time."""
         passage = passage_naming(acronym, hits)
         if not passage:
             return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, "")
         started = time.perf_counter()
+        constraint = None
+        if options.answer_mode == "quote":  # the promise of quote mode holds for the second answer too
+            constraint = AnswerConstraint((passage[0].chunk.text,), refusal=IDK)
         messages = build_messages(query, passage)
-        raw = "".join(self.generator.stream(messages, options.max_new_tokens, None, options.max_generation_s))
+        raw = "".join(self.generator.stream(messages, options.max_new_tokens, constraint, options.max_generation_s))
         spent = time.perf_counter() - started
-        timings = Timings(timings.retrieval_s, timings.generation_s + spent, timings.total_s + spent)
+        timings = dataclasses.replace(timings, generation_s=timings.generation_s + spent)
         return self._compose(question, query, raw, hits, timings, options, may_ask_again=False)
 
     def _most_relevant_citation(

@@ -102,9 +102,7 @@ def test_an_off_topic_question_is_answered_without_loading_the_model(docs_dir, t
     monkeypatch.setattr("rag.assistant.load_generator", no_model)
     assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings=SETTINGS, embedder=fake_embedder)
     answer = assistant.ask("xylophone quartz zeppelin")
-    assert answer.abstained and answer.timings.total_s == pytest.approx(
-        answer.timings.retrieval_s + answer.timings.generation_s
-    )
+    assert answer.abstained and answer.timings.total_s >= answer.timings.retrieval_s + answer.timings.generation_s
 
 
 @pytest.mark.parametrize(
@@ -278,13 +276,14 @@ def test_who_wrote_an_article_without_a_byline_needs_a_cited_sentence_about_writ
 @pytest.fixture
 def ask_about(tmp_path, fake_embedder):
     """Ask one question of an assistant over one document (in passages of whole sentences), the model replying
-    ``replies`` in turn; returns the answer and the generator, which holds the prompts it read."""
+    ``replies`` in turn, with settings ``changes``; returns the answer and the generator, which holds the prompts
+    it read."""
 
-    def ask(text: str, question: str, *replies: str) -> tuple[Answer, FakeGenerator]:
+    def ask(text: str, question: str, *replies: str, **changes: object) -> tuple[Answer, FakeGenerator]:
         folder = tmp_path / "one"
         folder.mkdir(exist_ok=True)
         (folder / "city.txt").write_text(text, encoding="utf-8")
-        settings = Settings(chunk_tokens=64, chunk_overlap_tokens=0, top_k=2, candidates=4)
+        settings = Settings(chunk_tokens=64, chunk_overlap_tokens=0, top_k=2, candidates=4, **changes)
         generator = FakeGenerator(list(replies))
         assistant = Assistant.from_folder(
             folder, tmp_path / "index", settings=settings, generator=generator, embedder=fake_embedder
@@ -352,9 +351,22 @@ def test_an_answer_about_another_acronym_is_asked_again_from_the_sentences_namin
     asked_again = generator.prompts[1][-1]["content"]
     assert "In 2014, they signed an IPCP. The IPCP laid the foundation" in asked_again
     assert "ITPP" not in asked_again and question in asked_again
+    timings = answer.timings  # both generations count, and the total runs to the composed answer
+    assert timings.total_s >= timings.retrieval_s + timings.generation_s > 0
 
 
 def test_an_answer_about_another_acronym_twice_becomes_an_abstention(ask_about):
     question = "What areas did the IPCP lay the foundation for?"
     answer, generator = ask_about(PROGRAMS, question, "cyber defense", "cyber defense")
     assert answer.abstained and len(generator.prompts) == 2
+
+
+def test_in_quote_mode_the_second_answer_is_also_a_span_of_what_the_model_reads(ask_about):
+    question = "What areas did the IPCP lay the foundation for?"
+    answer, generator = ask_about(PROGRAMS, question, "cyber defense", "counter-terrorism", answer_mode="quote")
+    first, second = generator.constraints
+    assert first.sources == tuple(hit.chunk.text for hit in answer.hits)
+    assert second.sources == (
+        "In 2014, they signed an IPCP. The IPCP laid the foundation for counter-terrorism and disaster relief.",
+    )
+    assert answer.text == "counter-terrorism [1]"
