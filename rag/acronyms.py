@@ -13,7 +13,8 @@ from dataclasses import replace
 from rag.chunking import split_sentences
 from rag.types import Citation, Hit
 
-_ACRONYM = re.compile(r"\b([A-Z][A-Z0-9&]{1,7})s?\b")  # "IPCP", "ITPPs" (as "ITPP"), "G7"
+# "IPCP", "ITPPs" (as "ITPP"), "G7", "UNESCO"; longer runs of capitals are words in capitals ("GABRIEL").
+_ACRONYM = re.compile(r"\b([A-Z][A-Z0-9&]{1,5})s?\b")
 
 
 def acronyms(text: str) -> set[str]:

@@ -16,7 +16,7 @@ from rag.types import Citation, Hit
 
 _WHY = re.compile(r"\s*why\b", re.IGNORECASE)
 # What introduces a reason: a causal connective, or a reporting verb whose clause is the reason someone gave.
-CAUSE = re.compile(
+_CAUSE = re.compile(
     r"\b(?:because(?:\s+of)?|due\s+to|owing\s+to|as\s+a\s+result\s+of|thanks\s+to|in\s+order\s+to|so\s+that"
     r"|(?:argu|warn|fear|claim|complain)(?:e|es|ed|s)?\s+that|(?:say|says|said|saying)\s+that)\b",
     re.IGNORECASE,
@@ -40,7 +40,7 @@ def reason_clause(answer: str) -> str | None:
     >>> reason_clause("Japan sends none due to guidelines that ban arms exports.")
     'due to guidelines that ban arms exports'
     """
-    match = CAUSE.search(answer)
+    match = _CAUSE.search(answer)
     if not match:
         return None
     start = match.end() if _REPORTING.search(match.group()) else match.start()
@@ -51,16 +51,16 @@ def reason_clause(answer: str) -> str | None:
 def without_connective(reason: str) -> str:
     """``reason`` without the causal connective it starts with ("because X" -> "X"): what a passage must support
     when it gives the same reason with another connective."""
-    match = CAUSE.match(reason)
+    match = _CAUSE.match(reason)
     return reason[match.end() :].strip() if match else reason
 
 
 def gives_as_reason(reason: str, citations: list[Citation]) -> bool:
     """Whether a cited sentence gives ``reason`` as one: its content words all follow a causal connective there.
     "They will rise by 4 percent", offered as why bills rise, is in the sentence, but not as a reason."""
-    wanted = content_words(strip_markers(without_connective(strip_markers(reason))))
+    wanted = content_words(without_connective(strip_markers(reason)))
     for citation in citations:
-        for match in CAUSE.finditer(citation.quote):
+        for match in _CAUSE.finditer(citation.quote):
             if wanted and wanted <= content_words(citation.quote[match.start() :]):
                 return True
     return False
@@ -74,7 +74,7 @@ def restates(reason: str, question: str) -> bool:
 
 
 def _stems(text: str) -> set[str]:
-    # Five letters tell "delivered" from "deliveries" apart from nothing that matters here, and match both.
+    # A word's first five letters stand for its inflections ("delivered", "delivers") without a stemmer.
     return {word[:5] for word in content_words(text)}
 
 
@@ -94,7 +94,7 @@ def stated_reason(question: str, hits: list[Hit]) -> tuple[str, Citation] | None
         chunk = hit.chunk
         for start, end in split_sentences(chunk.text):
             sentence = chunk.text[start:end]
-            match = next((m for m in CAUSE.finditer(sentence) if not _REPORTING.search(m.group())), None)
+            match = next((m for m in _CAUSE.finditer(sentence) if not _REPORTING.search(m.group())), None)
             if not match:
                 continue
             matched = len(asked & _stems(sentence[: match.start()]))

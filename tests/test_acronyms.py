@@ -19,7 +19,7 @@ def cite(sentence_start: str):
 
 
 def test_acronyms_are_runs_of_capitals_their_plurals_read_as_singular():
-    named = acronyms("The ITPPs and the IPCP, G7 and NATO; not Japan, not 2014, not I.")
+    named = acronyms("The ITPPs and the IPCP, G7 and NATO; not Japan, not 2014, not I, not GABRIEL DOMINGUEZ.")
     assert named == {"ITPP", "IPCP", "G7", "NATO"}
 
 
