@@ -36,7 +36,7 @@ from rag.generation import AnswerConstraint, Generator, load_generator
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
 from rag.prompts import IDK, build_messages, prompt_starts
-from rag.reasons import asks_why, gives_as_reason, reason_clause, restates, stated_reason, without_connective
+from rag.reasons import answer_with_reason, asks_why, gives_as_reason, without_connective
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Citation, Hit, Timings
 
@@ -286,7 +286,7 @@ class Assistant:
             return abstention
         text, citations = parse_citations(raw.strip(), hits)
         if asks_why(query):
-            reasoned = _as_reason(query, text, citations, hits)
+            reasoned = answer_with_reason(query, text, citations, hits)
             if reasoned is None:
                 return abstention  # "Why are exports banned?" - "due to guidelines that ban exports" explains nothing
             text, citations = reasoned
@@ -361,22 +361,6 @@ class Assistant:
             return text, [citation]
         chosen = candidates[best - 1]
         return f"{answer} [{chosen.n}]", [chosen]
-
-
-def _as_reason(
-    query: str, text: str, citations: list[Citation], hits: list[Hit]
-) -> tuple[str, list[Citation]] | None:
-    """The model's answer to a why-question cut to the reason it gives, to be cited afresh; when it gives none, the
-    reason a retrieved sentence gives for what was asked, cited there; else the answer as it was. None when the
-    reason only restates the question."""
-    reason = reason_clause(strip_markers(text))
-    if reason is not None:
-        return None if restates(reason, query) else (reason, [])
-    stated = stated_reason(query, hits)
-    if stated is not None:
-        reason, citation = stated
-        return f"{reason} [{citation.n}]", [citation]
-    return text, citations
 
 
 def _load_generator(settings: Settings) -> Generator:

@@ -105,3 +105,20 @@ def stated_reason(question: str, hits: list[Hit]) -> tuple[str, Citation] | None
             if best is None or key[:2] > best[:2]:
                 best = key
     return (best[2], best[3]) if best else None
+
+
+def answer_with_reason(
+    question: str, text: str, citations: list[Citation], hits: list[Hit]
+) -> tuple[str, list[Citation]] | None:
+    """The answer ``text`` (citing ``citations``) to the why-``question`` cut to the reason it gives, with no
+    citations (it is cited afresh); when it gives none, the reason a sentence among ``hits`` gives for what was
+    asked, cited there; else ``text`` and ``citations`` unchanged. None when the reason only restates the
+    question: the answer is to be withheld."""
+    reason = reason_clause(strip_markers(text))
+    if reason is not None:
+        return None if restates(reason, question) else (reason, [])
+    stated = stated_reason(question, hits)
+    if stated is not None:
+        reason, citation = stated
+        return f"{reason} [{citation.n}]", [citation]
+    return text, citations

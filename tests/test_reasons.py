@@ -3,7 +3,15 @@ gives a reason for exactly what was asked."""
 
 import pytest
 
-from rag.reasons import asks_why, gives_as_reason, reason_clause, restates, stated_reason, without_connective
+from rag.reasons import (
+    answer_with_reason,
+    asks_why,
+    gives_as_reason,
+    reason_clause,
+    restates,
+    stated_reason,
+    without_connective,
+)
 from rag.types import Chunk, Citation, Hit
 
 
@@ -71,3 +79,14 @@ def test_a_reason_for_something_else_in_the_same_sentence_does_not_answer():
     # The sentence names pacifist Japan, but gives the reason for its not delivering weapons, not for its pacifism.
     assert stated_reason("Why is Japan pacifist?", [PASSAGE]) is None
     assert stated_reason("Why did Japan send helmets to Kyiv?", [PASSAGE]) is None
+
+
+def test_an_answer_to_a_why_question_becomes_its_reason_or_a_sentences_or_stays():
+    question = "Why has Japan not delivered weapons to Ukraine?"
+    assert answer_with_reason(question, "It sent none because of export rules.", [], [PASSAGE]) == (
+        "because of export rules", []
+    )
+    text, [citation] = answer_with_reason(question, "Japan sent helmets.", [], [PASSAGE])
+    assert text == "due to guidelines that effectively ban arms exports [1]" and "pacifist Japan" in citation.quote
+    assert answer_with_reason("Why is the sky blue?", "It is.", [], [PASSAGE]) == ("It is.", [])
+    assert answer_with_reason("Why are arms exports banned?", "Because they ban arms exports.", [], []) is None
