@@ -14,17 +14,14 @@ import numpy as np
 
 from rag.acronyms import confused_acronym, passage_naming
 from rag.authorship import asks_for_author, display_name, find_byline, states_authorship
+from rag.checks import adds_to_question, counts_what_was_asked, names_the_role_asked, states_the_outcome_asked
 from rag.citations import (
-    adds_to_question,
     as_written,
     attribute_unmarked,
-    counts_what_was_asked,
     is_abstention,
-    names_the_role_asked,
     naming_sentences,
     parse_citations,
     quote_citation,
-    states_the_outcome_asked,
     strip_markers,
     supported_by_citations,
 )
@@ -36,7 +33,12 @@ from rag.generation import AnswerConstraint, Generator, load_generator
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
 from rag.prompts import IDK, build_messages, prompt_starts
-from rag.reasons import answer_with_reason, asks_why, gives_as_reason, without_connective
+from rag.reasons import (
+    answer_with_reason,
+    asks_why,
+    gives_as_reason,
+    without_connective,
+)
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Citation, Hit, Timings
 

@@ -17,7 +17,14 @@ from typing import get_args
 from transformers.utils import logging as transformers_logging
 
 from rag.assistant import Assistant, QuestionError
-from rag.config import AnswerMode, EmbeddingBackend, Fusion, Quantization, Settings, SettingsError
+from rag.config import (
+    AnswerMode,
+    EmbeddingBackend,
+    Fusion,
+    Quantization,
+    Settings,
+    SettingsError,
+)
 from rag.embedding import load_embedder
 from rag.evaluation import GoldFormatError, load_gold, run_evaluation
 from rag.generation import GeneratorError
@@ -181,7 +188,10 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.ui import launch, parse_auth  # gradio is slow to import; only the chat needs it
+    from rag.ui import (  # gradio is slow to import; only the chat needs it
+        launch,
+        parse_auth,
+    )
 
     try:
         auth = parse_auth(args.auth)
