@@ -217,7 +217,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         gold = load_gold(args.gold)
         # The untimed earlier answer is about another document: the timed question then finds the system message's
         # cache kept, not its own passage's.
-        earlier = answering.question_about_another_document(gold)
+        earlier = answering.questions_about_other_documents(gold)
         answering.cold_start(gold[0].question, args.runs, args.out, settings, earlier)
     elif args.benchmark == "latency":
         from rag.bench import answering

@@ -1,7 +1,7 @@
 """The answering benchmarks' set-up: a cache folder with the converted files and no kept prompt starts, and an
 untimed earlier question about another document."""
 
-from rag.bench.answering import _cache_without_prompt_starts, question_about_another_document
+from rag.bench.answering import _cache_without_prompt_starts, questions_about_other_documents
 from rag.config import Settings
 from rag.evaluation import Evidence, GoldItem
 
@@ -10,10 +10,11 @@ def item(question: str, *docs: str) -> GoldItem:
     return GoldItem(question, question, ["x"] if docs else [], bool(docs), [Evidence(d, "q") for d in docs])
 
 
-def test_the_earlier_question_is_the_first_about_other_documents_only():
-    gold = [item("a?", "one.txt"), item("b?", "one.txt", "two.txt"), item("c?"), item("d?", "two.txt")]
-    assert question_about_another_document(gold) == "d?"
-    assert question_about_another_document(gold[:3]) is None
+def test_the_earlier_questions_are_those_about_other_documents_only_in_order():
+    gold = [item("a?", "one.txt"), item("b?", "one.txt", "two.txt"), item("c?"), item("d?", "two.txt"),
+            item("e?", "three.txt")]
+    assert questions_about_other_documents(gold) == ["d?", "e?"]
+    assert questions_about_other_documents(gold[:3]) == []
 
 
 def test_the_benchmark_cache_links_the_converted_files_and_keeps_no_prompt_starts(tmp_path):

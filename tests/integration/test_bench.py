@@ -43,6 +43,28 @@ def test_ingestion_embeds_the_same_chunks_both_ways_and_scores_retrieval_for_eac
     assert "onnx-int8" in project["path"] and "plain" in plain["path"]
     assert payload["summary"]["chunks"] >= 40 and payload["summary"]["cosine_to_plain_min"] > 0.97
     assert project["recall_at_5"] >= plain["recall_at_5"] - 0.05
+    # Beside the speeds, what the arithmetic allows: the rate each path reached against the measured products.
+    summary = payload["summary"]
+    assert 2 < summary["tokens_per_chunk_mean"] <= 258  # special tokens included, the embedder's 256 at most
+    assert summary["plain_reached_gflops"] > 0 and summary["int8_matmul_gops"] > 0
+    assert summary["int8_speedup_ceiling"] == summary["int8_matmul_gops"] / summary["plain_reached_gflops"]
+
+
+def test_cold_start_finds_the_system_message_kept_by_an_earlier_process(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    lines = (REPO / "eval" / "gold" / "dev.jsonl").read_text().splitlines()
+    # d07 ("who wrote ...") is answered from the byline without the model, so it keeps no prompt start: the
+    # benchmark must go on to d08, about the same other document, to warm the store as use does.
+    gold.write_text("\n".join([lines[0], lines[6], lines[7]]) + "\n")
+    out = tmp_path / "cold-start.json"
+    result = bench("cold-start", "--runs", "1", "--gold", str(gold), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(out.read_text())
+    assert payload["summary"]["prompt_store_warmed_by"] == json.loads(lines[7])["question"]
+    project, plain = payload["rows"]
+    assert project["way"].startswith("project") and plain["way"].startswith("plain")
+    assert project["answer"] == plain["answer"]
+    assert project["reused_prompt_tokens"] > 0  # the system message's cache, read from disk
 
 
 def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
@@ -59,6 +81,7 @@ def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
         assert 0 < row["first_token_s"] <= row["full_answer_s"]
         assert row["prompt_tokens"] > 50 and row["prefill_tokens_per_s"] > 0
         assert row["prefilled_tokens"] < row["prompt_tokens"]  # the system message, at least, is never recomputed
+        assert row["prefill_floor_s"] > 0  # its arithmetic at the measured float32 rate
     for before, after in zip(first_pass, second_pass):
         assert after["id"] == before["id"] and after["answer"] == before["answer"]
         # Each follows a question about the other document, so what it reuses beyond the system message (about 60
@@ -69,3 +92,5 @@ def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
     # The default model's matrices are float16: two bytes a parameter (norms and biases, in float32, add little).
     assert 2 <= summary["model_bytes_read_per_token"] / summary["model_parameters"] < 2.05
     assert summary["decode_bound_tokens_per_s"] > 0
+    assert summary["float32_matmul_gflops"] > 0 and summary["prefilled_tokens_within_1s"] > 0
+    assert summary["prefill_floor_int8_median_s"] > 0

@@ -1,0 +1,84 @@
+"""What this machine allows: measured rates of its matrix products and memory copies, and the arithmetic a
+model's pass needs, so that a benchmark can print beside each figure the fastest it could be here.
+
+A prompt's pass (prefill) and an embedder's pass are matrix products of hundreds of rows, bound by arithmetic; a
+decoding step multiplies one row by every matrix, bound by reading the weights. The rates are measured on the
+shapes the models use, with the threads the process has, best of several runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _best_seconds(work: Callable[[], object], repeats: int) -> float:
+    work()  # first call: allocation and kernel selection
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def float32_gflops(rows: int, inner: int, columns: int, repeats: int = 10) -> float:
+    """Billions of float32 operations per second multiplying a ``rows`` x ``inner`` matrix by ``inner`` x
+    ``columns`` with PyTorch (a multiply and an add count as two)."""
+    left, right = torch.randn(rows, inner), torch.randn(inner, columns)
+    return 2 * rows * inner * columns / _best_seconds(lambda: left @ right, repeats) / 1e9
+
+
+def int8_gops(rows: int, inner: int, columns: int, repeats: int = 10) -> float:
+    """The same product's rate in 8-bit integers (unsigned activations by signed weights, 32-bit sums), with
+    onnxruntime's ``MatMulInteger``: the kernel its int8-quantised models run."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    weights = np.random.default_rng(0).integers(-127, 128, (inner, columns), dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["left", "right"], ["product"])],
+        "int8_product",
+        [helper.make_tensor_value_info("left", TensorProto.UINT8, [rows, inner])],
+        [helper.make_tensor_value_info("product", TensorProto.INT32, [rows, columns])],
+        [helper.make_tensor("right", TensorProto.INT8, [inner, columns], weights.tobytes(), raw=True)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"left": np.random.default_rng(1).integers(0, 256, (rows, inner), dtype=np.uint8)}
+    return 2 * rows * inner * columns / _best_seconds(lambda: session.run(None, feed), repeats) / 1e9
+
+
+def memory_bandwidth_gb_s(megabytes: int = 512, repeats: int = 5) -> float:
+    """Best of ``repeats`` large array copies, in GB/s of bytes read plus written."""
+    source = np.ones(megabytes * (1 << 20) // 8)
+    target = np.empty_like(source)
+    return 2 * source.nbytes / _best_seconds(lambda: np.copyto(target, source), repeats) / 1e9
+
+
+def linear_weights(module: nn.Module) -> int:
+    """How many weights the linear layers of ``module`` hold: each is one multiply-add per token passed."""
+    return sum(layer.in_features * layer.out_features for layer in module.modules() if isinstance(layer, nn.Linear))
+
+
+def attention_flops_per_token(config, context: float) -> float:
+    """Operations one token spends in attention over ``context`` earlier tokens: scores and the weighted sum,
+    for every head of every layer."""
+    heads = config.num_attention_heads
+    head_size = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return 2 * 2 * config.num_hidden_layers * heads * head_size * context
+
+
+def transformer_flops(layers: nn.Module, config, tokens: int, earlier: int = 0, causal: bool = True) -> float:
+    """Operations of one pass of ``tokens`` new tokens (after ``earlier`` already cached) through ``layers``: the
+    linear layers' products and attention, nothing else (norms and activations are a few percent). A floor:
+    what the pass costs at the least. A causal model's n-th new token attends to ``earlier`` + n tokens; an
+    encoder's tokens (``causal=False``) attend to all of them."""
+    context = earlier + (tokens + 1) / 2 if causal else earlier + tokens
+    return tokens * (2 * linear_weights(layers) + attention_flops_per_token(config, context))

@@ -1,0 +1,59 @@
+"""The machine's ceilings: the arithmetic a transformer pass needs is counted from its linear layers and its
+attention, and the product rates it is divided by are measured, not assumed."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+from torch import nn
+
+from rag.bench.ceilings import (
+    attention_flops_per_token,
+    float32_gflops,
+    int8_gops,
+    linear_weights,
+    memory_bandwidth_gb_s,
+    transformer_flops,
+)
+from rag.generation import _HalfWeightLinear
+
+CONFIG = SimpleNamespace(num_hidden_layers=2, num_attention_heads=2, hidden_size=8)
+
+
+def layers() -> nn.Module:
+    return nn.ModuleList([nn.Embedding(100, 8), nn.Linear(8, 16), nn.Linear(16, 8, bias=False)])
+
+
+def test_every_linear_weight_counts_once_and_embeddings_not_at_all():
+    assert linear_weights(layers()) == 8 * 16 + 16 * 8
+    assert linear_weights(nn.Sequential(_HalfWeightLinear(3, 5))) == 15  # the generator's half-precision layers
+
+
+def test_attention_costs_scores_and_weighted_sums_for_every_head_and_layer():
+    # head size 4: a score and a weighted-sum term of 4 multiply-adds each, per earlier token, head and layer
+    assert attention_flops_per_token(CONFIG, context=10) == 2 * 2 * 2 * 2 * 4 * 10
+    assert attention_flops_per_token(SimpleNamespace(**vars(CONFIG), head_dim=6), context=1) == 2 * 2 * 2 * 2 * 6
+
+
+def test_a_causal_pass_attends_on_average_to_half_its_new_tokens_after_the_cached_ones():
+    linear = 2 * (8 * 16 + 16 * 8)
+    assert transformer_flops(layers(), CONFIG, tokens=3) == 3 * (linear + attention_flops_per_token(CONFIG, 2))
+    cached = transformer_flops(layers(), CONFIG, tokens=3, earlier=10)
+    assert cached == 3 * (linear + attention_flops_per_token(CONFIG, 12))
+
+
+def test_an_encoder_pass_attends_to_every_token():
+    linear = 2 * (8 * 16 + 16 * 8)
+    encoder = transformer_flops(layers(), CONFIG, tokens=3, causal=False)
+    assert encoder == 3 * (linear + attention_flops_per_token(CONFIG, 3))
+    assert encoder > transformer_flops(layers(), CONFIG, tokens=3)
+
+
+@pytest.mark.parametrize("rate", [float32_gflops, int8_gops])
+def test_product_rates_are_measured_on_the_shape_asked(rate):
+    measured = rate(16, 32, 64, repeats=2)
+    assert math.isfinite(measured) and measured > 0
+
+
+def test_memory_bandwidth_is_measured_with_a_copy():
+    assert memory_bandwidth_gb_s(megabytes=8, repeats=2) > 0
