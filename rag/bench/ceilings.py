@@ -63,8 +63,14 @@ def memory_bandwidth_gb_s(megabytes: int = 512, repeats: int = 5) -> float:
 
 
 def linear_weights(module: nn.Module) -> int:
-    """How many weights the linear layers of ``module`` hold: each is one multiply-add per token passed."""
-    return sum(layer.in_features * layer.out_features for layer in module.modules() if isinstance(layer, nn.Linear))
+    """How many weights the linear layers of ``module`` hold: each is one multiply-add per token passed. Layers
+    are known by their shape attributes, so torch's int8-quantised ones (not ``nn.Linear``) count too."""
+    return sum(
+        layer.in_features * layer.out_features
+        for layer in module.modules()
+        if isinstance(getattr(layer, "in_features", None), int)
+        and isinstance(getattr(layer, "out_features", None), int)
+    )
 
 
 def attention_flops_per_token(config, context: float) -> float:

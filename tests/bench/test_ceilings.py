@@ -5,6 +5,7 @@ import math
 from types import SimpleNamespace
 
 import pytest
+import torch
 from torch import nn
 
 from rag.bench.ceilings import (
@@ -27,6 +28,12 @@ def layers() -> nn.Module:
 def test_every_linear_weight_counts_once_and_embeddings_not_at_all():
     assert linear_weights(layers()) == 8 * 16 + 16 * 8
     assert linear_weights(nn.Sequential(_HalfWeightLinear(3, 5))) == 15  # the generator's half-precision layers
+
+
+def test_int8_quantised_linear_layers_count_too():
+    quantised = torch.ao.quantization.quantize_dynamic(layers(), {nn.Linear}, dtype=torch.qint8)  # --quantization int8
+    assert not any(type(layer) is nn.Linear for layer in quantised.modules())
+    assert linear_weights(quantised) == 8 * 16 + 16 * 8
 
 
 def test_attention_costs_scores_and_weighted_sums_for_every_head_and_layer():
