@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def _arithmetic_ceiling(plain: _PlainEmbedder, texts: list[str], seconds: dict[s
     encoder = plain.model[0].auto_model
     config = encoder.config
     tokens = plain.pass_tokens(texts)
-    flops = sum(transformer_flops(encoder.encoder, config, n, causal=False) for n in tokens)
+    # Once per distinct length, not per chunk: each count walks the encoder's modules.
+    flops = sum(count * transformer_flops(encoder.encoder, config, n, causal=False)
+                for n, count in Counter(tokens).items())
     mean = max(1, round(sum(tokens) / len(tokens)))
     float32 = float32_gflops(32 * mean, config.hidden_size, config.intermediate_size)  # encode's batches of 32
     int8 = int8_gops(2 * mean, config.hidden_size, config.intermediate_size)  # the project's batches of 2

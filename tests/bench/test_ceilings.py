@@ -57,10 +57,12 @@ def test_an_encoder_pass_attends_to_every_token():
 
 
 @pytest.mark.parametrize("rate", [float32_gflops, int8_gops])
-def test_product_rates_are_measured_on_the_shape_asked(rate):
+def test_product_rates_run_their_kernel_and_come_out_as_a_finite_rate(rate):
+    # Only that the measurement runs (the int8 one builds an onnxruntime graph): rates are figures, never asserted.
     measured = rate(16, 32, 64, repeats=2)
     assert math.isfinite(measured) and measured > 0
 
 
-def test_memory_bandwidth_is_measured_with_a_copy():
-    assert memory_bandwidth_gb_s(megabytes=8, repeats=2) > 0
+def test_memory_bandwidth_runs_a_copy_and_comes_out_as_a_finite_rate():
+    measured = memory_bandwidth_gb_s(megabytes=8, repeats=2)
+    assert math.isfinite(measured) and measured > 0
