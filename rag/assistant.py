@@ -12,18 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.acronyms import confused_acronym, passage_naming
-from rag.authorship import asks_for_author, display_name, find_byline, states_authorship
-from rag.checks import adds_to_question, counts_what_was_asked, names_the_role_asked, states_the_outcome_asked
 from rag.citations import (
     as_written,
     attribute_unmarked,
     is_abstention,
     naming_sentences,
     parse_citations,
-    quote_citation,
     strip_markers,
-    supported_by_citations,
 )
 from rag.config import Settings
 from rag.context import focus_passages
@@ -33,14 +28,9 @@ from rag.generation import AnswerConstraint, Generator, load_generator
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
 from rag.prompts import IDK, build_messages, prompt_starts
-from rag.reasons import (
-    answer_with_reason,
-    asks_why,
-    gives_as_reason,
-    without_connective,
-)
 from rag.retrieval import HybridRetriever
-from rag.types import Answer, Citation, Hit, Timings
+from rag.types import Answer, Citation, Draft, GenerationSignals, Hit, Timings, Verdict
+from rag.verification import Verifier, refused, relevance
 
 NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
 
@@ -84,8 +74,8 @@ class Assistant:
     """Answers questions about one documents folder with cited passages.
 
     >>> assistant = Assistant.from_folder("documents")          # doctest: +SKIP
-    >>> assistant.ask("In which year did Japan and NATO sign the IPCP?").text  # doctest: +SKIP
-    'In 2014 [1].'
+    >>> assistant.ask("When did the ferry service start?").text  # doctest: +SKIP
+    'In 1998 [1]'
     """
 
     def __init__(
@@ -102,6 +92,7 @@ class Assistant:
         self._generator = generator
         self._generator_loading: Future[Generator] | None = None
         self._generator_lock = threading.Lock()
+        self._verifier = Verifier(embedder, settings.answerability_model)
         self._use_index(index)
 
     @classmethod
@@ -136,7 +127,7 @@ class Assistant:
 
     @property
     def index(self) -> KnowledgeIndex:
-        return self._retriever.index
+        return self._index
 
     @property
     def generator(self) -> Generator:
@@ -157,7 +148,8 @@ class Assistant:
 
     def retrieve(self, question: str, top_k: int | None = None) -> list[Hit]:
         """The ``top_k`` best passages for ``question`` (default: as many as the generator reads), best first."""
-        return self._retriever.search(self._check(question), top_k or self.settings.top_k)
+        retriever = HybridRetriever.from_settings(self._index, self.embedder, self.settings)
+        return retriever.search(self._check(question), top_k or self.settings.top_k)
 
     def ask(self, question: str, history: Sequence[Turn] = (), settings: Settings | None = None) -> Answer:
         """Answer ``question`` from the documents, with citations, or abstain.
@@ -177,19 +169,14 @@ class Assistant:
         started = time.perf_counter()
         query = standalone_question(question, history)  # what retrieval and the answer checks read
         earlier = turn_followed(question, history)  # what the model reads the question after
-        retriever = self._retriever  # one index for the whole question, even if a refresh swaps it meanwhile
-        hits = retriever.search(query, options.top_k)
+        # One index for the whole question, even if a refresh swaps it meanwhile, searched as ``options`` say.
+        hits = HybridRetriever.from_settings(self._index, self.embedder, options).search(query, options.top_k)
         retrieved = time.perf_counter()
-        if not self.is_relevant(hits, options):  # the model is not needed (nor loaded) to say the documents lack it
-            finish = self._finisher(question, query, hits, options, retrieved - started)
-            return AnswerStream(iter([NOT_IN_DOCUMENTS]), finish, [])
-        if asks_for_author(query):
-            byline = self._byline_answer(query, hits, retriever.index)
-            if byline is not None:  # the byline answers it: no model needed
-                text, citations, hits = byline
-                timings = Timings(retrieved - started, 0.0, time.perf_counter() - started)
-                answer = Answer(question, text, citations, False, hits, timings, text)
-                return AnswerStream(iter([text]), lambda raw: answer, hits)
+        gate = relevance(hits, options)
+        if gate.enforced and not gate.passed:  # the model is not needed (nor loaded) to say the documents lack it
+            timings = Timings(retrieved - started, 0.0, retrieved - started)
+            answer = Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, NOT_IN_DOCUMENTS, [gate])
+            return AnswerStream(iter([NOT_IN_DOCUMENTS]), lambda raw: answer, [])
         if options.passage_tokens:
             hits = focus_passages(query, hits, self.embedder, options.passage_tokens)
         constraint = None
@@ -197,12 +184,14 @@ class Assistant:
             constraint = AnswerConstraint(tuple(hit.chunk.text for hit in hits), refusal=IDK)
         prepared = time.perf_counter()
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
+        signals: list[GenerationSignals] = []
         return AnswerStream(
             generator.stream(
-                build_messages(question, hits, earlier), options.max_new_tokens, constraint, options.max_generation_s,
-                starts=prompt_starts(hits),
+                build_messages(question, hits, earlier, options.prompt_examples), options.max_new_tokens, constraint,
+                options.max_generation_s, starts=prompt_starts(hits, options.prompt_examples),
+                on_signals=signals.append,
             ),
-            self._finisher(question, query, hits, options, prepared - started),
+            self._finisher(question, query, hits, options, prepared - started, gate, signals),
             hits,
         )
 
@@ -210,7 +199,7 @@ class Assistant:
 
     def _use_index(self, index: KnowledgeIndex) -> None:
         # One reference, replaced in one assignment: a question in flight keeps using the whole old index.
-        self._retriever = HybridRetriever.from_settings(index, self.embedder, self.settings)
+        self._index = index
 
     def _check(self, question: str) -> str:
         # Control and format characters (NUL, escape sequences, zero-width marks) carry no meaning in a question.
@@ -225,14 +214,16 @@ class Assistant:
         return question
 
     def _finisher(
-        self, question: str, query: str, hits: list[Hit], options: Settings, retrieval_s: float
+        self, question: str, query: str, hits: list[Hit], options: Settings, retrieval_s: float, gate: Verdict,
+        signals: list[GenerationSignals],
     ) -> Callable[[str], Answer]:
         generation_started = time.perf_counter()
 
         def finish(raw: str) -> Answer:
             generation_s = time.perf_counter() - generation_started
-            answer = self._compose(question, query, raw, hits, Timings(retrieval_s, generation_s, 0.0), options)
-            # The total runs to the composed answer: its checks embed sentences, and may ask the model again.
+            timings = Timings(retrieval_s, generation_s, 0.0)
+            answer = self._compose(question, query, raw, hits, timings, options, gate, signals[0] if signals else None)
+            # The total runs to the composed answer: its checks embed sentences.
             total_s = retrieval_s + time.perf_counter() - generation_started
             return dataclasses.replace(answer, timings=dataclasses.replace(answer.timings, total_s=total_s))
 
@@ -240,113 +231,41 @@ class Assistant:
 
     def is_relevant(self, hits: list[Hit], settings: Settings | None = None) -> bool:
         """Whether any of ``hits`` is similar enough to the question for the model to be asked at all."""
-        settings = settings or self.settings
-        return bool(hits) and max(hit.dense_score for hit in hits) >= settings.min_relevance
+        return relevance(hits, settings or self.settings).passed
 
-    def cites_what_was_asked(self, query: str, citations: list[Citation], settings: Settings | None = None) -> bool:
-        """Whether some cited sentence is similar enough to the question (``settings.min_citation_relevance``).
-
-        An answer can pass the word checks while its sentence is about another subject: asked the capital of
-        Australia, the default model answered "Vilnius", citing a sentence that names Australia and Vilnius.
-        """
-        settings = settings or self.settings
+    def draft(self, query: str, raw: str, hits: list[Hit], signals: GenerationSignals | None = None) -> Draft:
+        """The model's ``raw`` reply to ``query`` as a cited draft: its ``[n]`` markers resolved, or, without any,
+        the passage holding its words cited; the answer in its cited sentence's spelling ("40%" -> "40 percent")."""
+        text, citations = parse_citations(raw.strip(), hits)
         if not citations:
-            return False
-        vectors = self.embedder.embed([query, *(citation.quote for citation in citations)])
-        return float(np.max(vectors[1:] @ vectors[0])) >= settings.min_citation_relevance
-
-    def _byline_answer(
-        self, query: str, hits: list[Hit], index: KnowledgeIndex
-    ) -> tuple[str, list[Citation], list[Hit]] | None:
-        """The writer named in the byline of the best passage's document, cited there, with the passages (the
-        byline's chunk added when retrieval did not bring it); None when that document has no byline."""
-        document = index.documents.get(hits[0].chunk.doc_name)
-        span = find_byline(document.text) if document else None
-        row = index.row_covering(document.name, *span) if document and span else None
-        if row is None:
-            return None
-        chunk = index.chunks[row]
-        n = next((n for n, hit in enumerate(hits, start=1) if hit.chunk.id == chunk.id), None)
-        if n is None:
-            cosine = float(index.dense.reconstruct(row) @ self.embedder.embed([query])[0])
-            hits, n = [*hits, Hit(chunk=chunk, score=0.0, dense_score=cosine)], len(hits) + 1
-        citation = quote_citation(n, hits[n - 1], *span)
-        return f"{display_name(citation.quote)} [{n}]", [citation], hits
-
-    def _similarity(self, text: str, other: str) -> float:
-        first, second = self.embedder.embed([text, other])
-        return float(first @ second)
+            text, citations = attribute_unmarked(text, hits, query)
+        text = as_written(text, [citation.quote for citation in citations])
+        return Draft(query, text, citations, hits, signals)
 
     def _compose(
         self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings,
-        may_ask_again: bool = True,
+        gate: Verdict, signals: GenerationSignals | None,
     ) -> Answer:
-        """The Answer for the model's ``raw`` reply to ``query`` (``question`` made standalone). An answer about
-        another acronym than the one asked is asked again once (``may_ask_again``), else withheld."""
-        abstention = Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw)
+        """The Answer for the model's ``raw`` reply to ``query`` (``question`` made standalone): the draft with
+        every check's verdict, shown when no enforced check failed, else an abstention that lists which did."""
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
-            return abstention
-        text, citations = parse_citations(raw.strip(), hits)
-        if asks_why(query):
-            reasoned = answer_with_reason(query, text, citations, hits)
-            if reasoned is None:
-                return abstention  # "Why are exports banned?" - "due to guidelines that ban exports" explains nothing
-            text, citations = reasoned
-        if not citations:
-            text, citations = attribute_unmarked(text, hits, query)
-        if asks_why(query) and not supported_by_citations(text, citations, hits):
-            if gives_as_reason(text, citations):  # "because X" where the passage says "due to X": X is what it says
-                text = without_connective(text)
-        acronym = confused_acronym(query, strip_markers(text), citations, hits)
-        if acronym is not None:  # asked about the IPCP, answered from a sentence about the ITPP
-            if not may_ask_again:
-                return abstention
-            return self._ask_again_about(acronym, question, query, hits, timings, options)
-        if not supported_by_citations(text, citations, hits):
-            return abstention  # words the cited passages do not contain: never shown as fact
-        if not adds_to_question(text, query):
-            return abstention  # an echo of the question (or, for a follow-up, of the last turn) is not an answer
-        if not self.cites_what_was_asked(query, citations, options):
-            return abstention  # the words are in a passage, but in a sentence about something else
-        if not counts_what_was_asked(text, query, citations, self._similarity):
-            return abstention  # "how many employees?" answered with the number of residents
-        if not names_the_role_asked(query, citations):
-            return abstention  # "who is the president of X?" answered with someone the sentence gives no such role
-        if not states_the_outcome_asked(query, citations):
-            return abstention  # "what did they agree?" answered from a sentence saying they will discuss it
-        quotes = [citation.quote for citation in citations]
-        if asks_for_author(query) and not states_authorship(strip_markers(text), quotes):
-            return abstention  # "who wrote the article?" answered with someone the article only quotes
-        text = as_written(text, quotes)  # "68%" shown as the cited sentence says it: "68 percent"
+            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, [gate, refused()])
+        draft = self.draft(query, raw, hits, signals)
+        verdicts, features = self._verifier.verify(draft, options)
+        verdicts = [gate, *verdicts]
+        if any(v.enforced and not v.passed for v in verdicts):
+            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, verdicts, draft, features)
+        text, citations = draft.text, draft.citations
         if len(citations) == 1:
             text, citations = self._most_relevant_citation(query, text, citations[0], hits)
-        return Answer(question, text, citations, False, hits, timings, raw)
-
-    def _ask_again_about(
-        self, acronym: str, question: str, query: str, hits: list[Hit], timings: Timings, options: Settings
-    ) -> Answer:
-        """The answer to ``query`` from the sentences of ``hits`` that name ``acronym`` alone, cited against
-        ``hits`` as usual (in quote mode, a span of those sentences); an abstention when none names it. Its time
-        counts as generation time."""
-        passage = passage_naming(acronym, hits)
-        if not passage:
-            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, "")
-        started = time.perf_counter()
-        constraint = None
-        if options.answer_mode == "quote":  # the promise of quote mode holds for the second answer too
-            constraint = AnswerConstraint((passage[0].chunk.text,), refusal=IDK)
-        messages = build_messages(query, passage)
-        raw = "".join(self.generator.stream(messages, options.max_new_tokens, constraint, options.max_generation_s))
-        spent = time.perf_counter() - started
-        timings = dataclasses.replace(timings, generation_s=timings.generation_s + spent)
-        return self._compose(question, query, raw, hits, timings, options, may_ask_again=False)
+        return Answer(question, text, citations, False, hits, timings, raw, verdicts, draft, features)
 
     def _most_relevant_citation(
         self, query: str, text: str, citation: Citation, hits: list[Hit]
     ) -> tuple[str, list[Citation]]:
         """``text`` citing, among the sentences that name its answer, the one whose embedding is closest to
-        ``query``: "Fumio Kishida" cites "Kishida, who last year became the first Japanese prime minister to
-        attend ..." rather than a sentence that merely names "Prime Minister Fumio Kishida".
+        ``query``: "Ada Brenner", asked who first led the council, cites "Brenner, who in 2001 became the first
+        woman to lead the council ..." rather than a sentence that merely names "Mayor Ada Brenner".
 
         Only the citation moves. The checks before it read the sentence that states the answer in full: judged on
         the sentence closest to the question, a wrong name that the documents mention often would pass them.

@@ -1,8 +1,7 @@
-"""Checks that an answer fits the kind of question asked, read from the sentences it cites.
+"""Tests of an answer's words against the question and the sentences it cites (``rag.verification`` runs them).
 
-Each takes the question, the answer and its citations, and passes questions of other kinds. They catch what the
-word-support check cannot: an answer whose words are all in its sentence, but which answers something else
-("how many employees?" answered with the city's residents).
+``adds_to_question``: the answer is not an echo of the question. ``counts_what_was_asked``: a number answering
+"how many X" counts X in its sentence, not something else ("how many employees?" answered with a city's residents).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _SCALE_WORDS = frozenset("hundred thousand million billion trillion".split())
-# Nouns that count anything: "37 individuals" answers "how many beetles", "60,000 passengers" "how many people".
+# Nouns that count anything: "12 individuals" answers "how many owls", "60,000 passengers" "how many people".
 _GENERIC_COUNTED = frozenset("people person individual time one item unit case member".split())  # singular
 
 
@@ -79,7 +78,7 @@ def counts_what_was_asked(
 ) -> bool:
     """Whether a number answering "how many X" counts X where its cited sentence states it. "How many employees
     work there?" answered "180,000" from "its 180,000 residents" does not. Counts that the sentence does not name,
-    the same noun in the singular or plural, a generic noun on either side ("37 individuals" for beetles, "60,000
+    the same noun in the singular or plural, a generic noun on either side ("12 individuals" for owls, "60,000
     passengers" for people) and phrases whose ``similarity`` is at least ``min_similarity`` ("soldiers" - "troops")
     pass. Questions of other kinds pass.
     """
@@ -97,35 +96,6 @@ def counts_what_was_asked(
     return True
 
 
-_ROLE_QUESTION = re.compile(
-    r"\s*who\s+(?:is|was|are|were)\s+(?:the\s+)?(.+?)"
-    r"(?:\s+(?:of|in|at|for|from|by|on|to|with|who|that|mentioned|quoted|named|cited)\b|\s*\?|\s*$)",
-    re.IGNORECASE,
-)
-_ROLE_QUALIFIERS = frozenset("current former new then present acting".split())
-
-
-def asked_role(question: str) -> set[str]:
-    """The words of the role a "who is the ..." question asks about ("Who is the current president of South
-    Korea?" -> {"president"}), singular, qualifiers such as "current" dropped; empty for other questions."""
-    match = _ROLE_QUESTION.match(question)
-    if not match:
-        return set()
-    return {_singular(w) for w in _WORD.findall(match.group(1).lower())} - STOPWORDS - _ROLE_QUALIFIERS
-
-
-def names_the_role_asked(question: str, citations: list[Citation]) -> bool:
-    """Whether a cited sentence names the role a "who is the X ..." question asks about. Asked for the president
-    of South Korea, the default model answered with a professor quoted in a sentence that names South Korea but
-    no president; the sentence that gives a person a role names the role ("Mayor Irene Castell"). Questions of
-    other kinds pass.
-    """
-    role = asked_role(question)
-    if not role:
-        return True
-    return any(role & {_singular(w) for w in _WORD.findall(c.quote.lower())} for c in citations)
-
-
 def _singular(word: str) -> str:
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
@@ -134,42 +104,3 @@ def _singular(word: str) -> str:
     if word.endswith("s") and not word.endswith("ss"):
         return word[:-1]
     return word
-
-
-# Verbs of a decision between parties, each with the forms a sentence reporting that decision uses. "What did
-# they agree?" presupposes an agreement: a sentence saying they will discuss it does not answer it. Verbs of
-# finding out (conclude, find, show) are left out: a finding is reported in many words ("the researchers argue").
-_OUTCOME_FORMS = {
-    verb: frozenset(forms.split())
-    for verb, forms in {
-        "agree": "agree agrees agreed agreeing agreement agreements",
-        "decide": "decide decides decided deciding decision decisions",
-        "approve": "approve approves approved approving approval",
-        "settle": "settle settles settled settling settlement",
-        "vote": "vote votes voted voting",
-        "rule": "rule rules ruled ruling rulings",
-        "pledge": "pledge pledges pledged pledging",
-        "promise": "promise promises promised promising",
-    }.items()
-}
-_WHAT_QUESTION = re.compile(r"\s*what\b", re.IGNORECASE)
-
-
-def asked_outcome(question: str) -> frozenset[str]:
-    """The forms of the decision a "what did X agree/decide/approve ...?" question asks for ("What did the
-    council decide?" -> {"decide", "decided", "decision", ...}); empty for other questions."""
-    if not _WHAT_QUESTION.match(question):
-        return frozenset()
-    words = {w.lower() for w in _WORD.findall(question)}
-    return next((forms for forms in _OUTCOME_FORMS.values() if words & forms), frozenset())
-
-
-def states_the_outcome_asked(question: str, citations: list[Citation]) -> bool:
-    """Whether a cited sentence reports the decision a "what did X agree/decide/approve ...?" question asks about.
-    Asked what two men agreed about a factory, the default model answered from a headline saying they would
-    "discuss" it; a sentence that reports an agreement says "agreed" or "agreement". Questions of other kinds pass.
-    """
-    outcome = asked_outcome(question)
-    if not outcome:
-        return True
-    return any(outcome & {w.lower() for w in _WORD.findall(c.quote)} for c in citations)

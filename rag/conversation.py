@@ -36,12 +36,12 @@ def is_follow_up(question: str) -> bool:
     """Whether ``question`` leans on an earlier turn: it opens with "and ..." / "what about ...", or it holds a
     pronoun pointing back and names nothing itself.
 
-    >>> is_follow_up("Who resisted it?"), is_follow_up("Which French president resisted the Tokyo office?")
+    >>> is_follow_up("Who resisted it?"), is_follow_up("Which mayor opposed the harbour ferry?")
     (True, False)
     """
     if _OPENERS.search(question):
         return True
-    # A pronoun in a question that names things of its own ("Where would NATO open its office in Asia?") usually
+    # A pronoun in a question that names things of its own ("Where would the league open its office in Asia?") usually
     # points at those; in one that names nothing ("Who resisted it?") it points back.
     return bool(_POINTS_BACK.search(question)) and not _names_something(question)
 
@@ -54,8 +54,8 @@ def _names_something(question: str) -> bool:
 def turn_followed(question: str, history: Sequence[Turn]) -> Turn | None:
     """The earlier turn ``question`` leans on (the last one) if it is a follow-up; ``None`` if it stands alone.
 
-    >>> turn_followed("Who resisted it?", [Turn("Where would NATO open an office?", "In Tokyo [1]")]).answer
-    'In Tokyo [1]'
+    >>> turn_followed("Who resisted it?", [Turn("Where would the league open an office?", "In Osaka [1]")]).answer
+    'In Osaka [1]'
     """
     return history[-1] if history and is_follow_up(question) else None
 
@@ -63,8 +63,8 @@ def turn_followed(question: str, history: Sequence[Turn]) -> Turn | None:
 def standalone_question(question: str, history: Sequence[Turn]) -> str:
     """``question`` made self-contained with the last turn when it is a follow-up; otherwise unchanged.
 
-    >>> standalone_question("Who resisted it?", [Turn("Where would NATO open an office?", "In Tokyo [1]")])
-    'Where would NATO open an office? In Tokyo. Who resisted it?'
+    >>> standalone_question("Who resisted it?", [Turn("Where would the league open an office?", "In Osaka [1]")])
+    'Where would the league open an office? In Osaka. Who resisted it?'
     """
     last = turn_followed(question, history)
     if last is None:

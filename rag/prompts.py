@@ -19,6 +19,21 @@ SYSTEM_PROMPT = (
 )
 
 
+# Worked examples shown before the real question, as earlier turns of the chat. Made up (a harbour nobody wrote
+# about), so they teach the form of a reply, not facts: a bare span copied from a passage, a count, and the
+# refusal for a question the passage seems to answer but does not (it names the ferry, not when it stopped).
+# Measured with the 0.5B default (eval/README.md, row 49): it still never refused, so they are off by default.
+EXAMPLE_PASSAGE = (
+    "[1] (Harbour notes) The Kessock ferry first sailed in 1998 from the north quay. It carries up to 40 cars "
+    "and crosses in ten minutes."
+)
+EXAMPLES = (
+    ("From which quay did the Kessock ferry first sail?", "the north quay"),
+    ("When did the Kessock ferry stop sailing?", IDK),
+    ("How many cars can the Kessock ferry carry?", "up to 40"),
+)
+
+
 def format_passages(hits: list[Hit]) -> str:
     """Passages numbered from 1 in retrieval order; ``[n]`` in an answer refers to ``hits[n - 1]``. Sentences
     that address the model rather than the reader are withheld (``rag.injection``)."""
@@ -28,14 +43,16 @@ def format_passages(hits: list[Hit]) -> str:
     )
 
 
-def build_messages(question: str, hits: list[Hit], earlier: Turn | None = None) -> list[dict[str, str]]:
+def build_messages(
+    question: str, hits: list[Hit], earlier: Turn | None = None, examples: int = 0
+) -> list[dict[str, str]]:
     """Chat messages asking ``question`` about the numbered ``hits``.
 
     A follow-up passes the ``earlier`` turn it leans on; it is replayed as a real exchange (passages and earlier
     question, earlier answer, then the follow-up) because the 0.5B default resolves "it" far better that way than
     from one joined question: 5 of 5 follow-ups answered against 3 of 5 (eval/README.md, follow-up log).
     """
-    messages = [_system_message()]
+    messages = _preamble(examples)
     passages = _passages_block(hits)
     if earlier is not None:
         messages += [
@@ -47,17 +64,29 @@ def build_messages(question: str, hits: list[Hit], earlier: Turn | None = None) 
     return messages
 
 
-def prompt_starts(hits: list[Hit]) -> list[list[dict[str, str]]]:
+def prompt_starts(hits: list[Hit], examples: int = 0) -> list[list[dict[str, str]]]:
     """Beginnings of every ``build_messages(..., hits, ...)`` prompt that do not depend on the question: the
-    system message, then the system message and the first passage (a user message the real one continues).
+    system message with the worked examples, then those and the first passage (a user message the real one
+    continues).
 
     Any question whose best passage is ``hits[0]`` starts the same way; the generator keeps the attention caches of
     these starts (``rag.prefix_cache``) and prefills only the rest of such a prompt.
     """
-    system = [_system_message()]
+    preamble = _preamble(examples)
     if not hits:
-        return [system]
-    return [system, [_system_message(), {"role": "user", "content": _passages_block(hits[:1])}]]
+        return [preamble]
+    return [preamble, [*preamble, {"role": "user", "content": _passages_block(hits[:1])}]]
+
+
+def _preamble(examples: int) -> list[dict[str, str]]:
+    """The system message, then the first ``examples`` worked examples as earlier turns."""
+    messages = [_system_message()]
+    for question, answer in EXAMPLES[:examples]:
+        messages += [
+            {"role": "user", "content": f"Passages:\n{EXAMPLE_PASSAGE}\n\nQuestion: {question}"},
+            {"role": "assistant", "content": answer},
+        ]
+    return messages
 
 
 def _system_message() -> dict[str, str]:
@@ -67,3 +96,4 @@ def _system_message() -> dict[str, str]:
 def _passages_block(hits: list[Hit]) -> str:
     """How the passages open the first user message; a start of it must spell the same (``prompt_starts``)."""
     return f"Passages:\n{format_passages(hits)}\n\n"
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import matplotlib
@@ -11,25 +11,46 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from rag.evaluation import QuestionResult  # noqa: E402
+from rag.config import Settings  # noqa: E402
+from rag.evaluation import (  # noqa: E402
+    INTERVAL_METRICS,
+    QuestionResult,
+    answerability_auroc,
+    bootstrap_intervals,
+    check_ablation,
+    paired_differences,
+    withheld_by_check,
+)
 
 SUMMARY_ORDER = (
     "answer_f1", "answer_em", "baseline_f1", "baseline_em", "recall_at_1", "recall_at_3", "recall_at_5",
     "recall_at_10", "mrr", "citation_precision", "citation_recall", "abstain_recall", "abstain_false_rate",
-    "grounded_rate", "latency_p50_s", "latency_p95_s", "retrieval_p50_s", "generation_tokens_per_s",
-    "n_questions", "n_answerable",
+    "grounded_rate", "latency_p50_s", "latency_p95_s", "latency_max_s", "retrieval_p50_s",
+    "generation_tokens_per_s", "n_questions", "n_answerable",
 )
 
 
 def write_report(
-    out_dir: Path, metrics: dict[str, float], results: list[QuestionResult], run_info: dict
+    out_dir: Path, metrics: dict[str, float], results: list[QuestionResult], run_info: dict,
+    settings: Settings | None = None,
 ) -> dict[str, Path]:
-    """Write report.json, report.md and report.png into ``out_dir``; returns their paths."""
+    """Write report.json, report.md and report.png into ``out_dir``; returns their paths.
+
+    Beside the metrics: their bootstrap 95% intervals, how many answers each check withheld, and (with the
+    run's ``settings``) what switching each check would have given (``check_ablation``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: out_dir / f"report.{name}" for name in ("json", "md", "png")}
-    report = {**metrics, **run_info, "questions": [asdict(r) for r in results]}
+    answered = bool(results) and "answer_f1" in metrics
+    extra = {
+        "intervals": bootstrap_intervals(results) if answered else {},
+        "withheld_by_check": withheld_by_check(results),
+        "answerability_auroc": answerability_auroc(results),
+        "ablation": check_ablation(results, settings) if answered and settings is not None else [],
+    }
+    report = {**metrics, **run_info, **extra, "questions": [asdict(r) for r in results]}
     paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    paths["md"].write_text(markdown_report(metrics, results, run_info), encoding="utf-8")
+    paths["md"].write_text(markdown_report(metrics, results, run_info, extra), encoding="utf-8")
     plot_report(metrics, results, paths["png"])
     return paths
 
@@ -45,19 +66,46 @@ def _cell(text: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def summary_table(metrics: dict[str, float]) -> str:
-    rows = ["| metric | value |", "|---|---|"]
-    rows += [f"| {name} | {_fmt(metrics[name])} |" for name in SUMMARY_ORDER if name in metrics]
+def summary_table(metrics: dict[str, float], intervals: dict[str, list[float]] | None = None) -> str:
+    intervals = intervals or {}
+    rows = ["| metric | value | 95% interval |", "|---|---|---|"]
+    for name in (n for n in SUMMARY_ORDER if n in metrics):
+        interval = f"{intervals[name][0]:.3f} - {intervals[name][1]:.3f}" if name in intervals else ""
+        rows.append(f"| {name} | {_fmt(metrics[name])} | {interval} |")
     return "\n".join(rows)
 
 
-def markdown_report(metrics: dict[str, float], results: list[QuestionResult], run_info: dict) -> str:
-    """The summary table, the run's settings, and one row per question with failures first."""
-    lines = [f"# Evaluation: {run_info.get('gold', '')}", "", summary_table(metrics), ""]
+def ablation_table(rows: list[dict]) -> str:
+    """One row per check: the metrics had it been switched (off if enforced, on if not)."""
+    lines = ["| check | switched | F1 | EM | abstain recall | false abstention |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        note = f" ({row['no_draft']} never drafted)" if row["no_draft"] else ""
+        lines.append(
+            f"| {row['check']} | {row['switched']}{note} | {row['answer_f1']:.3f} | {row['answer_em']:.3f} | "
+            f"{row['abstain_recall']:.3f} | {row['abstain_false_rate']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown_report(
+    metrics: dict[str, float], results: list[QuestionResult], run_info: dict, extra: dict | None = None
+) -> str:
+    """The summary table with intervals, withholdings by check, the checks' ablation, the run's settings, and one
+    row per question with failures first."""
+    extra = extra or {}
+    lines = [f"# Evaluation: {run_info.get('gold', '')}", "", summary_table(metrics, extra.get("intervals")), ""]
+    if extra.get("withheld_by_check"):
+        lines += ["Answers withheld, by check: " + ", ".join(f"{k} {v}" for k, v in extra["withheld_by_check"].items()),
+                  ""]
+    if extra.get("answerability_auroc") is not None:
+        lines += [f"Answerability score AUROC (right drafts above wrong ones): {extra['answerability_auroc']:.3f}", ""]
+    if extra.get("ablation"):
+        lines += ["## Each check switched, from this run's verdicts", "", ablation_table(extra["ablation"]), ""]
     lines += ["Baseline: the same retrieval, answering with the best sentence of the top passage.", ""]
     lines += [f"- {key}: `{_cell(value, 200)}`" for key, value in run_info.items() if key != "settings"]
     lines += [f"- settings: `{json.dumps(run_info.get('settings', {}))}`", "", "## Questions (failures first)", ""]
-    lines += ["| id | question | gold | answer | F1 | evidence rank | cited | s |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["| id | question | gold | answer | F1 | evidence rank | cited | withheld by | s |",
+              "|---|---|---|---|---|---|---|---|---|"]
 
     def failure_first(r: QuestionResult) -> tuple:
         correct = (r.abstained if not r.answerable else r.f1 >= 0.5)
@@ -65,10 +113,12 @@ def markdown_report(metrics: dict[str, float], results: list[QuestionResult], ru
 
     for r in sorted(results, key=failure_first):
         gold = " / ".join(r.gold_answers) if r.answerable else "(unanswerable)"
-        answer = "(abstained)" if r.abstained else r.answer
+        answer = f"(abstained; draft: {r.draft})" if r.abstained and r.draft else (
+            "(abstained)" if r.abstained else r.answer)
         lines.append(
             f"| {r.id} | {_cell(r.question, 70)} | {_cell(gold, 40)} | {_cell(answer, 60)} | {r.f1:.2f} | "
-            f"{r.evidence_rank or '-'} | {_cell(', '.join(r.cited_docs), 40) or '-'} | {r.latency_s:.2f} |"
+            f"{r.evidence_rank or '-'} | {_cell(', '.join(r.cited_docs), 40) or '-'} | "
+            f"{', '.join(r.withheld_by) or '-'} | {r.latency_s:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -94,16 +144,32 @@ def plot_report(metrics: dict[str, float], results: list[QuestionResult], path: 
     plt.close(fig)
 
 
+def load_results(report: dict) -> list[QuestionResult]:
+    """The per-question results of a loaded report.json (fields a report of another version lacks take their
+    defaults; ones this version does not know are dropped)."""
+    known = {f.name for f in fields(QuestionResult)}
+    return [QuestionResult(**{k: v for k, v in q.items() if k in known}) for q in report.get("questions", [])]
+
+
 def compare_reports(first: Path, second: Path) -> str:
-    """The numeric top-level metrics of two report.json files side by side with their differences."""
+    """The numeric top-level metrics of two report.json files side by side with their differences; for the
+    questions both asked, the main metrics' paired bootstrap 95% intervals of the difference, and whether each
+    difference falls outside the noise (its interval excludes 0)."""
     a, b = (json.loads(Path(p).read_text(encoding="utf-8")) for p in (first, second))
+    paired = paired_differences(load_results(a), load_results(b))
     names = [n for n in SUMMARY_ORDER if n in a or n in b]
     names += sorted(n for n in set(a) | set(b) if n not in names and isinstance(a.get(n, b.get(n)), (int, float))
                     and not isinstance(a.get(n, b.get(n)), bool))
-    rows = ["| metric | A | B | B - A |", "|---|---|---|---|"]
+    rows = ["| metric | A | B | B - A | paired B - A (95% interval) | outside the noise |", "|---|---|---|---|---|---|"]
     for name in names:
         va, vb = a.get(name), b.get(name)
         delta = f"{vb - va:+.3f}" if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else "-"
         shown = [_fmt(v) if v is not None else "-" for v in (va, vb)]
-        rows.append(f"| {name} | {shown[0]} | {shown[1]} | {delta} |")
-    return f"A: {first}\nB: {second}\n\n" + "\n".join(rows)
+        interval, verdict = "", ""
+        if name in paired:
+            difference, low, high = paired[name]
+            interval, verdict = f"{difference:+.3f} ({low:+.3f} to {high:+.3f})", "yes" if low > 0 or high < 0 else "no"
+        rows.append(f"| {name} | {shown[0]} | {shown[1]} | {delta} | {interval} | {verdict} |")
+    shared = len({q["id"] for q in a.get("questions", [])} & {q["id"] for q in b.get("questions", [])})
+    note = f"Intervals: paired bootstrap over the {shared} questions both runs asked ({', '.join(INTERVAL_METRICS)})."
+    return f"A: {first}\nB: {second}\n\n" + "\n".join(rows) + "\n\n" + note

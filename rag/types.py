@@ -1,6 +1,7 @@
 """The plain data classes passed between pipeline stages.
 
-load -> Document, chunk -> Chunk, retrieve -> Hit, generate + cite -> Answer (with Citations).
+load -> Document, chunk -> Chunk, retrieve -> Hit, generate -> GenerationSignals, verify -> Verdicts,
+answer -> Answer (with Citations).
 """
 
 from __future__ import annotations
@@ -60,6 +61,52 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class GenerationSignals:
+    """What the generator knew about its own reply, read from its token probabilities (greedy decoding).
+
+    ``refusal_prob``: the probability of the refusal's first token at the reply's first step, whatever was chosen.
+    ``mean_logprob`` / ``min_logprob``: the natural log-probabilities of the tokens chosen, averaged and at worst.
+    """
+
+    refusal_prob: float
+    mean_logprob: float
+    min_logprob: float
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check's judgement of a draft answer: ``passed`` or not, and ``reason`` in words a user can read.
+
+    A check switched off in the settings is still run, so that evaluation can measure it from the same answers;
+    its verdict is recorded with ``enforced`` False and withholds nothing.
+    """
+
+    check: str
+    passed: bool
+    reason: str
+    enforced: bool = True
+
+    def to_dict(self) -> dict:
+        return {"check": self.check, "passed": self.passed, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An answer as generated and cited, before verification decides whether it is shown.
+
+    ``question`` is the question as retrieval and the checks read it (a follow-up made standalone); ``text``
+    carries ``[n]`` markers pointing at ``hits[n - 1]``, resolved in ``citations``.
+    """
+
+    question: str
+    text: str
+    citations: list[Citation]
+    hits: list[Hit]
+    signals: GenerationSignals | None = None
+
+
+@dataclass(frozen=True)
 class Timings:
     retrieval_s: float = 0.0
     generation_s: float = 0.0
@@ -77,6 +124,15 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
     raw_output: str = ""  # the generator's text before citation parsing, for debugging and evaluation
+    # Every check's verdict on the draft, in the order run; an abstention lists the ones that failed among them.
+    verdicts: list[Verdict] = field(default_factory=list)
+    draft: Draft | None = None  # the answer as drafted, before the checks (shown only when none withheld it)
+    features: dict[str, float] = field(default_factory=dict)  # what the answerability score read
+
+    @property
+    def withheld_by(self) -> list[Verdict]:
+        """The failed verdicts that made this answer an abstention (empty for a shown answer)."""
+        return [v for v in self.verdicts if v.enforced and not v.passed] if self.abstained else []
 
     def to_dict(self) -> dict:
         """The JSON shape of ``rag ask --json``."""
@@ -87,6 +143,7 @@ class Answer:
                 {"n": c.n, "doc": c.doc, "chunk_id": c.chunk_id, "quote": c.quote, "start": c.start, "end": c.end}
                 for c in self.citations
             ],
+            "verdicts": [v.to_dict() for v in self.verdicts if v.enforced],
             "timings": {
                 "retrieval_s": self.timings.retrieval_s,
                 "generation_s": self.timings.generation_s,

@@ -50,6 +50,7 @@ _CSS = """
 .rag-sources { margin-top: .4em; font-size: .92em; }
 .rag-sources a { text-decoration: none; }
 .rag-abstain { font-style: italic; opacity: .85; }
+.rag-withheld { font-size: .85em; opacity: .8; } .rag-withheld ul { margin: .2em 0; padding-left: 1.2em; }
 .rag-reading { opacity: .7; }
 .rag-timings { font-size: .75em; opacity: .6; }
 #source-panel mark { background: #ffe58a; padding: 0 .1em; }
@@ -59,13 +60,17 @@ _CSS = """
 
 def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
     """HTML for a finished answer: its text with markers, the numbered sources as links that open the side panel,
-    and discreet timings. An abstention is shown as such."""
+    and discreet timings. An abstention is shown as such, with the checks that withheld the answer and why."""
     t = answer.timings
     timings = (
         f'<div class="rag-timings">retrieval {t.retrieval_s:.2f} s · generation {t.generation_s:.2f} s</div>'
     )
     if answer.abstained:
-        return f'<div class="rag-abstain">🤷 {html.escape(answer.text)}</div>{timings}'
+        reasons = "".join(
+            f"<li><b>{html.escape(v.check)}</b>: {html.escape(v.reason)}</li>" for v in answer.withheld_by
+        )
+        why = f'<div class="rag-withheld">Withheld by:<ul>{reasons}</ul></div>' if reasons else ""
+        return f'<div class="rag-abstain">🤷 {html.escape(answer.text)}</div>{why}{timings}'
     lines = [f"<div>{html.escape(answer.text)}</div>"]
     if answer.citations:
         items = []

@@ -40,23 +40,27 @@ class FakeEmbedder:
 
 
 class FakeGenerator:
-    """Replies with queued answers, word by word, and records the prompts it was given."""
+    """Replies with queued answers, word by word, and records the prompts it was given; with ``signals``, reports
+    them as its token probabilities after each reply (a real generator measures them)."""
 
     name = "fake-generator"
 
-    def __init__(self, replies: list[str] | None = None) -> None:
+    def __init__(self, replies: list[str] | None = None, signals: object = None) -> None:
         self.replies = list(replies or [])
+        self.signals = signals
         self.prompts: list[list[dict[str, str]]] = []
         self.constraints: list[object] = []
 
     def stream(
         self, messages: list[dict[str, str]], max_new_tokens: int, constraint: object = None,
-        max_seconds: float | None = None, starts: object = (),
+        max_seconds: float | None = None, starts: object = (), on_signals=None,
     ) -> Iterator[str]:
         self.prompts.append(messages)
         self.constraints.append(constraint)
         reply = self.replies.pop(0) if self.replies else "I don't know."
         yield from re.findall(r"\S+\s*", reply)
+        if on_signals is not None and self.signals is not None:
+            on_signals(self.signals)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

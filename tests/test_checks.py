@@ -1,17 +1,12 @@
-"""Checks: an answer must fit the kind of question asked ("how many X", "who is the X", "what did they agree"),
-judged from the sentences it cites; questions of other kinds pass."""
+"""Word tests of an answer against its question: it must add something, and a count must count what was asked."""
 
 import pytest
 
 from rag.checks import (
     adds_to_question,
-    asked_outcome,
-    asked_role,
     counted_noun,
     counts_what_was_asked,
-    names_the_role_asked,
     noun_after_number,
-    states_the_outcome_asked,
 )
 from rag.types import Citation
 
@@ -75,54 +70,3 @@ def test_generic_counts_similar_nouns_and_unstated_counts_pass():
     assert counts_what_was_asked("60,000", "How many people?", citing("It hit 60,000 passengers."), unrelated)
     assert counts_what_was_asked("four", "How many species?", citing("The count rose to four."), unrelated)
     assert counts_what_was_asked("Vilnius", "Where was the summit?", citing("In Vilnius 3 days."), unrelated)
-
-
-@pytest.mark.parametrize(
-    "question, role",
-    [
-        ("Who is the current president of South Korea?", {"president"}),
-        ("Who is the chief executive of Lowmoor Rail Services?", {"chief", "executive"}),
-        ("Who was the first Japanese prime minister to attend?", {"first", "japanese", "prime", "minister"}),
-        ("Who is the Ukrainian Defense Minister mentioned in the article?", {"ukrainian", "defense", "minister"}),
-        ("Who wrote the article?", set()),
-        ("Who are they?", set()),
-    ],
-)
-def test_asked_role_is_what_a_who_is_the_question_asks_someone_to_be(question, role):
-    assert asked_role(question) == role
-
-
-def test_an_answer_to_who_is_the_x_must_cite_a_sentence_naming_x():
-    question = "Who is the current president of South Korea?"
-    assert not names_the_role_asked(question, citing("Sebastian Maslow, a lecturer, said South Korea would join."))
-    assert names_the_role_asked(question, citing("President Yoon Suk Yeol of South Korea arrived."))
-    assert names_the_role_asked("Who is the mayor?", citing("Mayors met. Later Mayor Irene Castell spoke."))
-    assert names_the_role_asked("Who won the cup?", citing("Italy did."))  # not a role question
-
-
-@pytest.mark.parametrize(
-    "question, form",
-    [
-        ("What did Anwar Ibrahim and Elon Musk agree about the factory?", "agreement"),
-        ("What did the council decide about the cave?", "decision"),
-        ("What have the judges ruled?", "ruling"),
-    ],
-)
-def test_asked_outcome_is_the_outcome_a_what_did_they_agree_question_presupposes(question, form):
-    assert form in asked_outcome(question)
-
-
-@pytest.mark.parametrize(
-    "question",
-    ["Who agreed to the deal?", "When did they agree?", "What is the plan?", "What did the survey conclude?"],
-)
-def test_other_questions_ask_for_no_outcome(question):
-    assert asked_outcome(question) == frozenset()
-
-
-def test_an_answer_to_what_did_they_agree_must_cite_a_sentence_reporting_an_agreement():
-    question = "What did Anwar Ibrahim and Elon Musk agree about Tesla's factory in Malaysia?"
-    assert not states_the_outcome_asked(question, citing("Anwar Ibrahim and Elon Musk to Discuss Tesla's Plans"))
-    assert states_the_outcome_asked(question, citing("They agreed that the factory would open in 2025."))
-    assert states_the_outcome_asked(question, citing("Under the agreement, Tesla builds a factory."))
-    assert states_the_outcome_asked("What did they discuss?", citing("They will discuss plans."))  # no outcome asked

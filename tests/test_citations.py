@@ -70,21 +70,20 @@ def test_answers_are_not_mistaken_for_abstentions(reply):
 
 
 def test_naming_sentences_are_those_holding_half_the_words_an_answer_adds_in_passages_holding_all():
-    doc = "Prime Minister Fumio Kishida will attend. Kishida was the first to attend. Rain fell."
+    doc = "Mayor Ada Brenner will attend. Brenner was the first to attend. Rain fell."
     passage = Hit(Chunk("c0", "doc", "a.txt", "A", 0, 0, len(doc), doc), 1.0, 0.5)
-    quotes = [c.quote for c in naming_sentences("Fumio Kishida [1]", "Who was the first to attend?", [passage])]
-    assert quotes == ["Prime Minister Fumio Kishida will attend.", "Kishida was the first to attend."]
-    only_surname = Hit(Chunk("c1", "doc", "a.txt", "A", 1, 42, 75, doc[42:75]), 1.0, 0.5)
-    assert naming_sentences("Fumio Kishida", "Who was the first to attend?", [only_surname]) == []
+    quotes = [c.quote for c in naming_sentences("Ada Brenner [1]", "Who was the first to attend?", [passage])]
+    assert quotes == ["Mayor Ada Brenner will attend.", "Brenner was the first to attend."]
+    start = doc.index("Brenner was")
+    only_surname = Hit(Chunk("c1", "doc", "a.txt", "A", 1, start, start + 33, doc[start:start + 33]), 1.0, 0.5)
+    assert naming_sentences("Ada Brenner", "Who was the first to attend?", [only_surname]) == []
 
 
 def test_an_answer_is_shown_in_the_words_of_the_sentence_it_cites():
-    assert as_written("68% [2]", ["Members voted 68 percent in favour."]) == "68 percent [2]"
+    assert as_written("40% [2]", ["Members voted 40 percent in favour."]) == "40 percent [2]"
     assert as_written("71%", ["Only 71 per cent of trains ran on time."]) == "71 per cent"
-    listed = "It covers cyber defense, maritime security, and humanitarian assistance."
-    assert as_written("Cyber defense, maritime security, humanitarian assistance [1]", [listed]) == (
-        "cyber defense, maritime security, and humanitarian assistance [1]"
-    )
+    listed = "The farm grows wheat, barley, and oats."
+    assert as_written("Wheat, barley, oats [1]", [listed]) == "wheat, barley, and oats [1]"
 
 
 def test_an_answer_already_as_written_or_not_written_at_all_is_left_alone():

@@ -56,3 +56,25 @@ def test_with_changes_ignores_none_and_rejects_unknown_names():
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
     assert Settings().cache_dir == tmp_path
+
+
+def test_checks_are_named_from_the_known_list_and_can_be_switched_off_one_by_one():
+    from rag.config import KNOWN_CHECKS
+
+    assert Settings().without_checks("count").checks == tuple(c for c in Settings().checks if c != "count")
+    with pytest.raises(SettingsError, match="unknown check"):
+        Settings().without_checks("spelling")
+    with pytest.raises(SettingsError, match="distinct names"):
+        Settings(checks=("supported", "supported"))
+    with pytest.raises(SettingsError, match="distinct names"):
+        Settings(checks=("supported", "grammar"))
+    with pytest.raises(SettingsError, match="sequence of check names"):
+        Settings(checks="supported")
+    assert set(Settings().checks) <= set(KNOWN_CHECKS)
+
+
+def test_every_known_check_is_one_the_verification_stage_runs():
+    from rag.config import KNOWN_CHECKS
+    from rag.verification import CHECKS
+
+    assert set(CHECKS) | {"relevance"} == set(KNOWN_CHECKS)

@@ -1,5 +1,7 @@
 """Generator resolution: folders used as they are, GGUF files converted once and cached, clear errors otherwise."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -56,7 +58,7 @@ def test_a_new_conversion_removes_the_earlier_versions_of_the_same_file_only(tmp
 
 
 def test_the_default_model_bytes_are_verified(tmp_path, monkeypatch):
-    monkeypatch.setattr(generation, "DEFAULT_GGUF_SHA256", "0" * 64)
+    monkeypatch.setattr(generation, "DEFAULT_MODEL", dataclasses.replace(generation.DEFAULT_MODEL, sha256="0" * 64))
     with pytest.raises(GeneratorError, match="SHA-256"):
         generation.join_default_gguf(tmp_path / "joined.gguf")
 
@@ -289,3 +291,35 @@ def last_logits_cache(model, ids: list[int]):
     cache = DynamicCache(config=model.config)
     last_logits(model, ids, cache)
     return cache
+
+
+def test_a_packaged_model_is_joined_from_its_parts_in_order_and_checked(tmp_path, monkeypatch):
+    import hashlib
+    import sys
+    import types
+
+    parts = []
+    for i, data in enumerate([b"GGUF", b"-part-two"]):
+        (tmp_path / f"p{i}.bin").write_bytes(data)
+        module = types.ModuleType(f"fake_part{i}")
+        module.get_part_path = lambda i=i: str(tmp_path / f"p{i}.bin")
+        monkeypatch.setitem(sys.modules, f"fake_part{i}", module)
+        parts.append(f"fake_part{i}")
+    model = generation.PackagedModel("Fake", tuple(parts), hashlib.sha256(b"GGUF-part-two").hexdigest(), "fake")
+    generation.join_packaged_gguf(model, tmp_path / "joined.gguf")
+    assert (tmp_path / "joined.gguf").read_bytes() == b"GGUF-part-two"
+    with pytest.raises(generation.GeneratorError, match="SHA-256"):
+        generation.join_packaged_gguf(dataclasses.replace(model, sha256="0" * 64), tmp_path / "again.gguf")
+    missing = dataclasses.replace(model, packages=("fake_part0", "no_such_part_package"))
+    with pytest.raises(generation.GeneratorError, match=r"rag-assistant\[fake\]"):
+        generation.join_packaged_gguf(missing, tmp_path / "missing.gguf")
+
+
+def test_the_accurate_preset_names_the_packaged_larger_model_and_leaves_out_the_score_fitted_on_the_small_one():
+    from rag.config import Settings
+
+    accurate = Settings().with_preset("accurate")
+    assert generation.PACKAGED_MODELS[accurate.generator_model] is generation.ACCURATE_MODEL
+    assert "answerability" not in accurate.checks and "supported" in accurate.checks
+    assert "answerability" in Settings().with_preset("cautious").checks
+    assert Settings().with_preset("default") == Settings()

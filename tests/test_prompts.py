@@ -57,3 +57,14 @@ def test_prompt_starts_are_the_system_message_and_then_the_first_passage_every_p
 
 def test_without_passages_only_the_system_message_is_a_start():
     assert prompt_starts([]) == [[{"role": "system", "content": SYSTEM_PROMPT}]]
+
+
+def test_worked_examples_come_before_the_question_and_belong_to_the_prompts_shared_start():
+    from rag.prompts import EXAMPLES
+
+    messages = build_messages("How long is the Danube?", HITS, examples=2)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[2]["content"] == EXAMPLES[0][1] and messages[4]["content"] == EXAMPLES[1][1]
+    shared, with_first_passage = prompt_starts(HITS, examples=2)
+    assert messages[: len(shared)] == shared  # their attention cache is the start every such prompt shares
+    assert messages[-1]["content"].startswith(with_first_passage[-1]["content"])

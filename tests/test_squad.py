@@ -6,7 +6,7 @@ import pytest
 
 from rag.evaluation import evidence_spans
 from rag.loaders import load_folder
-from rag.squad import squad_to_corpus
+from rag.squad import parse_paragraphs, squad_to_corpus
 
 SQUAD = {
     "version": "v2.0",
@@ -44,3 +44,21 @@ def test_a_file_that_is_not_squad_is_rejected(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a SQuAD file"):
         squad_to_corpus(tmp_path / "x.json", tmp_path / "docs")
+
+
+def test_questions_of_some_paragraphs_are_asked_against_all_of_them(tmp_path):
+    two = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [
+        {"context": "Alpha text.", "qas": [{"id": "a", "question": "A?", "answers": [{"text": "Alpha"}]}]},
+        {"context": "Beta text.", "qas": [{"id": "b", "question": "B?", "is_impossible": True, "answers": []}]},
+    ]}]}
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps(two))
+    items = squad_to_corpus(squad, tmp_path / "docs", parse_paragraphs("1"))
+    assert [(i.id, i.source) for i in items] == [("b", "0000_T_001.txt")]
+    assert len(load_folder(tmp_path / "docs").documents) == 2  # the corpus is every paragraph
+
+
+@pytest.mark.parametrize("text", ["", "3-1", "a-b", "1-"])
+def test_a_paragraph_range_that_is_not_one_is_refused(text):
+    with pytest.raises(ValueError, match="paragraphs must be"):
+        parse_paragraphs(text)

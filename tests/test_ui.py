@@ -3,7 +3,7 @@ checked before they reach the documents folder, and the login setting."""
 
 import pytest
 
-from rag.types import Answer, Chunk, Citation, Document, Hit, Timings
+from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
 from rag.ui import accept_upload, parse_auth, render_answer, render_reading, render_source
 
 CITATION = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
@@ -30,6 +30,14 @@ def test_while_the_model_reads_the_page_says_how_many_passages_from_which_docume
 def test_an_abstention_is_shown_as_such_without_sources():
     rendered = render_answer(Answer("q", "I don't know: the documents do not say.", [], True), turn=0)
     assert 'class="rag-abstain"' in rendered and "I don&#x27;t know" in rendered and "Sources" not in rendered
+
+
+def test_an_abstention_names_the_checks_that_withheld_the_answer_and_why():
+    verdicts = [Verdict("relevance", True, "close enough"), Verdict("supported", False, "lacks <b>: moon"),
+                Verdict("count", False, "counts something else", enforced=False)]
+    rendered = render_answer(Answer("q", "I don't know.", [], True, verdicts=verdicts), turn=0)
+    assert "Withheld by" in rendered and "<b>supported</b>: lacks &lt;b&gt;: moon" in rendered
+    assert "relevance" not in rendered and "count" not in rendered  # passed, or not enforced: withheld nothing
 
 
 class StubIndex:

@@ -78,7 +78,7 @@ def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: 
 
     Caches are warm, as in use: the index, the converted model and exported embedder, and the prompt starts that
     an untimed earlier process kept answering the first of ``earlier_questions`` that the model itself answered
-    (some are answered without it, as "who wrote ..." from a byline, and keep nothing; default: ``question``
+    (some are answered without it, when retrieval finds nothing relevant, and keep nothing; default: ``question``
     itself, whose first passage is then kept too). Every timed run finds the prompt starts as that process left
     them.
     """

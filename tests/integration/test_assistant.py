@@ -40,7 +40,7 @@ def test_a_topic_absent_from_the_documents_abstains(real_assistant):
     [
         "What is the capital of Australia?",
         "Who won the 1998 football world cup?",
-        "Who is the current president of South Korea?",  # answered "Sebastian Maslow" before names_the_role_asked
+        "Who is the current president of South Korea?",
     ],
 )
 def test_a_question_whose_words_are_in_the_documents_but_whose_answer_is_not_abstains(real_assistant, question):
@@ -129,44 +129,10 @@ def test_a_count_of_something_else_is_not_given_as_the_answer(heldout_assistant)
     assert answer.abstained, answer.raw_output
 
 
-def test_who_wrote_an_article_is_answered_from_its_byline_and_cited_there(real_assistant, heldout_assistant):
-    answer = real_assistant.ask("Who is the author of the article on Kishida's agenda at the NATO summit?")
-    [citation] = answer.citations
-    assert answer.text.startswith("Gabriel Dominguez") and citation.quote == "GABRIEL DOMINGUEZ"
-    assert citation.doc.startswith("002_") and citation.start == 0
-    answer = heldout_assistant.ask("Who wrote the story about the beetle found in the Varnek Hills?")
-    assert answer.text.startswith("Samira Okonjo") and answer.citations[0].doc == "drennick_beetle.txt"
-
-
-def test_who_wrote_an_article_without_a_byline_is_not_answered_with_someone_it_quotes(heldout_assistant):
-    # The rail strike article names its sources ("said Marcus Fell") but not its writer.
-    answer = heldout_assistant.ask("Who wrote the article about the rail strike?")
-    assert answer.abstained, answer.raw_output
-
-
 def test_an_answer_is_shown_as_its_cited_sentence_words_it(heldout_assistant):
     # The model writes "68%"; the article says "68 percent".
     answer = heldout_assistant.ask("What share of the union's members backed the deal?")
     assert answer.text.startswith("68 percent") and "68 percent" in answer.citations[0].quote, answer.raw_output
-
-
-def test_a_why_question_is_answered_with_the_reason_not_the_sentence_around_it(heldout_assistant):
-    # The model restates the question ("The cave beetle lost its eyes because ..."); the article says "the
-    # population lost its eyes", so before the reason was cut out the answer failed the support check.
-    answer = heldout_assistant.ask("Why has the cave beetle lost its eyes?")
-    assert answer.text.startswith("because vision offered no advantage in permanent darkness"), answer.raw_output
-    assert "because vision offered no advantage" in answer.citations[0].quote
-    answer = heldout_assistant.ask("Why did the fishermen object to the plant?")  # "... argued that the brine ..."
-    assert answer.text.startswith("the brine released back into the bay could harm the shellfish beds")
-
-
-def test_what_two_people_agreed_is_not_answered_from_a_headline_saying_they_will_discuss_it(real_assistant):
-    # Document 000 ends with another story's headline, "Anwar Ibrahim and Elon Musk to Discuss Tesla's Plans for
-    # Malaysia"; the model answers "Tesla's plans for Malaysia" from it.
-    answer = real_assistant.ask("What did Anwar Ibrahim and Elon Musk agree about Tesla's factory?")
-    assert answer.abstained, answer.raw_output
-    answer = real_assistant.ask("What did Anwar Ibrahim and Elon Musk discuss?")
-    assert "Tesla" in answer.text and not answer.abstained
 
 
 def test_an_answer_cites_the_sentence_that_says_it_not_one_that_merely_names_it(real_assistant):
@@ -175,14 +141,6 @@ def test_an_answer_cites_the_sentence_that_says_it_not_one_that_merely_names_it(
     answer = real_assistant.ask("Which prime minister of Japan was the first to attend a NATO leaders' summit?")
     assert "Kishida" in answer.text
     assert answer.citations[0].quote.startswith("Kishida, who last year became the first Japanese prime minister")
-
-
-def test_an_answer_about_another_acronym_is_asked_again_about_the_one_asked(real_assistant):
-    # Asked about the IPCP, the model lists the ITPP's areas ("cyber defense, maritime security, and humanitarian
-    # assistance"), citing "It aims to ..." after "... the ITPP". Asked again from the sentences naming the IPCP:
-    answer = real_assistant.ask("Which fields of collaboration did the IPCP lay the groundwork for?")
-    assert "counter-terrorism" in answer.text and "disaster relief" in answer.text, answer.raw_output
-    assert answer.citations[0].quote.startswith("The IPCP laid the foundation")
 
 
 def test_the_index_describes_itself(real_assistant):

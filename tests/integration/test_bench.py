@@ -53,9 +53,10 @@ def test_ingestion_embeds_the_same_chunks_both_ways_and_scores_retrieval_for_eac
 def test_cold_start_finds_the_system_message_kept_by_an_earlier_process(tmp_path):
     gold = tmp_path / "gold.jsonl"
     lines = (REPO / "eval" / "gold" / "dev.jsonl").read_text().splitlines()
-    # d07 ("who wrote ...") is answered from the byline without the model, so it keeps no prompt start: the
-    # benchmark must go on to d08, about the same other document, to warm the store as use does.
-    gold.write_text("\n".join([lines[0], lines[6], lines[7]]) + "\n")
+    # A question about the other document that retrieval finds nothing for never reaches the model, so it keeps
+    # no prompt start: the benchmark must go on to d08, about the same other document, to warm the store.
+    unrelated = json.loads(lines[7]) | {"id": "x", "question": "xylophone quartz zeppelin"}
+    gold.write_text("\n".join([lines[0], json.dumps(unrelated), lines[7]]) + "\n")
     out = tmp_path / "cold-start.json"
     result = bench("cold-start", "--runs", "1", "--gold", str(gold), "--out", str(out))
     assert result.returncode == 0, result.stderr

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import pytest
 
 from rag.bench.server import free_port, wait_until_listening
+from rag.config import KNOWN_CHECKS
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -107,6 +108,16 @@ def test_a_cited_answer_opens_its_source_highlighted(page, server):
     assert "Macron" in highlighted.inner_text()
     assert "002_039194b7b7e47dc6.txt" in page.inner_text("#source-panel")
     page.screenshot(path=root / "03-source-highlighted.png")
+
+
+def test_an_abstention_says_which_check_withheld_the_answer_and_why(page, server):
+    _, root = server
+    ask(page, "How do I bake sourdough bread?")
+    withheld = page.locator('#chat [data-testid="bot"]').last.locator(".rag-withheld")
+    assert withheld.count() == 1
+    text = withheld.inner_text()
+    assert text.startswith("Withheld by") and any(f"{name}:" in text for name in (*KNOWN_CHECKS, "refusal")), text
+    page.screenshot(path=root / "02b-abstention-with-reason.png")
 
 
 def test_a_follow_up_is_answered_from_the_conversation(page, server):

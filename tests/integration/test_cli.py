@@ -38,7 +38,9 @@ def test_ask_json_prints_the_documented_object(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
-    assert set(payload) == {"answer", "abstained", "citations", "timings"}
+    assert set(payload) == {"answer", "abstained", "citations", "verdicts", "timings"}
+    assert payload["verdicts"][0]["check"] == "relevance"
+    assert all(set(v) == {"check", "passed", "reason"} and v["passed"] for v in payload["verdicts"])
     assert "2014" in payload["answer"] and payload["abstained"] is False
     citation = payload["citations"][0]
     assert set(citation) == {"n", "doc", "chunk_id", "quote", "start", "end"}
@@ -53,3 +55,13 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path):
     missing = rag("index", "--docs", str(tmp_path / "nope"), "--index", str(tmp_path / "index"))
     assert missing.returncode == 2 and "documents folder not found" in missing.stderr
     assert "Traceback" not in empty.stderr + missing.stderr
+
+
+def test_ask_json_says_which_check_withheld_an_answer(tmp_path):
+    result = rag("ask", "How do I bake sourdough bread?", "--json",
+                 "--docs", str(DOCUMENTS), "--index", str(tmp_path / "index"))
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["abstained"] is True
+    failed = [v for v in payload["verdicts"] if not v["passed"]]
+    assert failed and all(v["reason"] for v in failed)

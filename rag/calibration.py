@@ -1,0 +1,93 @@
+"""Fitting the answerability score (``rag calibrate``) on the drafts of evaluation runs, and choosing its threshold.
+
+The label of a draft is whether it was right (F1 >= 0.5 against an answerable question's gold answers); drafts to
+unanswerable questions are all wrong. The threshold is the highest that withholds at most the given share of the
+right drafts that the other checks let through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.answerability import FEATURES, AnswerabilityModel, auroc, fit
+from rag.evaluation import QuestionResult
+from rag.reports import load_results
+
+RIGHT_F1 = 0.5
+
+
+def is_right(result: QuestionResult) -> int:
+    """1 when the draft answers an answerable question (F1 >= 0.5), else 0."""
+    return int(result.answerable and result.draft_f1 >= RIGHT_F1)
+
+
+def withheld_anyway(result: QuestionResult) -> bool:
+    """Whether something other than the answerability score withheld the answer (or there was no draft)."""
+    if not result.draft:
+        return result.abstained
+    return any(not v["passed"] and v["enforced"] and v["check"] != "answerability" for v in result.verdicts)
+
+
+def choose_threshold(
+    model: AnswerabilityModel, results: Sequence[QuestionResult], max_false_abstention: float
+) -> float:
+    """The highest threshold that withholds at most ``max_false_abstention`` of the right drafts the other
+    checks let through: as many wrong answers withheld as that allows.
+
+    The bound is on right answers lost, not on every answerable question withheld: a small model's wrong answers
+    to answerable questions are better withheld too, and counting them against the score would forbid it to
+    withhold anything once the other checks have withheld their share.
+    """
+    right = sorted(model.score(r.features) for r in results if is_right(r) and not withheld_anyway(r) and r.features)
+    allowed = int(max_false_abstention * len(right))  # right drafts the score may withhold
+    if not right:
+        return 0.0
+    # Withholding below right[allowed] withholds exactly the ``allowed`` lowest-scored right drafts (ties aside).
+    return right[allowed] if allowed < len(right) else 1.0
+
+
+def calibrate(reports: Sequence[Path], max_false_abstention: float = 0.10) -> tuple[AnswerabilityModel, str]:
+    """Fit the score on every draft of ``reports`` and set its threshold; returns the model and a summary."""
+    results = [r for path in reports for r in load_results(json.loads(Path(path).read_text(encoding="utf-8")))]
+    drafted = [r for r in results if r.draft and r.features]
+    if len({is_right(r) for r in drafted}) < 2:
+        raise ValueError("calibration needs drafts that were right and drafts that were wrong")
+    labels = [is_right(r) for r in drafted]
+    model = fit([r.features for r in drafted], labels, fitted_on=", ".join(str(p) for p in reports))
+    threshold = choose_threshold(model, results, max_false_abstention)
+    scores = [model.score(r.features) for r in drafted]
+    model = AnswerabilityModel(**(model.__dict__ | {"threshold": threshold, "auroc": auroc(scores, labels)}))
+    return model, summary(model, drafted, labels, scores)
+
+
+def summary(model: AnswerabilityModel, drafted: list[QuestionResult], labels: list[int], scores: list[float]) -> str:
+    lines = [
+        f"drafts: {len(drafted)} ({sum(labels)} right); AUROC on them {model.auroc:.3f}; "
+        f"threshold {model.threshold:.3f}",
+        "", "| feature | weight (standardised) |", "|---|---|",
+    ]
+    lines += [f"| {name} | {coef:+.3f} |" for name, coef in zip(FEATURES, model.coef)]
+    lines += ["", reliability_table(scores, labels)]
+    return "\n".join(lines)
+
+
+def reliability_table(scores: Sequence[float], labels: Sequence[int], bins: int = 5) -> str:
+    """The calibration curve as a table: per score bin, how many drafts, their mean score and how many were right.
+
+    >>> print(reliability_table([0.1, 0.9], [0, 1], bins=2))
+    | score | drafts | mean score | right |
+    |---|---|---|---|
+    | 0.0-0.5 | 1 | 0.10 | 0.00 |
+    | 0.5-1.0 | 1 | 0.90 | 1.00 |
+    """
+    rows = ["| score | drafts | mean score | right |", "|---|---|---|---|"]
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        inside = [(s, y) for s, y in zip(scores, labels) if low <= s < high or (b == bins - 1 and s == 1.0)]
+        if inside:
+            mean = sum(s for s, _ in inside) / len(inside)
+            right = sum(y for _, y in inside) / len(inside)
+            rows.append(f"| {low:.1f}-{high:.1f} | {len(inside)} | {mean:.2f} | {right:.2f} |")
+    return "\n".join(rows)

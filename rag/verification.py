@@ -1,0 +1,150 @@
+"""The verification stage: every check judges a draft answer, and the answer is shown only if none enforced
+withheld it.
+
+Each check has one signature: a ``Draft`` (question, text, citations, passages) and the stage's shared
+``Evidence`` in, a ``Verdict`` (check, passed, reason) out. ``Settings.checks`` lists the enforced ones in order;
+the others still run and are recorded unenforced, so one evaluation run measures switching any of them on or off
+(`rag eval` reports it). Adding a check: write the function, add it to ``CHECKS``, name it in
+``rag.config.KNOWN_CHECKS``, and measure it on the external set before listing it in the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from rag.answerability import PACKAGED_MODEL, AnswerabilityModel, measure
+from rag.checks import adds_to_question, counts_what_was_asked
+from rag.citations import content_words, strip_markers, supported_by_citations
+from rag.config import Settings
+from rag.embedding import Embedder
+from rag.types import Draft, Hit, Verdict
+
+
+@dataclass
+class Evidence:
+    """What the checks of one draft share: the settings, the answerability features, the embedder."""
+
+    settings: Settings
+    features: dict[str, float]
+    embed: Callable[[list[str]], np.ndarray]
+    model: AnswerabilityModel | None
+
+    def similarity(self, text: str, other: str) -> float:
+        first, second = self.embed([text, other])
+        return float(first @ second)
+
+
+def supported(draft: Draft, evidence: Evidence) -> Verdict:
+    """The passages the answer cites hold every content word of it: nothing is shown that they do not say."""
+    if not draft.citations:
+        return Verdict("supported", False, "no retrieved passage holds the answer's words")
+    if supported_by_citations(draft.text, draft.citations, draft.hits):
+        return Verdict("supported", True, "the cited passages hold every word of the answer")
+    cited = {c.chunk_id for c in draft.citations}
+    held = content_words(" ".join(h.chunk.text for h in draft.hits if h.chunk.id in cited))
+    missing = sorted(content_words(strip_markers(draft.text)) - held)
+    return Verdict("supported", False, f"the cited passages do not contain: {', '.join(missing)}")
+
+
+def adds(draft: Draft, evidence: Evidence) -> Verdict:
+    """The answer says something the question does not: an echo of the question tells the reader nothing."""
+    if adds_to_question(draft.text, draft.question):
+        return Verdict("adds", True, "the answer adds words the question lacks")
+    return Verdict("adds", False, "the answer only repeats words of the question")
+
+
+def citation_relevance(draft: Draft, evidence: Evidence) -> Verdict:
+    """Some cited sentence is about the question (cosine at least ``min_citation_relevance``)."""
+    cosine, limit = evidence.features["citation_cosine"], evidence.settings.min_citation_relevance
+    if cosine >= limit:
+        return Verdict("citation_relevance", True, f"the cited sentence is close to the question ({cosine:.2f})")
+    return Verdict(
+        "citation_relevance", False, f"the cited sentence is about something else (cosine {cosine:.2f} < {limit})"
+    )
+
+
+def count(draft: Draft, evidence: Evidence) -> Verdict:
+    """A number answering "how many X" counts X where its sentence states it, not something else."""
+    if counts_what_was_asked(
+        draft.text, draft.question, draft.citations, evidence.similarity, evidence.settings.count_min_similarity
+    ):
+        return Verdict("count", True, "not a count, or it counts what was asked")
+    return Verdict("count", False, "the cited sentence gives the number as a count of something else")
+
+
+def answerability(draft: Draft, evidence: Evidence) -> Verdict:
+    """The calibrated answerability score (``rag.answerability``) reaches its threshold."""
+    if evidence.model is None or draft.signals is None:
+        return Verdict("answerability", True, "no score: the generator gives no token probabilities")
+    score = evidence.model.score(evidence.features)
+    limit = evidence.settings.min_answerability
+    limit = evidence.model.threshold if limit is None else limit
+    if score >= limit:
+        return Verdict("answerability", True, f"answerability score {score:.2f} >= {limit:.2f}")
+    return Verdict(
+        "answerability", False, f"answerability score {score:.2f} < {limit:.2f}: the passages probably do not say"
+    )
+
+
+CheckFn = Callable[[Draft, Evidence], Verdict]
+# Every check of a draft, by name. "relevance" is judged before generation (``relevance``), so it is not here.
+CHECKS: dict[str, CheckFn] = {
+    "supported": supported,
+    "adds": adds,
+    "citation_relevance": citation_relevance,
+    "count": count,
+    "answerability": answerability,
+}
+
+
+def relevance(hits: list[Hit], settings: Settings) -> Verdict:
+    """Retrieval found a passage similar enough to the question (``min_relevance``) for the model to be asked."""
+    best = max((hit.dense_score for hit in hits), default=0.0)
+    return Verdict(
+        "relevance", best >= settings.min_relevance,
+        f"best passage cosine {best:.2f} {'>=' if best >= settings.min_relevance else '<'} {settings.min_relevance}"
+        + ("" if best >= settings.min_relevance else ": nothing relevant found"),
+        enforced="relevance" in settings.checks,
+    )
+
+
+def refused() -> Verdict:
+    """The verdict recorded when the model itself replied that the passages do not hold the answer."""
+    return Verdict("refusal", False, "the model replied that the passages do not contain the answer")
+
+
+class Verifier:
+    """Runs every check on a draft; ``settings.checks`` decide which verdicts count."""
+
+    def __init__(self, embedder: Embedder, model_path: Path | None = None) -> None:
+        self.embedder = embedder
+        self._model_path = model_path
+
+    @cached_property
+    def model(self) -> AnswerabilityModel | None:
+        path = self._model_path or PACKAGED_MODEL
+        return AnswerabilityModel.load(path) if path.exists() else None
+
+    def verify(self, draft: Draft, settings: Settings) -> tuple[list[Verdict], dict[str, float]]:
+        """Every check's verdict on ``draft`` (the enforced ones first, in ``settings.checks`` order) and the
+        answerability features they read."""
+        features = measure(draft, self.embedder.embed)
+        evidence = Evidence(settings, features, self.embedder.embed, self.model)
+        order = [name for name in settings.checks if name in CHECKS] + [n for n in CHECKS if n not in settings.checks]
+        verdicts = []
+        for name in order:
+            verdict = CHECKS[name](draft, evidence)
+            verdicts.append(verdict if name in settings.checks else _unenforced(verdict))
+        if self.model is not None and draft.signals is not None:
+            features = features | {"answerability_score": self.model.score(features)}  # recorded, not a model input
+        return verdicts, features
+
+
+def _unenforced(verdict: Verdict) -> Verdict:
+    return Verdict(verdict.check, verdict.passed, verdict.reason, enforced=False)
+

@@ -1,0 +1,99 @@
+"""The answerability score: features every draft has, a logistic regression fitted on evaluation drafts, and a
+threshold chosen for a bounded false-abstention rate."""
+
+import json
+import math
+from dataclasses import asdict
+
+import pytest
+
+from rag.answerability import FEATURES, AnswerabilityModel, auroc, fit, measure
+from rag.calibration import calibrate, choose_threshold
+from rag.evaluation import QuestionResult
+from rag.types import Chunk, Citation, Draft, GenerationSignals, Hit
+from tests.conftest import FakeEmbedder
+
+TEXT = "The lighthouse at Kessock was built in 1902. Its lamp burns paraffin."
+CHUNK = Chunk("c1", "d1", "coast.txt", "Coast", 0, 0, len(TEXT), TEXT)
+HIT = Hit(CHUNK, score=1.0, dense_score=0.62)
+
+
+def cite(quote: str) -> Citation:
+    start = TEXT.index(quote)
+    return Citation(1, "coast.txt", "Coast", "c1", quote, start, start + len(quote))
+
+
+def test_features_measure_how_much_of_the_question_the_cited_sentence_covers():
+    signals = GenerationSignals(refusal_prob=0.2, mean_logprob=-0.3, min_logprob=-1.1, tokens=2)
+    built = measure(Draft("When was the Kessock lighthouse built?", "1902 [1]",
+                          [cite("The lighthouse at Kessock was built in 1902.")], [HIT], signals), FakeEmbedder().embed)
+    moved = measure(Draft("When was the Kessock lighthouse moved?", "1902 [1]",
+                          [cite("The lighthouse at Kessock was built in 1902.")], [HIT], signals), FakeEmbedder().embed)
+    assert set(built) == set(FEATURES)
+    # "moved" is not in the sentence: two of the question's three content words are
+    assert built["question_in_sentence"] == 1.0 and math.isclose(moved["question_in_sentence"], 2 / 3)
+    assert built["retrieval_cosine"] == 0.62 and built["refusal_prob"] == 0.2 and built["answer_words"] == 1.0
+    assert built["citation_cosine"] > moved["citation_cosine"]
+
+
+def test_an_uncited_draft_without_signals_measures_zero_rather_than_failing():
+    features = measure(Draft("Who lit the lamp?", "nobody", [], [HIT]), FakeEmbedder().embed)
+    assert features["citation_cosine"] == 0.0 and features["question_in_sentence"] == 0.0
+    assert features["refusal_prob"] == 0.0
+
+
+def rows_with_a_signal(n: int = 200) -> tuple[list[dict[str, float]], list[int]]:
+    """Drafts whose rightness follows the refusal probability, the other features noise-free constants."""
+    rows, labels = [], []
+    for i in range(n):
+        refusal = (i % 20) / 20
+        rows.append({name: 0.5 for name in FEATURES} | {"refusal_prob": refusal})
+        labels.append(int(refusal < 0.5) if i % 10 else int(refusal >= 0.5))  # one in ten against the trend
+    return rows, labels
+
+
+def test_a_fitted_model_ranks_by_the_signal_and_round_trips_through_json(tmp_path):
+    rows, labels = rows_with_a_signal()
+    model = fit(rows, labels)
+    assert model.coef[FEATURES.index("refusal_prob")] < 0
+    scores = [model.score(row) for row in rows]
+    assert auroc(scores, labels) > 0.8
+    (tmp_path / "m.json").write_text(model.to_json())
+    again = AnswerabilityModel.load(tmp_path / "m.json")
+    assert again == model and math.isclose(again.score(rows[0]), scores[0])
+
+
+def result(id_: str, answerable: bool, right: bool, refusal: float, withheld_by_other: bool = False) -> QuestionResult:
+    verdicts = [{"check": "supported", "passed": not withheld_by_other, "reason": "", "enforced": True}]
+    features = {name: 0.5 for name in FEATURES} | {"refusal_prob": refusal}
+    return QuestionResult(id_, "q?", ["x"] if answerable else [], answerable, draft="x [1]",
+                          draft_f1=float(right and answerable), verdicts=verdicts, features=features,
+                          abstained=withheld_by_other)
+
+
+def test_the_threshold_withholds_at_most_the_bound_of_the_right_answers_the_other_checks_let_through():
+    model = AnswerabilityModel(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES),
+                               tuple(-5.0 if n == "refusal_prob" else 0.0 for n in FEATURES), 2.5, 0.5)
+    right = [result(f"a{i}", True, True, refusal=i / 21) for i in range(21)]
+    right[0] = result("a0", True, True, refusal=0.0, withheld_by_other=True)  # not the score's to withhold
+    wrong = [result(f"w{i}", True, False, refusal=0.9 + i / 100) for i in range(5)]
+    threshold = choose_threshold(model, right + wrong, max_false_abstention=0.10)
+    lost = [r.id for r in right[1:] if model.score(r.features) < threshold]
+    assert lost == ["a19", "a20"]  # 10% of the 20 right drafts it judges: the two least sure
+    assert all(model.score(r.features) < threshold for r in wrong)
+
+
+def test_calibrate_fits_on_report_drafts_and_records_its_auroc(tmp_path):
+    rows = [result(f"a{i}", True, right=i % 4 != 0, refusal=0.9 if i % 4 == 0 else 0.1) for i in range(40)]
+    rows += [result(f"u{i}", False, right=False, refusal=0.8) for i in range(20)]
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"questions": [asdict(r) for r in rows]}))
+    model, summary = calibrate([report], max_false_abstention=0.3)
+    assert model.auroc > 0.9 and 0.0 < model.threshold <= 1.0 and "AUROC" in summary
+
+
+def test_calibration_needs_both_right_and_wrong_drafts(tmp_path):
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"questions": [asdict(result("a", True, True, 0.1))]}))
+    with pytest.raises(ValueError, match="right and drafts that were wrong"):
+        calibrate([report])
