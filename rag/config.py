@@ -193,7 +193,7 @@ class Settings:
 
 # Named bundles of settings (eval/README.md, rows 51-52).
 # "cautious": the answerability score withholds answers the generator and retrieval were unsure of, too. External
-# confirmation half: abstain recall 0.28 -> 0.69, F1 0.44 -> 0.34, false abstention 0.31 -> 0.54.
+# confirmation half: abstain recall 0.27 -> 0.69, F1 0.45 -> 0.34, false abstention 0.30 -> 0.54.
 # "accurate": the packaged Qwen2.5-Coder-1.5B-Instruct answers, about 3x the compute of the default's 0.5B. Every
 # third question of the external tuning half: F1 0.366 -> 0.701, p50 2.0 -> 7.8 s. The answerability score is
 # left out there: it was fitted on the 0.5B's token probabilities, which another model does not share.

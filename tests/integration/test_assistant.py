@@ -40,7 +40,6 @@ def test_a_topic_absent_from_the_documents_abstains(real_assistant):
     [
         "What is the capital of Australia?",
         "Who won the 1998 football world cup?",
-        "Who is the current president of South Korea?",
     ],
 )
 def test_a_question_whose_words_are_in_the_documents_but_whose_answer_is_not_abstains(real_assistant, question):
@@ -49,6 +48,17 @@ def test_a_question_whose_words_are_in_the_documents_but_whose_answer_is_not_abs
     answer = real_assistant.ask(question)
     assert real_assistant.is_relevant(answer.hits)  # the generator was asked, not skipped
     assert answer.abstained and answer.citations == [], answer.raw_output
+
+
+def test_an_answer_the_score_finds_unlikely_is_recorded_so_and_withheld_by_the_cautious_preset(real_assistant):
+    # Asked for a president the documents never name, the model answers with a professor they quote. Every word
+    # check passes; the answerability score is low (the question's words are missing from the cited sentence).
+    question = "Who is the current president of South Korea?"
+    answer = real_assistant.ask(question)
+    [score] = [v for v in answer.verdicts if v.check == "answerability"]
+    assert not score.passed and not score.enforced, answer.raw_output
+    cautious = real_assistant.ask(question, settings=real_assistant.settings.with_preset("cautious"))
+    assert cautious.abstained and [v.check for v in cautious.withheld_by] == ["answerability"]
 
 
 def test_streaming_delivers_the_same_answer_piece_by_piece(real_assistant):
@@ -123,10 +133,16 @@ def test_a_count_is_answered_when_asked_for_what_it_counts(heldout_assistant):
     assert "180,000 residents" in answer.citations[0].quote
 
 
-def test_a_count_of_something_else_is_not_given_as_the_answer(heldout_assistant):
-    # The model answers "180,000" (the city's residents); the plant's employees are not in the documents.
-    answer = heldout_assistant.ask("How many employees work at the Grell Point desalination plant?")
-    assert answer.abstained, answer.raw_output
+def test_a_count_of_something_else_is_recorded_and_withheld_where_the_count_check_is_enforced(heldout_assistant):
+    # The model answers "180,000" (the city's residents); the plant's employees are not in the documents. The
+    # count check is off by default (it did not pay on the external set's confirmation half) but still judges.
+    question = "How many employees work at the Grell Point desalination plant?"
+    answer = heldout_assistant.ask(question)
+    [verdict] = [v for v in answer.verdicts if v.check == "count"]
+    assert not verdict.passed and not verdict.enforced, answer.raw_output
+    strict = heldout_assistant.settings.with_changes(checks=(*heldout_assistant.settings.checks, "count"))
+    answer = heldout_assistant.ask(question, settings=strict)
+    assert answer.abstained and [v.check for v in answer.withheld_by] == ["count"]
 
 
 def test_an_answer_is_shown_as_its_cited_sentence_words_it(heldout_assistant):
