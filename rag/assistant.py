@@ -92,7 +92,7 @@ class Assistant:
         self._generator = generator
         self._generator_loading: Future[Generator] | None = None
         self._generator_lock = threading.Lock()
-        self._verifier = Verifier(embedder, settings.answerability_model)
+        self._verifier = Verifier(embedder)
         self._use_index(index)
 
     @classmethod

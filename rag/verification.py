@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -121,27 +120,30 @@ def refused() -> Verdict:
 class Verifier:
     """Runs every check on a draft; ``settings.checks`` decide which verdicts count."""
 
-    def __init__(self, embedder: Embedder, model_path: Path | None = None) -> None:
+    def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
-        self._model_path = model_path
+        self._models: dict[Path, AnswerabilityModel | None] = {}
 
-    @cached_property
-    def model(self) -> AnswerabilityModel | None:
-        path = self._model_path or PACKAGED_MODEL
-        return AnswerabilityModel.load(path) if path.exists() else None
+    def model(self, settings: Settings) -> AnswerabilityModel | None:
+        """The answerability model ``settings`` name (the packaged one by default), read once per file."""
+        path = settings.answerability_model or PACKAGED_MODEL
+        if path not in self._models:
+            self._models[path] = AnswerabilityModel.load(path) if path.exists() else None
+        return self._models[path]
 
     def verify(self, draft: Draft, settings: Settings) -> tuple[list[Verdict], dict[str, float]]:
         """Every check's verdict on ``draft`` (the enforced ones first, in ``settings.checks`` order) and the
         answerability features they read."""
         features = measure(draft, self.embedder.embed)
-        evidence = Evidence(settings, features, self.embedder.embed, self.model)
+        model = self.model(settings)
+        evidence = Evidence(settings, features, self.embedder.embed, model)
         order = [name for name in settings.checks if name in CHECKS] + [n for n in CHECKS if n not in settings.checks]
         verdicts = []
         for name in order:
             verdict = CHECKS[name](draft, evidence)
             verdicts.append(verdict if name in settings.checks else _unenforced(verdict))
-        if self.model is not None and draft.signals is not None:
-            features = features | {"answerability_score": self.model.score(features)}  # recorded, not a model input
+        if model is not None and draft.signals is not None:
+            features = features | {"answerability_score": model.score(features)}  # recorded, not a model input
         return verdicts, features
 
 
