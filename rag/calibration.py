@@ -12,15 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag.answerability import FEATURES, AnswerabilityModel, auroc, fit
-from rag.evaluation import QuestionResult
+from rag.evaluation import QuestionResult, is_right
 from rag.reports import load_results
-
-RIGHT_F1 = 0.5
-
-
-def is_right(result: QuestionResult) -> int:
-    """1 when the draft answers an answerable question (F1 >= 0.5), else 0."""
-    return int(result.answerable and result.draft_f1 >= RIGHT_F1)
 
 
 def withheld_anyway(result: QuestionResult) -> bool:

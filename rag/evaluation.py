@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from rag.answerability import auroc
 from rag.assistant import NOT_IN_DOCUMENTS, Assistant
 from rag.chunking import split_sentences
 from rag.citations import content_words, strip_markers, supported_by_citations
@@ -412,13 +413,19 @@ def paired_differences(
     return {name: (float(d), float(lo), float(hi)) for name, d, lo, hi in zip(INTERVAL_METRICS, observed, low, high)}
 
 
-def answerability_auroc(results: list[QuestionResult], right_f1: float = 0.5) -> float | None:
-    """How well the recorded answerability scores rank right drafts (F1 >= ``right_f1``) above wrong ones (AUROC);
-    None when the run recorded no scores or had drafts of one kind only."""
-    from rag.answerability import auroc
+RIGHT_F1 = 0.5  # a draft this close to a gold answer counts as right (the answerability score's label)
 
+
+def is_right(result: QuestionResult) -> int:
+    """1 when the draft answers an answerable question (F1 >= ``RIGHT_F1``), else 0."""
+    return int(result.answerable and result.draft_f1 >= RIGHT_F1)
+
+
+def answerability_auroc(results: list[QuestionResult]) -> float | None:
+    """How well the recorded answerability scores rank right drafts (``is_right``) above wrong ones (AUROC);
+    None when the run recorded no scores or had drafts of one kind only."""
     scored = [r for r in results if r.draft and "answerability_score" in r.features]
-    labels = [int(r.answerable and r.draft_f1 >= right_f1) for r in scored]
+    labels = [is_right(r) for r in scored]
     if len(set(labels)) < 2:
         return None
     return auroc([r.features["answerability_score"] for r in scored], labels)

@@ -2,7 +2,7 @@
 withheld it.
 
 Each check has one signature: a ``Draft`` (question, text, citations, passages) and the stage's shared
-``Evidence`` in, a ``Verdict`` (check, passed, reason) out. ``Settings.checks`` lists the enforced ones in order;
+``CheckContext`` in, a ``Verdict`` (check, passed, reason) out. ``Settings.checks`` lists the enforced ones in order;
 the others still run and are recorded unenforced, so one evaluation run measures switching any of them on or off
 (`rag eval` reports it). Adding a check: write the function, add it to ``CHECKS``, name it in
 ``rag.config.KNOWN_CHECKS``, and measure it on the external set before listing it in the defaults.
@@ -25,7 +25,7 @@ from rag.types import Draft, Hit, Verdict
 
 
 @dataclass
-class Evidence:
+class CheckContext:
     """What the checks of one draft share: the settings, the answerability features, the embedder."""
 
     settings: Settings
@@ -38,7 +38,7 @@ class Evidence:
         return float(first @ second)
 
 
-def supported(draft: Draft, evidence: Evidence) -> Verdict:
+def supported(draft: Draft, context: CheckContext) -> Verdict:
     """The passages the answer cites hold every content word of it: nothing is shown that they do not say."""
     if not draft.citations:
         return Verdict("supported", False, "no retrieved passage holds the answer's words")
@@ -50,16 +50,16 @@ def supported(draft: Draft, evidence: Evidence) -> Verdict:
     return Verdict("supported", False, f"the cited passages do not contain: {', '.join(missing)}")
 
 
-def adds(draft: Draft, evidence: Evidence) -> Verdict:
+def adds(draft: Draft, context: CheckContext) -> Verdict:
     """The answer says something the question does not: an echo of the question tells the reader nothing."""
     if adds_to_question(draft.text, draft.question):
         return Verdict("adds", True, "the answer adds words the question lacks")
     return Verdict("adds", False, "the answer only repeats words of the question")
 
 
-def citation_relevance(draft: Draft, evidence: Evidence) -> Verdict:
+def citation_relevance(draft: Draft, context: CheckContext) -> Verdict:
     """Some cited sentence is about the question (cosine at least ``min_citation_relevance``)."""
-    cosine, limit = evidence.features["citation_cosine"], evidence.settings.min_citation_relevance
+    cosine, limit = context.features["citation_cosine"], context.settings.min_citation_relevance
     if cosine >= limit:
         return Verdict("citation_relevance", True, f"the cited sentence is close to the question ({cosine:.2f})")
     return Verdict(
@@ -67,22 +67,22 @@ def citation_relevance(draft: Draft, evidence: Evidence) -> Verdict:
     )
 
 
-def count(draft: Draft, evidence: Evidence) -> Verdict:
+def count(draft: Draft, context: CheckContext) -> Verdict:
     """A number answering "how many X" counts X where its sentence states it, not something else."""
     if counts_what_was_asked(
-        draft.text, draft.question, draft.citations, evidence.similarity, evidence.settings.count_min_similarity
+        draft.text, draft.question, draft.citations, context.similarity, context.settings.count_min_similarity
     ):
         return Verdict("count", True, "not a count, or it counts what was asked")
     return Verdict("count", False, "the cited sentence gives the number as a count of something else")
 
 
-def answerability(draft: Draft, evidence: Evidence) -> Verdict:
+def answerability(draft: Draft, context: CheckContext) -> Verdict:
     """The calibrated answerability score (``rag.answerability``) reaches its threshold."""
-    if evidence.model is None or draft.signals is None:
+    if context.model is None or draft.signals is None:
         return Verdict("answerability", True, "no score: the generator gives no token probabilities")
-    score = evidence.model.score(evidence.features)
-    limit = evidence.settings.min_answerability
-    limit = evidence.model.threshold if limit is None else limit
+    score = context.model.score(context.features)
+    limit = context.settings.min_answerability
+    limit = context.model.threshold if limit is None else limit
     if score >= limit:
         return Verdict("answerability", True, f"answerability score {score:.2f} >= {limit:.2f}")
     return Verdict(
@@ -90,7 +90,7 @@ def answerability(draft: Draft, evidence: Evidence) -> Verdict:
     )
 
 
-CheckFn = Callable[[Draft, Evidence], Verdict]
+CheckFn = Callable[[Draft, CheckContext], Verdict]
 # Every check of a draft, by name. "relevance" is judged before generation (``relevance``), so it is not here.
 CHECKS: dict[str, CheckFn] = {
     "supported": supported,
@@ -136,11 +136,11 @@ class Verifier:
         answerability features they read."""
         features = measure(draft, self.embedder.embed)
         model = self.model(settings)
-        evidence = Evidence(settings, features, self.embedder.embed, model)
+        context = CheckContext(settings, features, self.embedder.embed, model)
         order = [name for name in settings.checks if name in CHECKS] + [n for n in CHECKS if n not in settings.checks]
         verdicts = []
         for name in order:
-            verdict = CHECKS[name](draft, evidence)
+            verdict = CHECKS[name](draft, context)
             verdicts.append(verdict if name in settings.checks else _unenforced(verdict))
         if model is not None and draft.signals is not None:
             features = features | {"answerability_score": model.score(features)}  # recorded, not a model input
