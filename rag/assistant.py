@@ -285,4 +285,5 @@ class Assistant:
 
 
 def _load_generator(settings: Settings) -> Generator:
-    return load_generator(settings.generator_model, settings.cache_dir, settings.quantization, settings.prompt_cache_mb)
+    return load_generator(settings.generator_model, settings.cache_dir, settings.quantization, settings.prompt_cache_mb,
+                          settings.matmul_precision)

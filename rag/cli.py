@@ -24,6 +24,7 @@ from rag.config import (
     AnswerMode,
     EmbeddingBackend,
     Fusion,
+    MatmulPrecision,
     Preset,
     Quantization,
     Settings,
@@ -60,6 +61,10 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quantization", choices=get_args(Quantization), help="dynamic int8 quantisation of the model")
     parser.add_argument(
+        "--matmul-precision", dest="matmul_precision", choices=get_args(MatmulPrecision),
+        help="how the model's matrices multiply: auto (default) times float32 and bfloat16 on this processor once",
+    )
+    parser.add_argument(
         "--answer-mode", dest="answer_mode", choices=get_args(AnswerMode),
         help="free: the model writes the answer; quote: the answer is copied verbatim from a passage",
     )
@@ -69,6 +74,14 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
         "--passage-tokens", dest="passage_tokens", type=int,
         help="narrow each passage to this many tokens around its best sentence (0: whole passages)",
     )
+
+
+def _precision_info(generator) -> dict | None:
+    """How the generator's matrices multiply and, where it was timed, the timings the choice came from."""
+    if not hasattr(generator, "precision"):
+        return None
+    choice = getattr(generator, "precision_choice", None)
+    return {"precision": generator.precision, **({"timed": choice.to_dict()} if choice else {})}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,6 +222,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             "gold": str(source),
             "created_at": datetime.now().isoformat(timespec="seconds"),
             "generator_model": None if args.retrieval_only else assistant.generator.name,
+            "generator_precision": None if args.retrieval_only else _precision_info(assistant.generator),
             "embedding_model": assistant.index.settings.embedding_model,
             "retrieval_only": args.retrieval_only,
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},

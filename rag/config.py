@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 Quantization = Literal["none", "int8"]
+# How a 16-bit generator's matrices multiply (rag.precision); "auto" times both ways on the processor present.
+MatmulPrecision = Literal["auto", "float32", "bfloat16"]
 AnswerMode = Literal["free", "quote"]
 EmbeddingBackend = Literal["onnx-int8", "torch"]
 Fusion = Literal["rrf", "weighted"]
@@ -107,6 +109,7 @@ class Settings:
     # a first passage, about 5 MB each for the default model), least recently used dropped first; 0 keeps none.
     prompt_cache_mb: int = 256
     quantization: Quantization = "none"
+    matmul_precision: MatmulPrecision = "auto"
     # "free": the model writes the answer, which is checked against the passage it cites; "quote": decoding is
     # constrained so the answer is a span copied verbatim from one passage (or the refusal).
     answer_mode: AnswerMode = "free"
@@ -164,6 +167,10 @@ class Settings:
         if self.embedding_backend not in get_args(EmbeddingBackend):
             raise SettingsError(
                 f"embedding_backend must be one of {get_args(EmbeddingBackend)}, got {self.embedding_backend!r}"
+            )
+        if self.matmul_precision not in get_args(MatmulPrecision):
+            raise SettingsError(
+                f"matmul_precision must be one of {get_args(MatmulPrecision)}, got {self.matmul_precision!r}"
             )
         if self.quantization not in get_args(Quantization):
             raise SettingsError(f"quantization must be one of {get_args(Quantization)}, got {self.quantization!r}")

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from jinja2 import TemplateError
@@ -29,6 +29,8 @@ from transformers import (
 )
 
 from rag.config import Quantization
+from rag.precision import Precision, PrecisionChoice, largest_matrix
+from rag.precision import choose as choose_precision
 from rag.prefix_cache import PrefixCacheStore, model_key
 from rag.prompts import IDK
 from rag.types import GenerationSignals
@@ -260,12 +262,16 @@ class TransformersGenerator:
         gguf_file: str | None = None,
         prefix_dir: Path | None = None,
         prefix_budget_mb: int = 256,
+        precision: Precision | Literal["auto"] = "auto",
+        precision_cache: Path | None = None,
     ) -> None:
         """Load the model in ``model_dir``; with ``gguf_file`` (a file name in ``model_dir``), de-quantise that GGUF
         file on every load instead (46.8 s against 3.2 s from the converted cache in `rag bench cold-start`;
         ``resolve_model_dir`` converts once instead). With ``prefix_dir``, the attention caches of the prompt
         starts ``stream`` is told of are kept there (at most ``prefix_budget_mb``, least recently used dropped
-        first), and later prompts, in this process or another, start from them (``rag.prefix_cache``)."""
+        first), and later prompts, in this process or another, start from them (``rag.prefix_cache``). ``precision``
+        is how a 16-bit model's matrices multiply (``rag.precision``); "auto" times both ways on this processor,
+        remembering the choice in ``precision_cache``."""
         self.name = gguf_file or model_dir.name
         source = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, **source)
@@ -274,10 +280,20 @@ class TransformersGenerator:
         stored = "auto" if gguf_file is None else torch.float32
         model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=stored, **source)
         model.eval()
+        # How the matrices multiply (rag.precision): meaningful for weights held in 16 bits; a float32 or int8
+        # model multiplies in float32.
+        self.precision_choice: PrecisionChoice | None = None
         if model.dtype in _HALF_DTYPES and quantization == "none":
-            _compute_in_float32(model)
-        elif model.dtype != torch.float32:
-            model.float()  # int8 quantisation starts from float32 weights
+            if precision == "auto":
+                head = model.get_output_embeddings()
+                self.precision_choice = choose_precision(largest_matrix(model, skip=head), precision_cache)
+                precision = self.precision_choice.precision
+            _keep_matrices_in_half(model, torch.bfloat16 if precision == "bfloat16" else torch.float16)
+        else:
+            precision = "float32"
+            if model.dtype != torch.float32:
+                model.float()  # int8 quantisation starts from float32 weights
+        self.precision: Precision = precision
         if quantization == "int8":
             with warnings.catch_warnings():  # torch marks eager dynamic quantisation deprecated; it still works
                 warnings.simplefilter("ignore")
@@ -301,7 +317,9 @@ class TransformersGenerator:
         self.last_prompt_tokens = 0  # tokens of the last prompt, as the model read it (chat template applied)
         self.reused_prompt_tokens = 0  # of those, read from that cache instead of computed
         self._prefixes = (
-            PrefixCacheStore(prefix_dir, model_key(model_dir, gguf_file, quantization), prefix_budget_mb << 20)
+            PrefixCacheStore(
+                prefix_dir, model_key(model_dir, gguf_file, f"{quantization}-{precision}"), prefix_budget_mb << 20
+            )
             if prefix_dir and prefix_budget_mb > 0
             else None
         )
@@ -511,12 +529,13 @@ class _ConstrainableHead(nn.Module):
 # ------------------------------------------------------------------------------------ half-precision weights
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
-# Up to this many rows (tokens) a product runs in the weights' half precision: decoding multiplies one token's
-# vector by each matrix, which is bound by reading the matrix. Longer inputs (a prompt) are compute-bound, and
-# float32 is what a CPU without half-precision arithmetic multiplies fastest, so the weights are widened per call.
-# Measured on the 896x4864 matrices of the default model, two cores: one row 0.36 ms in float16 against 2.1 ms
-# widened (0.59 ms for a float32 matrix); float16 grows 0.36 ms a row and is overtaken near 12 rows; 550 rows take
-# 190 ms in float16 against 31 ms widened. Decoding passes one row, prompts hundreds; the boundary is not critical.
+# Matrices stored in float16 (`rag.precision`'s "float32" way): up to this many rows (tokens) a product runs in
+# float16, since decoding multiplies one token's vector by each matrix, which is bound by reading the matrix.
+# Longer inputs (a prompt) are compute-bound, and float32 is what a CPU without 16-bit arithmetic units multiplies
+# fastest, so the weights are widened per call. Measured on the 896x4864 matrices of the default model, two
+# Zen 3 cores: one row 0.36 ms in float16 against 2.1 ms widened; float16 is overtaken near 12 rows; 550 rows take
+# 190 ms in float16 against 31 ms widened. Matrices stored in bfloat16 (the "bfloat16" way, chosen where that is
+# measured faster) multiply in bfloat16 at any length.
 _HALF_PRECISION_ROWS = 4
 
 
@@ -524,7 +543,7 @@ def _mixed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """``x @ weight.T + bias`` in ``x``'s dtype, whatever precision ``weight`` is stored in."""
     if weight.dtype == x.dtype:
         return nn.functional.linear(x, weight, bias)
-    if x.shape[:-1].numel() <= _HALF_PRECISION_ROWS:
+    if weight.dtype == torch.bfloat16 or x.shape[:-1].numel() <= _HALF_PRECISION_ROWS:
         y = nn.functional.linear(x.to(weight.dtype), weight).to(x.dtype)
     else:
         y = nn.functional.linear(x, weight.to(x.dtype))
@@ -545,10 +564,10 @@ class _HalfWeightEmbedding(nn.Embedding):
         return super().forward(ids).float()
 
 
-def _compute_in_float32(model: nn.Module) -> None:
-    """Keep a half-precision model's matrices as they are and run everything else in float32: the matrices'
-    layers become ``_HalfWeightLinear`` / ``_HalfWeightEmbedding``, and the small rest (norms, biases, buffers)
-    is widened."""
+def _keep_matrices_in_half(model: nn.Module, dtype: torch.dtype) -> None:
+    """Hold a half-precision model's matrices in ``dtype`` (float16 or bfloat16) and run everything else in
+    float32: the matrices' layers become ``_HalfWeightLinear`` / ``_HalfWeightEmbedding``, and the small rest
+    (norms, biases, buffers) is widened."""
     with torch.no_grad():
         for module in model.modules():
             if type(module) is nn.Linear:
@@ -556,7 +575,10 @@ def _compute_in_float32(model: nn.Module) -> None:
             elif type(module) is nn.Embedding:
                 module.__class__ = _HalfWeightEmbedding
             for name, param in module.named_parameters(recurse=False):
-                if name != "weight" or not isinstance(module, (nn.Linear, nn.Embedding)):
+                if name == "weight" and isinstance(module, (nn.Linear, nn.Embedding)):
+                    if param.dtype != dtype:
+                        param.data = param.data.to(dtype)  # a tied matrix is one Parameter: cast once
+                else:
                     param.data = param.data.float()
             for name, buffer in module.named_buffers(recurse=False):
                 if buffer.dtype in _HALF_DTYPES:
@@ -645,11 +667,17 @@ _LIBC = _load_libc()
 
 
 def load_generator(
-    model: str | None, cache_dir: Path, quantization: Quantization = "none", prefix_budget_mb: int = 256
+    model: str | None,
+    cache_dir: Path,
+    quantization: Quantization = "none",
+    prefix_budget_mb: int = 256,
+    precision: Precision | Literal["auto"] = "auto",
 ) -> TransformersGenerator:
-    """Resolve (converting once if needed) and load the generator model; the attention caches of prompt starts are
-    kept in ``cache_dir`` too (at most ``prefix_budget_mb``; 0 keeps none)."""
+    """Resolve (converting once if needed) and load the generator model; the attention caches of prompt starts and
+    the timed precision choice are kept in ``cache_dir`` too (at most ``prefix_budget_mb`` of caches; 0 keeps
+    none)."""
     model_dir = resolve_model_dir(model, cache_dir)
     return TransformersGenerator(
-        model_dir, quantization, prefix_dir=cache_dir / "prompt-caches", prefix_budget_mb=prefix_budget_mb
+        model_dir, quantization, prefix_dir=cache_dir / "prompt-caches", prefix_budget_mb=prefix_budget_mb,
+        precision=precision, precision_cache=cache_dir / "precision.json",
     )

@@ -56,12 +56,13 @@ def cold_start_child(started: float, mode: str, docs_dir: str, index_dir: str, q
 
 
 def _cache_without_prompt_starts(settings: Settings, scratch: Path) -> Path:
-    """A cache folder in ``scratch`` holding the converted model and exported embedder of ``settings.cache_dir``
-    (linked, not copied) and no prompt starts (``rag.prefix_cache``): what other runs kept is not seen."""
+    """A cache folder in ``scratch`` holding the converted model, exported embedder and timed precision choice of
+    ``settings.cache_dir`` (linked, not copied) and no prompt starts (``rag.prefix_cache``): what other runs kept
+    is not seen."""
     cache = scratch / "cache"
     cache.mkdir()
-    for kept in ("models", "embeddings"):
-        if (settings.cache_dir / kept).is_dir():
+    for kept in ("models", "embeddings", "precision.json"):
+        if (settings.cache_dir / kept).exists():
             (cache / kept).symlink_to((settings.cache_dir / kept).resolve())
     return cache
 
@@ -172,6 +173,8 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
     for label, prefix in (("empty store", ""), ("second pass", "second_pass_")):
         summary |= {f"{prefix}{name}": value for name, value in _pass_summary([r for r in rows if r["pass"] == label])}
     summary |= {
+        "matmul_precision": generator.precision,
+        "precision_timed": generator.precision_choice.to_dict() if generator.precision_choice else None,
         "model_parameters": parameters,
         "model_bytes_read_per_token": bytes_per_token,
         "memory_bandwidth_gb_s": bandwidth,

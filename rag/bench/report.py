@@ -8,6 +8,8 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rag.precision import cpu_flags
+
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
     """A Markdown table of ``rows`` restricted to ``columns``; floats get three significant decimals.
@@ -49,7 +51,7 @@ def machine() -> dict[str, object]:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {"cpu": model, "cpu_flags": list(cpu_flags()), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def publish(name: str, title: str, rows: list[dict], columns: list[str], summary: dict, out: Path | None) -> Path:

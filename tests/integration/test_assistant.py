@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from rag.prompts import build_messages
 
@@ -188,6 +189,24 @@ def test_the_int8_generator_loads_and_answers(real_assistant):
     question = "Which French president resisted the plan for a NATO office in Tokyo?"
     reply = "".join(generator.stream(build_messages(question, real_assistant.retrieve(question)), 16))
     assert reply.strip()
+
+
+def test_the_default_model_answers_alike_with_its_matrices_multiplied_in_float32_or_bfloat16(real_assistant):
+    from rag.generation import load_generator
+    from rag.types import Chunk, Hit
+
+    passage = "The village of Olmstead Ferry lies on the Varro river, twelve miles south of the capital."
+    hits = [Hit(Chunk("c0", "d0", "towns.md", "Towns", 0, 0, len(passage), passage), 1.0, 0.9)]
+    messages = build_messages("Which river is Olmstead Ferry on?", hits)
+    replies = {}
+    for precision in ("float32", "bfloat16"):
+        generator = load_generator(None, real_assistant.settings.cache_dir, precision=precision)
+        up = generator.model.model.layers[0].mlp.up_proj.weight
+        assert generator.precision == precision
+        assert up.dtype == (torch.bfloat16 if precision == "bfloat16" else torch.float16)
+        replies[precision] = "".join(generator.stream(messages, 16))
+        del generator
+    assert all("Varro" in reply for reply in replies.values()), replies
 
 
 @pytest.mark.parametrize(

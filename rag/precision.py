@@ -1,0 +1,156 @@
+"""Which precision the generator multiplies its matrices in, chosen by timing them on the processor present.
+
+Two ways, each one copy of the weights in 16 bits:
+
+- ``float32``: matrices stored in float16; a prompt (many rows) widens them to float32 per product, a decoding step
+  (one row) multiplies in float16. What a processor without bfloat16 units runs fastest.
+- ``bfloat16``: matrices stored in bfloat16, and prompts and decoding multiply in bfloat16. With AVX-512 BF16 or
+  AMX this more than halves a prompt's products (eval/README.md); without them it is emulated and slower.
+
+Norms, attention and the rest stay float32 either way. Processors differ from one host to the next, so the
+choice is made by timing the model's largest matrix both ways, not by reading flags, and cached per processor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["float32", "bfloat16"]
+# The flags that decide how fast 16-bit and 8-bit products can be; recorded with every choice and benchmark.
+RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+                  "amx_tile", "amx_bf16", "amx_int8")
+# The answer the choice is timed for: a prompt of this many tokens, then this many decoding steps.
+PROMPT_ROWS = 500
+DECODE_STEPS = 24
+# bfloat16 is taken only when it is this much faster: a close call is not worth the rounding.
+MIN_SPEEDUP = 1.15
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision chosen and the timings (milliseconds, the largest matrix) it was chosen from."""
+
+    precision: Precision
+    prompt_ms: dict[str, float]
+    decode_ms: dict[str, float]
+    matrix: tuple[int, int]
+    cpu_flags: tuple[str, ...]
+    threads: int
+    torch: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cpu_flags() -> tuple[str, ...]:
+    """Which of ``RELEVANT_FLAGS`` ``/proc/cpuinfo`` lists (empty where it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return tuple(f for f in RELEVANT_FLAGS if f in present)
+    except OSError:
+        pass
+    return ()
+
+
+def largest_matrix(model: nn.Module, skip: nn.Module | None = None) -> torch.Tensor:
+    """The weight of ``model``'s largest linear layer other than ``skip`` (the output layer, which reads only the
+    last row of a prompt)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear) and m is not skip]
+    if not weights:
+        raise ValueError("the model has no linear layers to time")
+    return max(weights, key=lambda w: w.numel())
+
+
+def _median_ms(run, repeats: int) -> float:
+    run()  # warm-up: first calls allocate and pick kernels
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2] * 1000
+
+
+def measure(weight: torch.Tensor, repeats: int = 5) -> PrecisionChoice:
+    """Time ``weight``'s product both ways, for a prompt of ``PROMPT_ROWS`` rows and for one decoding row, and
+    choose the way whose answer (a prompt, then ``DECODE_STEPS`` steps) is faster by at least ``MIN_SPEEDUP``."""
+    with torch.no_grad():
+        half, bf16 = weight.detach().to(torch.float16), weight.detach().to(torch.bfloat16)
+        prompt = torch.randn(PROMPT_ROWS, weight.shape[1])
+        row = prompt[:1]
+        linear = nn.functional.linear
+        prompt_ms = {
+            "float32": _median_ms(lambda: linear(prompt, half.float()), repeats),
+            "bfloat16": _median_ms(lambda: linear(prompt.bfloat16(), bf16).float(), repeats),
+        }
+        decode_ms = {
+            "float32": _median_ms(lambda: linear(row.half(), half).float(), repeats * 4),
+            "bfloat16": _median_ms(lambda: linear(row.bfloat16(), bf16).float(), repeats * 4),
+        }
+    answer = {p: prompt_ms[p] + DECODE_STEPS * decode_ms[p] for p in prompt_ms}
+    precision: Precision = "bfloat16" if answer["float32"] >= MIN_SPEEDUP * answer["bfloat16"] else "float32"
+    return PrecisionChoice(
+        precision, {k: round(v, 3) for k, v in prompt_ms.items()}, {k: round(v, 3) for k, v in decode_ms.items()},
+        tuple(weight.shape), cpu_flags(), torch.get_num_threads(), torch.__version__,
+    )
+
+
+def choose(weight: torch.Tensor, cache_file: Path | None = None) -> PrecisionChoice:
+    """``measure(weight)``, remembered in ``cache_file`` (JSON) per matrix shape, processor, thread count and torch
+    version, so that a later start on the same machine does not time again. An unreadable cache is re-measured."""
+    key = hashlib.sha256(
+        json.dumps([list(weight.shape), _cpu_model(), cpu_flags(), torch.get_num_threads(), torch.__version__])
+        .encode()
+    ).hexdigest()[:16]
+    known: dict = {}
+    if cache_file is not None and cache_file.is_file():
+        try:
+            known = json.loads(cache_file.read_text(encoding="utf-8"))
+            entry = known[key]
+            return PrecisionChoice(**{**entry, "matrix": tuple(entry["matrix"]),
+                                      "cpu_flags": tuple(entry["cpu_flags"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            known = known if isinstance(known, dict) else {}
+    choice = measure(weight)
+    log.info("matrix products in %s (timed: prompt %s ms, decoding step %s ms)",
+             choice.precision, choice.prompt_ms, choice.decode_ms)
+    if cache_file is not None:
+        _write_atomically(cache_file, {**known, key: choice.to_dict()})
+    return choice
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _write_atomically(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=1)
+        os.replace(scratch, path)
+    except OSError as exc:  # a read-only cache costs a re-measurement next start, nothing more
+        log.warning("could not remember the precision choice in %s: %s", path, exc)
+        Path(scratch).unlink(missing_ok=True)
