@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-accurate chat test index eval clean
+.PHONY: setup setup-accurate browser chat test test-fast index eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,15 +12,17 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU build. An unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
-	# The browser tests drive Debian's Chromium (Playwright's own download needs the internet). Installed when
-	# apt is available and we may use it; otherwise those tests are skipped with a message.
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Only the tests need a browser: they drive Debian's Chromium (Playwright's own download needs the internet).
+# Installed when apt is available and we may use it; otherwise the browser tests are skipped with a message.
+browser:
 	test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
 		echo "note: could not install chromium; browser tests will be skipped"
-	touch $(STAMP)
-
-setup: $(STAMP)
 
 # The accurate preset's model (1.1 GB of packages): `rag chat --preset accurate` after this.
 setup-accurate: $(STAMP)
@@ -32,8 +34,13 @@ chat: $(STAMP)
 index: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/rag index
 
-test: $(STAMP)
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# The unit tests with their small fakes (no real models, no browser): a quick check while editing. `make test`
+# stays the complete suite, and is what CI runs.
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider
 
 clean:
 	rm -rf index .pytest_cache

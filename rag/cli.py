@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "every paragraph. eval/external: 0-21 to tune on, 22-43 to confirm",
     )
     evaluate.add_argument("--compare", nargs=2, metavar="REPORT",
-                          help="compare two report.json files, with paired bootstrap intervals of the differences")
+                          help="compare two report.json files (or report folders), with paired bootstrap intervals "
+                          "of the differences")
 
     calibrate = commands.add_parser(
         "calibrate", help="fit the answerability score on evaluation reports (the external set's tuning half)"

@@ -152,10 +152,11 @@ def load_results(report: dict) -> list[QuestionResult]:
 
 
 def compare_reports(first: Path, second: Path) -> str:
-    """The numeric top-level metrics of two report.json files side by side with their differences; for the
-    questions both asked, the main metrics' paired bootstrap 95% intervals of the difference, and whether each
-    difference falls outside the noise (its interval excludes 0)."""
-    a, b = (json.loads(Path(p).read_text(encoding="utf-8")) for p in (first, second))
+    """The numeric top-level metrics of two report.json files (or the report folders holding them) side by side
+    with their differences; for the questions both asked, the main metrics' paired bootstrap 95% intervals of the
+    difference, and whether each difference falls outside the noise (its interval excludes 0)."""
+    paths = [Path(p) / "report.json" if Path(p).is_dir() else Path(p) for p in (first, second)]
+    a, b = (json.loads(p.read_text(encoding="utf-8")) for p in paths)
     paired = paired_differences(load_results(a), load_results(b))
     names = [n for n in SUMMARY_ORDER if n in a or n in b]
     names += sorted(n for n in set(a) | set(b) if n not in names and isinstance(a.get(n, b.get(n)), (int, float))

@@ -34,6 +34,13 @@ def test_compare_shows_both_values_and_the_difference(tmp_path):
     assert "| mrr | 0.900 | 0.900 | +0.000 |" in table
 
 
+def test_compare_takes_the_report_folders_rag_eval_writes_as_well(tmp_path):
+    for name, f1 in (("before", 0.4), ("after", 0.5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps({"answer_f1": f1, "questions": []}))
+    assert "| answer_f1 | 0.400 | 0.500 | +0.100 |" in compare_reports(tmp_path / "before", tmp_path / "after")
+
+
 def answered(id_: str, answerable: bool, right: bool, abstained: bool = False, **extra) -> QuestionResult:
     f1 = float(right and not abstained and answerable)
     return QuestionResult(id_, "q?", ["x"] if answerable else [], answerable, abstained=abstained, f1=f1, em=f1,
