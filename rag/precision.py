@@ -114,7 +114,7 @@ def choose(weight: torch.Tensor, cache_file: Path | None = None) -> PrecisionCho
     """``measure(weight)``, remembered in ``cache_file`` (JSON) per matrix shape, processor, thread count and torch
     version, so that a later start on the same machine does not time again. An unreadable cache is re-measured."""
     key = hashlib.sha256(
-        json.dumps([list(weight.shape), _cpu_model(), cpu_flags(), torch.get_num_threads(), torch.__version__])
+        json.dumps([list(weight.shape), cpu_model(), cpu_flags(), torch.get_num_threads(), torch.__version__])
         .encode()
     ).hexdigest()[:16]
     known: dict = {}
@@ -134,7 +134,8 @@ def choose(weight: torch.Tensor, cache_file: Path | None = None) -> PrecisionCho
     return choice
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The processor's name from ``/proc/cpuinfo`` (empty where it cannot be read)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -8,7 +8,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rag.precision import cpu_flags
+from rag.precision import cpu_flags, cpu_model
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
@@ -43,15 +43,8 @@ def proc_status_kib(field: str, pid: int | str = "self") -> int:
 
 def machine() -> dict[str, object]:
     """What the figures were measured on."""
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cpu_flags": list(cpu_flags()), "cores": os.cpu_count(), "python": platform.python_version()}
+    return {"cpu": cpu_model() or platform.processor(), "cpu_flags": list(cpu_flags()), "cores": os.cpu_count(),
+            "python": platform.python_version()}
 
 
 def publish(name: str, title: str, rows: list[dict], columns: list[str], summary: dict, out: Path | None) -> Path:
