@@ -24,7 +24,7 @@ from rag.config import Settings
 from rag.context import focus_passages
 from rag.conversation import Turn, standalone_question, turn_followed
 from rag.embedding import Embedder, load_embedder
-from rag.generation import AnswerConstraint, Generator, load_generator
+from rag.generation import DEFAULT_MODEL, PACKAGED_MODELS, AnswerConstraint, Generator, Judge, load_generator
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
 from rag.prompts import IDK, build_messages, prompt_starts
@@ -92,7 +92,8 @@ class Assistant:
         self._generator = generator
         self._generator_loading: Future[Generator] | None = None
         self._generator_lock = threading.Lock()
-        self._verifier = Verifier(embedder)
+        self._judges: dict[str, Judge] = {}
+        self._verifier = Verifier(embedder, self._judge)
         self._use_index(index)
 
     @classmethod
@@ -136,6 +137,24 @@ class Assistant:
                 loading, self._generator_loading = self._generator_loading, None
                 self._generator = loading.result() if loading is not None else _load_generator(self.settings)
             return self._generator
+
+    def _judge(self, settings: Settings) -> Judge | None:
+        """The verifier model ``settings`` name, loaded on first use and kept; the answering model itself when
+        they name the same one."""
+        name = settings.verifier_model
+        if name is None:
+            return None
+        answering = self.settings.generator_model  # the model this assistant answers with (None: the default)
+        if name == answering or (answering is None and PACKAGED_MODELS.get(name) is DEFAULT_MODEL):
+            generator = self.generator
+            if hasattr(generator, "option_probabilities"):
+                return generator  # type: ignore[return-value]
+        with self._generator_lock:
+            if name not in self._judges:
+                # No store of prompt starts: the verifier's prompts share only their short system message.
+                self._judges[name] = load_generator(name, settings.cache_dir, settings.quantization, 0,
+                                                    settings.matmul_precision)
+            return self._judges[name]
 
     def refresh(self, rebuild: bool = False) -> BuildReport:
         """Re-read the documents folder, index what changed and answer from the new index from now on."""

@@ -70,6 +70,13 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--without", action="append", default=[], metavar="CHECK", choices=KNOWN_CHECKS,
                         help=f"do not enforce this answer check (repeatable): {', '.join(KNOWN_CHECKS)}")
+    parser.add_argument("--with", dest="with_checks", action="append", default=[], metavar="CHECK",
+                        choices=KNOWN_CHECKS, help="enforce this answer check too (repeatable)")
+    parser.add_argument("--verifier", dest="verifier_model", metavar="MODEL",
+                        help="a model that the 'confirmed' check asks whether the cited sentence states the answer "
+                             "(e.g. qwen2.5-coder-1.5b); enforce it with --with confirmed")
+    parser.add_argument("--min-confirmation", dest="min_confirmation", type=float,
+                        help="the verifier's P(yes) below which 'confirmed' withholds an answer")
     parser.add_argument(
         "--passage-tokens", dest="passage_tokens", type=int,
         help="narrow each passage to this many tokens around its best sentence (0: whole passages)",
@@ -154,6 +161,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     preset = getattr(args, "preset", None)
     start = Settings().with_preset(preset) if preset else Settings()
     settings = start.with_changes(**{n: getattr(args, n) for n in names if hasattr(args, n)})
+    settings = settings.with_checks(*getattr(args, "with_checks", []))
     return settings.without_checks(*getattr(args, "without", []))
 
 

@@ -18,7 +18,7 @@ Fusion = Literal["rrf", "weighted"]
 Preset = Literal["default", "cautious", "accurate"]
 
 # The verification stage's checks (rag.verification.CHECKS, plus "relevance", judged before generation).
-KNOWN_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "count", "answerability")
+KNOWN_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "count", "answerability", "confirmed")
 # Those enforced by default: each paid on the external set's tuning half and the confirmation half agreed
 # (eval/README.md, rows 47-52). "count" paid on the tuning half only; "answerability" doubled abstain recall at a
 # cost of 0.10 F1 there, so it is the "cautious" preset's. Both still run and are recorded.
@@ -92,6 +92,10 @@ class Settings:
     # The answerability score (0..1) below which an answer is withheld; None: the threshold fitted with the model.
     min_answerability: float | None = None
     answerability_model: Path | None = None  # a JSON model from `rag calibrate`; None: the packaged one
+    # The "confirmed" check's verifier: a model (named as ``generator_model`` is) asked whether the cited sentences
+    # state the answer; None runs no verifier, and the check passes every draft unjudged.
+    verifier_model: str | None = None
+    min_confirmation: float = 0.5  # the verifier's P(yes) below which the check withholds the answer
     # Each passage is narrowed to this many embedder tokens of whole sentences around the one most similar to the
     # question before the generator reads it; 0 gives it whole chunks.
     passage_tokens: int = 0
@@ -128,6 +132,8 @@ class Settings:
             raise SettingsError(
                 f"checks must be distinct names among {', '.join(KNOWN_CHECKS)}; got {', '.join(self.checks)}"
             )
+        if not 0.0 <= self.min_confirmation <= 1.0:
+            raise SettingsError(f"min_confirmation is a probability in [0, 1], got {self.min_confirmation!r}")
         if self.min_answerability is not None and not 0.0 <= self.min_answerability <= 1.0:
             raise SettingsError(f"min_answerability is a score in [0, 1], got {self.min_answerability!r}")
         positive = (
@@ -187,6 +193,15 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown check(s): {', '.join(unknown)}; known: {', '.join(KNOWN_CHECKS)}")
         return dataclasses.replace(self, checks=tuple(name for name in self.checks if name not in names))
+
+    def with_checks(self, *names: str) -> Settings:
+        """A copy that also enforces the named checks, after those already enforced (unknown names raise
+        SettingsError)."""
+        unknown = [name for name in names if name not in KNOWN_CHECKS]
+        if unknown:
+            raise SettingsError(f"unknown check(s): {', '.join(unknown)}; known: {', '.join(KNOWN_CHECKS)}")
+        added = tuple(name for name in dict.fromkeys(names) if name not in self.checks)
+        return dataclasses.replace(self, checks=(*self.checks, *added))
 
     def with_changes(self, **changes: object) -> Settings:
         """A copy with some settings changed. ``None`` values are skipped (an option the user did not give keeps

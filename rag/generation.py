@@ -107,6 +107,17 @@ class Generator(Protocol):
         ...
 
 
+class Judge(Protocol):
+    """A model that can be asked to choose between a few replies (a verifier). ``TransformersGenerator`` is one."""
+
+    name: str
+
+    def option_probabilities(self, messages: list[dict[str, str]], options: Sequence[str]) -> list[float]:
+        """The probability of each of ``options`` as the reply to ``messages``, read at the reply's first token
+        and normalised over the options (they must begin with different tokens)."""
+        ...
+
+
 # ----------------------------------------------------------------------------------------- model resolution
 
 
@@ -450,6 +461,22 @@ class TransformersGenerator:
             self._prompt_cache = (prompt_ids, cache)  # holds the prompt and the reply; cut back on the next call
             for ids in start_ids:
                 self._prefixes.save(ids, cache)  # kept for later prompts and processes (once per start)
+
+    def option_probabilities(self, messages: list[dict[str, str]], options: Sequence[str]) -> list[float]:
+        """``Judge.option_probabilities``: one forward pass over the prompt, no decoding. Each option counts the
+        probability of its first token spelled as given, lower-case or capitalised, with or without a space."""
+        with self._lock:
+            inputs = self._encode(messages)
+            with torch.inference_mode():
+                logits = self.model(**inputs, use_cache=False, logits_to_keep=1).logits[0, -1]
+            probs = torch.softmax(logits.float(), dim=-1)
+            mass = [float(probs[sorted(self._first_tokens(option))].sum()) for option in options]
+        total = sum(mass)
+        return [m / total for m in mass] if total > 0 else [1.0 / len(options)] * len(options)
+
+    def _first_tokens(self, option: str) -> set[int]:
+        variants = {option, option.lower(), option[:1].upper() + option[1:]}
+        return {ids[0] for text in variants for ids in (self._token_ids(text), self._token_ids(" " + text)) if ids}
 
     def _signals(self, scores: Sequence[torch.Tensor], generated: torch.Tensor) -> GenerationSignals:
         """The reply's token probabilities: the refusal's first token at the first step, and the log-probability

@@ -97,3 +97,22 @@ def _passages_block(hits: list[Hit]) -> str:
     """How the passages open the first user message; a start of it must spell the same (``prompt_starts``)."""
     return f"Passages:\n{format_passages(hits)}\n\n"
 
+
+
+# The verifier's question (the "confirmed" check, rag/verification.py). It reads only the question, the answer and
+# the sentences the answer cites, so its prompt stays short enough for a larger model than the answering one.
+VERIFY_SYSTEM_PROMPT = "You check answers against their source. Reply with Yes or No only."
+VERIFY_OPTIONS = ("Yes", "No")
+
+
+def verification_messages(question: str, answer: str, sources: list[str]) -> list[dict[str, str]]:
+    """Chat messages asking whether ``sources`` state that ``answer`` answers ``question``; the reply is one of
+    ``VERIFY_OPTIONS``."""
+    source = " ".join(withhold_instructions(text) for text in sources)
+    return [
+        {"role": "system", "content": VERIFY_SYSTEM_PROMPT},
+        {"role": "user", "content": (
+            f"Source: {source}\n\nQuestion: {question}\nProposed answer: {answer}\n\n"
+            "Does the source state that the proposed answer answers the question? Reply Yes or No."
+        )},
+    ]

@@ -21,17 +21,21 @@ from rag.checks import adds_to_question, counts_what_was_asked
 from rag.citations import content_words, strip_markers, supported_by_citations
 from rag.config import Settings
 from rag.embedding import Embedder
+from rag.generation import Judge
+from rag.prompts import VERIFY_OPTIONS, verification_messages
 from rag.types import Draft, Hit, Verdict
 
 
 @dataclass
 class CheckContext:
-    """What the checks of one draft share: the settings, the answerability features, the embedder."""
+    """What the checks of one draft share: the settings, the answerability features, the embedder, and the
+    verifier model when the settings name one."""
 
     settings: Settings
     features: dict[str, float]
     embed: Callable[[list[str]], np.ndarray]
     model: AnswerabilityModel | None
+    judge: Judge | None = None
 
     def similarity(self, text: str, other: str) -> float:
         first, second = self.embed([text, other])
@@ -90,6 +94,25 @@ def answerability(draft: Draft, context: CheckContext) -> Verdict:
     )
 
 
+def confirmed(draft: Draft, context: CheckContext) -> Verdict:
+    """The verifier model (``Settings.verifier_model``), shown only the question, the answer and the cited
+    sentences, says Yes with probability at least ``min_confirmation``. Its probability is recorded in the
+    features as ``confirmation_prob``."""
+    if context.judge is None:
+        return Verdict("confirmed", True, "not judged: no verifier model is set")
+    if not draft.citations:
+        return Verdict("confirmed", False, "nothing cited for the verifier to read")
+    messages = verification_messages(draft.question, strip_markers(draft.text), [c.quote for c in draft.citations])
+    yes = context.judge.option_probabilities(messages, VERIFY_OPTIONS)[0]
+    context.features["confirmation_prob"] = yes
+    limit = context.settings.min_confirmation
+    if yes >= limit:
+        return Verdict("confirmed", True, f"the verifier found the answer in the cited sentence (P(yes) {yes:.2f})")
+    return Verdict(
+        "confirmed", False, f"the verifier did not find the answer in the cited sentence (P(yes) {yes:.2f} < {limit})"
+    )
+
+
 CheckFn = Callable[[Draft, CheckContext], Verdict]
 # Every check of a draft, by name. "relevance" is judged before generation (``relevance``), so it is not here.
 CHECKS: dict[str, CheckFn] = {
@@ -98,6 +121,7 @@ CHECKS: dict[str, CheckFn] = {
     "citation_relevance": citation_relevance,
     "count": count,
     "answerability": answerability,
+    "confirmed": confirmed,
 }
 
 
@@ -120,8 +144,10 @@ def refused() -> Verdict:
 class Verifier:
     """Runs every check on a draft; ``settings.checks`` decide which verdicts count."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, judge: Callable[[Settings], Judge | None] = lambda settings: None) -> None:
+        """``judge`` gives the verifier model the settings name (loading it on first use), or None."""
         self.embedder = embedder
+        self._judge = judge
         self._models: dict[Path, AnswerabilityModel | None] = {}
 
     def model(self, settings: Settings) -> AnswerabilityModel | None:
@@ -136,7 +162,7 @@ class Verifier:
         answerability features they read."""
         features = measure(draft, self.embedder.embed)
         model = self.model(settings)
-        context = CheckContext(settings, features, self.embedder.embed, model)
+        context = CheckContext(settings, features, self.embedder.embed, model, self._judge(settings))
         order = [name for name in settings.checks if name in CHECKS] + [n for n in CHECKS if n not in settings.checks]
         verdicts = []
         for name in order:

@@ -343,3 +343,60 @@ def test_an_answer_the_generator_was_unsure_of_is_withheld_by_the_answerability_
     assert not sure.abstained and verdict_of(sure, "answerability").passed
     assert unsure.abstained and [v.check for v in unsure.withheld_by] == ["answerability"]
     assert sure.features["answerability_score"] > unsure.features["answerability_score"]
+
+
+class FakeJudge:
+    """A verifier that answers Yes with a fixed probability and records what it was shown."""
+
+    name = "fake-judge"
+
+    def __init__(self, yes: float) -> None:
+        self.yes = yes
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def option_probabilities(self, messages, options):
+        self.prompts.append(messages)
+        return [self.yes, 1.0 - self.yes]
+
+
+@pytest.fixture
+def judged(make_assistant, monkeypatch):
+    """An assistant whose verifier model (named "judge") is a FakeJudge saying Yes with probability ``yes``."""
+
+    def make(yes: float, *replies: str):
+        judge = FakeJudge(yes)
+        monkeypatch.setattr("rag.assistant.load_generator", lambda name, *args: judge)
+        assistant, _ = make_assistant(*replies)
+        return assistant, judge
+
+    return make
+
+
+def test_the_verifier_reads_only_the_question_the_answer_and_the_cited_sentence(judged):
+    assistant, judge = judged(0.9, "In the Swiss Alps [1].")
+    settings = SETTINGS.with_changes(verifier_model="judge").with_checks("confirmed")
+    answer = assistant.ask("Where does the Rhine rise?", settings=settings)
+    assert not answer.abstained and answer.features["confirmation_prob"] == 0.9
+    [prompt] = judge.prompts
+    shown = prompt[-1]["content"]
+    assert "Question: Where does the Rhine rise?" in shown and "Proposed answer: In the Swiss Alps" in shown
+    assert answer.citations[0].quote in shown and "[1]" not in shown
+    assert len(shown) < len(answer.citations[0].quote) + 300  # no other passage, no numbered list
+
+
+def test_an_answer_the_verifier_doubts_is_withheld_with_its_probability_as_the_reason(judged):
+    assistant, _ = judged(0.2, "In the Swiss Alps [1].", "In the Swiss Alps [1].")
+    settings = SETTINGS.with_changes(verifier_model="judge", min_confirmation=0.5).with_checks("confirmed")
+    answer = assistant.ask("Where does the Rhine rise?", settings=settings)
+    assert answer.abstained and [v.check for v in answer.withheld_by] == ["confirmed"]
+    assert "0.20 < 0.5" in answer.withheld_by[0].reason
+    lenient = settings.with_changes(min_confirmation=0.1)
+    assert not assistant.ask("Where does the Rhine rise?", settings=lenient).abstained
+
+
+def test_without_a_verifier_model_the_confirmed_check_passes_unjudged(make_assistant):
+    assistant, _ = make_assistant("In the Swiss Alps [1].")
+    answer = assistant.ask("Where does the Rhine rise?", settings=SETTINGS.with_checks("confirmed"))
+    verdict = verdict_of(answer, "confirmed")
+    assert verdict.passed and verdict.enforced and "no verifier" in verdict.reason and not answer.abstained
+    assert "confirmation_prob" not in answer.features

@@ -73,6 +73,15 @@ def test_checks_are_named_from_the_known_list_and_can_be_switched_off_one_by_one
     assert set(Settings().checks) <= set(KNOWN_CHECKS)
 
 
+def test_checks_can_be_switched_on_after_the_enforced_ones_once_each():
+    settings = Settings(checks=("supported",)).with_checks("confirmed", "supported", "confirmed")
+    assert settings.checks == ("supported", "confirmed")
+    with pytest.raises(SettingsError, match="unknown check"):
+        Settings().with_checks("spelling")
+    with pytest.raises(SettingsError, match="min_confirmation"):
+        Settings(min_confirmation=1.5)
+
+
 def test_every_known_check_is_one_the_verification_stage_runs():
     from rag.config import KNOWN_CHECKS
     from rag.verification import CHECKS

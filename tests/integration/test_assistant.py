@@ -223,3 +223,23 @@ def test_unusual_questions_get_an_answer_or_an_abstention_within_the_limits(real
     assert answer.text and (answer.abstained or answer.citations)
     assert real_assistant.generator.count_tokens(answer.raw_output) <= real_assistant.settings.max_new_tokens
     assert answer.timings.generation_s <= real_assistant.settings.max_generation_s + 5
+
+
+def test_the_verifier_gives_more_weight_to_the_answer_its_source_states(real_assistant):
+    from rag.prompts import VERIFY_OPTIONS, verification_messages
+
+    judge = real_assistant.generator
+    source = ["The Kessock ferry first sailed in 1998 from the north quay, carrying up to 40 cars."]
+    question = "When did the Kessock ferry first sail?"
+    stated = judge.option_probabilities(verification_messages(question, "1998", source), VERIFY_OPTIONS)
+    unstated = judge.option_probabilities(verification_messages(question, "a red bicycle", source), VERIFY_OPTIONS)
+    assert sum(stated) == pytest.approx(1.0) and 0.0 <= unstated[0] <= 1.0
+    assert stated[0] > unstated[0], (stated, unstated)
+
+
+def test_the_default_model_can_verify_its_own_answers_without_a_second_copy(real_assistant):
+    settings = real_assistant.settings.with_changes(verifier_model="qwen2.5-coder-0.5b").with_checks("confirmed")
+    answer = real_assistant.ask(IPCP_QUESTION, settings=settings)
+    [verdict] = [v for v in answer.verdicts if v.check == "confirmed"]
+    assert "confirmation_prob" in answer.features and "P(yes)" in verdict.reason
+    assert real_assistant._judges == {}  # the answering model judged: nothing else was loaded
