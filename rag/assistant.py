@@ -23,6 +23,7 @@ from rag.citations import (
 from rag.config import Settings
 from rag.context import focus_passages
 from rag.conversation import Turn, standalone_question, turn_followed
+from rag.echo import trim_echo
 from rag.embedding import Embedder, load_embedder
 from rag.generation import DEFAULT_MODEL, PACKAGED_MODELS, AnswerConstraint, Generator, Judge, load_generator
 from rag.index import KnowledgeIndex
@@ -252,10 +253,17 @@ class Assistant:
         """Whether any of ``hits`` is similar enough to the question for the model to be asked at all."""
         return relevance(hits, settings or self.settings).passed
 
-    def draft(self, query: str, raw: str, hits: list[Hit], signals: GenerationSignals | None = None) -> Draft:
-        """The model's ``raw`` reply to ``query`` as a cited draft: its ``[n]`` markers resolved, or, without any,
-        the passage holding its words cited; the answer in its cited sentence's spelling ("40%" -> "40 percent")."""
-        text, citations = parse_citations(raw.strip(), hits)
+    def draft(
+        self, query: str, raw: str, hits: list[Hit], signals: GenerationSignals | None = None,
+        settings: Settings | None = None,
+    ) -> Draft:
+        """The model's ``raw`` reply to ``query`` as a cited draft: the part restating the question cut off
+        (``rag.echo``, unless ``trim_echo`` is off), its ``[n]`` markers resolved, or, without any, the passage
+        holding its words cited; the answer in its cited sentence's spelling ("40%" -> "40 percent")."""
+        raw = raw.strip()
+        if (settings or self.settings).trim_echo:
+            raw = trim_echo(raw, query)
+        text, citations = parse_citations(raw, hits)
         if not citations:
             text, citations = attribute_unmarked(text, hits, query)
         text = as_written(text, [citation.quote for citation in citations])
@@ -269,7 +277,7 @@ class Assistant:
         every check's verdict, shown when no enforced check failed, else an abstention that lists which did."""
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
             return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, [gate, refused()])
-        draft = self.draft(query, raw, hits, signals)
+        draft = self.draft(query, raw, hits, signals, options)
         verdicts, features = self._verifier.verify(draft, options)
         verdicts = [gate, *verdicts]
         if any(v.enforced and not v.passed for v in verdicts):

@@ -16,25 +16,41 @@ from rag.evaluation import QuestionResult, is_right
 from rag.reports import load_results
 
 
-def withheld_anyway(result: QuestionResult) -> bool:
-    """Whether something other than the answerability score withheld the answer (or there was no draft)."""
+def withheld_anyway(result: QuestionResult, check: str = "answerability") -> bool:
+    """Whether something other than ``check`` withheld the answer (or there was no draft)."""
     if not result.draft:
         return result.abstained
-    return any(not v["passed"] and v["enforced"] and v["check"] != "answerability" for v in result.verdicts)
+    return any(not v["passed"] and v["enforced"] and v["check"] != check for v in result.verdicts)
 
 
 def choose_threshold(
     model: AnswerabilityModel, results: Sequence[QuestionResult], max_false_abstention: float
 ) -> float:
-    """The highest threshold that withholds at most ``max_false_abstention`` of the right drafts the other
-    checks let through: as many wrong answers withheld as that allows.
+    """The highest threshold on the answerability score that withholds at most ``max_false_abstention`` of the
+    right drafts the other checks let through: as many wrong answers withheld as that allows.
 
     The bound is on right answers lost, not on every answerable question withheld: a small model's wrong answers
     to answerable questions are better withheld too, and counting them against the score would forbid it to
     withhold anything once the other checks have withheld their share.
     """
-    right = sorted(model.score(r.features) for r in results if is_right(r) and not withheld_anyway(r) and r.features)
-    allowed = int(max_false_abstention * len(right))  # right drafts the score may withhold
+    right = [model.score(r.features) for r in results if is_right(r) and not withheld_anyway(r) and r.features]
+    return _lowest_kept(right, max_false_abstention)
+
+
+def choose_feature_threshold(
+    results: Sequence[QuestionResult], feature: str, check: str, max_false_abstention: float
+) -> float:
+    """``choose_threshold`` for a check that compares one recorded feature (such as the verifier's
+    ``confirmation_prob``, read by ``confirmed``) with its threshold."""
+    right = [
+        r.features[feature] for r in results if is_right(r) and not withheld_anyway(r, check) and feature in r.features
+    ]
+    return _lowest_kept(right, max_false_abstention)
+
+
+def _lowest_kept(right_scores: list[float], max_false_abstention: float) -> float:
+    right = sorted(right_scores)
+    allowed = int(max_false_abstention * len(right))  # right drafts the threshold may withhold
     if not right:
         return 0.0
     # Withholding below right[allowed] withholds exactly the ``allowed`` lowest-scored right drafts (ties aside).

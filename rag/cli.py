@@ -70,6 +70,8 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--without", action="append", default=[], metavar="CHECK", choices=KNOWN_CHECKS,
                         help=f"do not enforce this answer check (repeatable): {', '.join(KNOWN_CHECKS)}")
+    parser.add_argument("--keep-echo", dest="trim_echo", action="store_const", const=False,
+                        help="keep the part of a reply that restates the question (by default it is cut off)")
     parser.add_argument("--with", dest="with_checks", action="append", default=[], metavar="CHECK",
                         choices=KNOWN_CHECKS, help="enforce this answer check too (repeatable)")
     parser.add_argument("--verifier", dest="verifier_model", metavar="MODEL",
@@ -133,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="model JSON to write (default: the packaged rag/answerability.json)")
     calibrate.add_argument("--max-false-abstention", type=float, default=0.10,
                            help="the threshold withholds at most this share of the right answers (default: 0.10)")
+    calibrate.add_argument("--verifier", action="store_true",
+                           help="choose the 'confirmed' check's min_confirmation instead (from runs with --verifier)")
 
     chat = commands.add_parser("chat", help="open the chat page in the browser")
     _add_corpus_options(chat)
@@ -247,8 +251,19 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.calibration import calibrate
+    from rag.calibration import calibrate, choose_feature_threshold
 
+    if args.verifier:
+        from rag.reports import load_results
+
+        results = [r for path in args.reports for r in load_results(json.loads(path.read_text(encoding="utf-8")))]
+        judged = sum("confirmation_prob" in r.features for r in results)
+        if not judged:
+            raise SystemExit("no draft in these reports was judged by a verifier: run `rag eval --verifier MODEL`")
+        limit = choose_feature_threshold(results, "confirmation_prob", "confirmed", args.max_false_abstention)
+        print(f"{judged} judged drafts; min_confirmation {limit:.3f} withholds at most "
+              f"{args.max_false_abstention:.0%} of the right answers the other checks let through")
+        return 0
     out = args.out or PACKAGED_MODEL
     model, summary = calibrate(args.reports, args.max_false_abstention)
     out.write_text(model.to_json() + "\n", encoding="utf-8")

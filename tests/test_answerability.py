@@ -8,7 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from rag.answerability import FEATURES, AnswerabilityModel, auroc, fit, measure
-from rag.calibration import calibrate, choose_threshold
+from rag.calibration import calibrate, choose_feature_threshold, choose_threshold
 from rag.evaluation import QuestionResult
 from rag.types import Chunk, Citation, Draft, GenerationSignals, Hit
 from tests.conftest import FakeEmbedder
@@ -81,6 +81,19 @@ def test_the_threshold_withholds_at_most_the_bound_of_the_right_answers_the_othe
     lost = [r.id for r in right[1:] if model.score(r.features) < threshold]
     assert lost == ["a19", "a20"]  # 10% of the 20 right drafts it judges: the two least sure
     assert all(model.score(r.features) < threshold for r in wrong)
+
+
+def test_the_verifiers_threshold_is_chosen_the_same_way_from_its_recorded_probability():
+    right = [result(f"a{i}", True, True, refusal=0.1) for i in range(10)]
+    for i, r in enumerate(right):
+        r.features["confirmation_prob"] = 0.5 + i / 20  # 0.50 .. 0.95
+    right[9].verdicts.append({"check": "confirmed", "passed": False, "reason": "", "enforced": True})
+    wrong = [result("w", False, False, refusal=0.1)]
+    wrong[0].features["confirmation_prob"] = 0.2
+    # Its own verdict does not put a draft out of its reach; another check's does (right[0] below).
+    right[0].verdicts[0]["passed"] = False
+    limit = choose_feature_threshold(right + wrong, "confirmation_prob", "confirmed", max_false_abstention=0.2)
+    assert limit == right[2].features["confirmation_prob"]  # withholds a1 alone: 20% of the 9 it judges, rounded down
 
 
 def test_calibrate_fits_on_report_drafts_and_records_its_auroc(tmp_path):

@@ -17,7 +17,18 @@ def test_every_option_the_user_gives_reaches_the_settings():
 
 
 def test_options_left_out_keep_the_defaults():
-    assert settings_from(build_parser().parse_args(["ask", "Why?"])).embedding_backend == "onnx-int8"
+    settings = settings_from(build_parser().parse_args(["ask", "Why?"]))
+    assert settings.embedding_backend == "onnx-int8" and settings.trim_echo and settings.verifier_model is None
+
+
+def test_a_verifier_is_named_and_its_check_enforced_from_the_command_line():
+    args = build_parser().parse_args([
+        "ask", "Why?", "--verifier", "some-model", "--with", "confirmed", "--min-confirmation", "0.7", "--keep-echo",
+        "--without", "adds",
+    ])
+    settings = settings_from(args)
+    assert settings.verifier_model == "some-model" and settings.min_confirmation == 0.7
+    assert settings.checks[-1] == "confirmed" and "adds" not in settings.checks and not settings.trim_echo
 
 
 def test_bench_names_each_benchmark():
