@@ -22,6 +22,8 @@ from rag.citations import content_words, strip_markers
 from rag.types import Draft
 
 PACKAGED_MODEL = Path(__file__).with_name("answerability.json")
+# The same score with the verifier's P(yes) as one more feature (``VERIFIED_FEATURES``): the "verified" preset's.
+VERIFIED_MODEL = Path(__file__).with_name("answerability-verified.json")
 
 FEATURES = (
     "retrieval_cosine",  # best cosine of the question and a retrieved passage
@@ -34,6 +36,10 @@ FEATURES = (
     "answer_words",  # content words of the answer
     "answer_in_question",  # share of the answer's content words that the question already holds
 )
+
+
+# With a verifier model (``Settings.verifier_model``): its probability that the cited sentences state the answer.
+VERIFIED_FEATURES = (*FEATURES, "confirmation_prob")
 
 
 def measure(draft: Draft, embed: Callable[[list[str]], np.ndarray]) -> dict[str, float]:
@@ -94,17 +100,20 @@ class AnswerabilityModel:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def fit(rows: Sequence[dict[str, float]], labels: Sequence[int], fitted_on: str = "") -> AnswerabilityModel:
-    """A logistic regression of ``labels`` (1: the draft was right) on ``rows`` of features; threshold 0.5 until
-    ``choose_threshold`` sets one."""
+def fit(
+    rows: Sequence[dict[str, float]], labels: Sequence[int], fitted_on: str = "", features: Sequence[str] = FEATURES
+) -> AnswerabilityModel:
+    """A logistic regression of ``labels`` (1: the draft was right) on the ``features`` of ``rows``; threshold 0.5
+    until ``choose_threshold`` sets one."""
     from sklearn.linear_model import LogisticRegression  # only fitting needs scikit-learn
 
-    x = np.array([[row[name] for name in FEATURES] for row in rows], dtype=np.float64)
+    features = tuple(features)
+    x = np.array([[row[name] for name in features] for row in rows], dtype=np.float64)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     regression = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, np.asarray(labels))
     return AnswerabilityModel(
-        FEATURES, tuple(mean.tolist()), tuple(scale.tolist()), tuple(regression.coef_[0].tolist()),
+        features, tuple(mean.tolist()), tuple(scale.tolist()), tuple(regression.coef_[0].tolist()),
         float(regression.intercept_[0]), 0.5, fitted_on,
     )
 

@@ -57,14 +57,17 @@ def _lowest_kept(right_scores: list[float], max_false_abstention: float) -> floa
     return right[allowed] if allowed < len(right) else 1.0
 
 
-def calibrate(reports: Sequence[Path], max_false_abstention: float = 0.10) -> tuple[AnswerabilityModel, str]:
-    """Fit the score on every draft of ``reports`` and set its threshold; returns the model and a summary."""
+def calibrate(
+    reports: Sequence[Path], max_false_abstention: float = 0.10, features: Sequence[str] = FEATURES
+) -> tuple[AnswerabilityModel, str]:
+    """Fit the score over ``features`` on every draft of ``reports`` that has them, and set its threshold;
+    returns the model and a summary."""
     results = [r for path in reports for r in load_results(json.loads(Path(path).read_text(encoding="utf-8")))]
-    drafted = [r for r in results if r.draft and r.features]
+    drafted = [r for r in results if r.draft and r.features and all(name in r.features for name in features)]
     if len({is_right(r) for r in drafted}) < 2:
         raise ValueError("calibration needs drafts that were right and drafts that were wrong")
     labels = [is_right(r) for r in drafted]
-    model = fit([r.features for r in drafted], labels, fitted_on=", ".join(str(p) for p in reports))
+    model = fit([r.features for r in drafted], labels, ", ".join(str(p) for p in reports), features)
     threshold = choose_threshold(model, results, max_false_abstention)
     scores = [model.score(r.features) for r in drafted]
     model = AnswerabilityModel(**(model.__dict__ | {"threshold": threshold, "auroc": auroc(scores, labels)}))
@@ -77,7 +80,7 @@ def summary(model: AnswerabilityModel, drafted: list[QuestionResult], labels: li
         f"threshold {model.threshold:.3f}",
         "", "| feature | weight (standardised) |", "|---|---|",
     ]
-    lines += [f"| {name} | {coef:+.3f} |" for name, coef in zip(FEATURES, model.coef)]
+    lines += [f"| {name} | {coef:+.3f} |" for name, coef in zip(model.features, model.coef)]
     lines += ["", reliability_table(scores, labels)]
     return "\n".join(lines)
 

@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--max-false-abstention", type=float, default=0.10,
                            help="the threshold withholds at most this share of the right answers (default: 0.10)")
     calibrate.add_argument("--verifier", action="store_true",
-                           help="choose the 'confirmed' check's min_confirmation instead (from runs with --verifier)")
+                           help="fit the score with the verifier's P(yes) as a feature, from runs with --verifier "
+                           "(default out: the packaged rag/answerability-verified.json)")
+    calibrate.add_argument("--confirmation-threshold", action="store_true",
+                           help="only print the 'confirmed' check's min_confirmation for these runs (with --verifier)")
 
     chat = commands.add_parser("chat", help="open the chat page in the browser")
     _add_corpus_options(chat)
@@ -251,9 +254,10 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.answerability import FEATURES, VERIFIED_FEATURES, VERIFIED_MODEL
     from rag.calibration import calibrate, choose_feature_threshold
 
-    if args.verifier:
+    if args.confirmation_threshold:
         from rag.reports import load_results
 
         results = [r for path in args.reports for r in load_results(json.loads(path.read_text(encoding="utf-8")))]
@@ -264,8 +268,9 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{judged} judged drafts; min_confirmation {limit:.3f} withholds at most "
               f"{args.max_false_abstention:.0%} of the right answers the other checks let through")
         return 0
-    out = args.out or PACKAGED_MODEL
-    model, summary = calibrate(args.reports, args.max_false_abstention)
+    out = args.out or (VERIFIED_MODEL if args.verifier else PACKAGED_MODEL)
+    model, summary = calibrate(args.reports, args.max_false_abstention,
+                               VERIFIED_FEATURES if args.verifier else FEATURES)
     out.write_text(model.to_json() + "\n", encoding="utf-8")
     print(summary)
     print(f"\nmodel: {out}")

@@ -15,7 +15,7 @@ AnswerMode = Literal["free", "quote"]
 EmbeddingBackend = Literal["onnx-int8", "torch"]
 Fusion = Literal["rrf", "weighted"]
 
-Preset = Literal["default", "cautious", "accurate"]
+Preset = Literal["default", "cautious", "verified", "accurate"]
 
 # The verification stage's checks (rag.verification.CHECKS, plus "relevance", judged before generation).
 KNOWN_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "count", "answerability", "confirmed")
@@ -225,6 +225,11 @@ class Settings:
 PRESETS: dict[str, dict[str, object]] = {
     "default": {},
     "cautious": {"checks": (*DEFAULT_CHECKS, "answerability")},
+    "verified": {
+        "verifier_model": "qwen2.5-coder-1.5b",
+        "answerability_model": Path(__file__).with_name("answerability-verified.json"),
+        "checks": (*DEFAULT_CHECKS, "answerability"),
+    },
     "accurate": {
         "generator_model": "qwen2.5-coder-1.5b",
         "checks": DEFAULT_CHECKS,

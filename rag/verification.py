@@ -84,6 +84,9 @@ def answerability(draft: Draft, context: CheckContext) -> Verdict:
     """The calibrated answerability score (``rag.answerability``) reaches its threshold."""
     if context.model is None or draft.signals is None:
         return Verdict("answerability", True, "no score: the generator gives no token probabilities")
+    missing = [name for name in context.model.features if name not in context.features]
+    if missing:
+        return Verdict("answerability", True, f"no score: this model reads {', '.join(missing)}, not measured here")
     score = context.model.score(context.features)
     limit = context.settings.min_answerability
     limit = context.model.threshold if limit is None else limit
@@ -96,21 +99,23 @@ def answerability(draft: Draft, context: CheckContext) -> Verdict:
 
 def confirmed(draft: Draft, context: CheckContext) -> Verdict:
     """The verifier model (``Settings.verifier_model``), shown only the question, the answer and the cited
-    sentences, says Yes with probability at least ``min_confirmation``. Its probability is recorded in the
-    features as ``confirmation_prob``."""
+    sentences, says Yes with probability at least ``min_confirmation`` (``confirmation_prob``, ``confirm``)."""
     if context.judge is None:
         return Verdict("confirmed", True, "not judged: no verifier model is set")
-    if not draft.citations:
+    if "confirmation_prob" not in context.features:
         return Verdict("confirmed", False, "nothing cited for the verifier to read")
-    messages = verification_messages(draft.question, strip_markers(draft.text), [c.quote for c in draft.citations])
-    yes = context.judge.option_probabilities(messages, VERIFY_OPTIONS)[0]
-    context.features["confirmation_prob"] = yes
-    limit = context.settings.min_confirmation
+    yes, limit = context.features["confirmation_prob"], context.settings.min_confirmation
     if yes >= limit:
         return Verdict("confirmed", True, f"the verifier found the answer in the cited sentence (P(yes) {yes:.2f})")
     return Verdict(
         "confirmed", False, f"the verifier did not find the answer in the cited sentence (P(yes) {yes:.2f} < {limit})"
     )
+
+
+def confirm(judge: Judge, draft: Draft) -> float:
+    """The probability ``judge`` gives "Yes" when asked whether the sentences ``draft`` cites state its answer."""
+    messages = verification_messages(draft.question, strip_markers(draft.text), [c.quote for c in draft.citations])
+    return judge.option_probabilities(messages, VERIFY_OPTIONS)[0]
 
 
 CheckFn = Callable[[Draft, CheckContext], Verdict]
@@ -161,8 +166,11 @@ class Verifier:
         """Every check's verdict on ``draft`` (the enforced ones first, in ``settings.checks`` order) and the
         answerability features they read."""
         features = measure(draft, self.embedder.embed)
+        judge = self._judge(settings)
+        if judge is not None and draft.citations:
+            features["confirmation_prob"] = confirm(judge, draft)
         model = self.model(settings)
-        context = CheckContext(settings, features, self.embedder.embed, model, self._judge(settings))
+        context = CheckContext(settings, features, self.embedder.embed, model, judge)
         order = [name for name in settings.checks if name in CHECKS] + [n for n in CHECKS if n not in settings.checks]
         verdicts = []
         for name in order:

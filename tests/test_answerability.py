@@ -110,3 +110,17 @@ def test_calibration_needs_both_right_and_wrong_drafts(tmp_path):
     report.write_text(json.dumps({"questions": [asdict(result("a", True, True, 0.1))]}))
     with pytest.raises(ValueError, match="right and drafts that were wrong"):
         calibrate([report])
+
+
+def test_a_score_over_the_verifiers_probability_is_fitted_on_the_drafts_that_have_it(tmp_path):
+    from rag.answerability import VERIFIED_FEATURES
+
+    rows = [result(f"a{i}", True, right=i % 2 == 0, refusal=0.1) for i in range(40)]
+    for i, r in enumerate(rows):
+        r.features["confirmation_prob"] = 0.9 if i % 2 == 0 else 0.2  # the verifier tells right from wrong
+    rows.append(result("unjudged", True, right=False, refusal=0.1))  # no verifier ran: not a training row
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"questions": [asdict(r) for r in rows]}))
+    model, summary = calibrate([report], max_false_abstention=0.1, features=VERIFIED_FEATURES)
+    assert model.features == VERIFIED_FEATURES and model.auroc > 0.95 and "confirmation_prob" in summary
+    assert model.score(rows[0].features) > model.score(rows[1].features)

@@ -400,3 +400,19 @@ def test_without_a_verifier_model_the_confirmed_check_passes_unjudged(make_assis
     verdict = verdict_of(answer, "confirmed")
     assert verdict.passed and verdict.enforced and "no verifier" in verdict.reason and not answer.abstained
     assert "confirmation_prob" not in answer.features
+
+
+def test_a_score_that_reads_the_verifiers_probability_judges_only_where_a_verifier_ran(judged, tmp_path):
+    # A made-up verified model: the score follows the verifier's P(yes) alone.
+    names = (*FEATURES, "confirmation_prob")
+    model = AnswerabilityModel(names, (0.0,) * len(names), (1.0,) * len(names),
+                               tuple(8.0 if n == "confirmation_prob" else 0.0 for n in names), -4.0, threshold=0.5)
+    (tmp_path / "verified.json").write_text(model.to_json(), encoding="utf-8")
+    signals = GenerationSignals(refusal_prob=0.01, mean_logprob=-0.1, min_logprob=-0.2, tokens=3)
+    assistant, judge = judged(0.2)
+    assistant._generator = FakeGenerator(["In the Swiss Alps [1].", "In the Swiss Alps [1]."], signals=signals)
+    scored = SETTINGS.with_changes(answerability_model=tmp_path / "verified.json").with_checks("answerability")
+    doubted = assistant.ask("Where does the Rhine rise?", settings=scored.with_changes(verifier_model="judge"))
+    assert doubted.abstained and [v.check for v in doubted.withheld_by] == ["answerability"]
+    unjudged = assistant.ask("Where does the Rhine rise?", settings=scored)
+    assert not unjudged.abstained and "confirmation_prob" in verdict_of(unjudged, "answerability").reason
