@@ -204,6 +204,7 @@ class Assistant:
             constraint = AnswerConstraint(tuple(hit.chunk.text for hit in hits), refusal=IDK)
         prepared = time.perf_counter()
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
+        self._judge(options)  # the verifier too, where one is named (loaded once, here, outside the timings)
         signals: list[GenerationSignals] = []
         return AnswerStream(
             generator.stream(
@@ -260,14 +261,14 @@ class Assistant:
         """The model's ``raw`` reply to ``query`` as a cited draft: the part restating the question cut off
         (``rag.echo``, unless ``trim_echo`` is off), its ``[n]`` markers resolved, or, without any, the passage
         holding its words cited; the answer in its cited sentence's spelling ("40%" -> "40 percent")."""
-        raw = raw.strip()
+        reply = raw = raw.strip()
         if (settings or self.settings).trim_echo:
             raw = trim_echo(raw, query)
         text, citations = parse_citations(raw, hits)
         if not citations:
             text, citations = attribute_unmarked(text, hits, query)
         text = as_written(text, [citation.quote for citation in citations])
-        return Draft(query, text, citations, hits, signals)
+        return Draft(query, text, citations, hits, signals, reply=strip_markers(reply) if reply != raw else "")
 
     def _compose(
         self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings,

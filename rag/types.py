@@ -104,6 +104,7 @@ class Draft:
     citations: list[Citation]
     hits: list[Hit]
     signals: GenerationSignals | None = None
+    reply: str = ""  # the model's whole reply, before the part restating the question was cut off (rag.echo)
 
 
 @dataclass(frozen=True)

@@ -43,14 +43,17 @@ class CheckContext:
 
 
 def supported(draft: Draft, context: CheckContext) -> Verdict:
-    """The passages the answer cites hold every content word of it: nothing is shown that they do not say."""
+    """The passages the answer cites hold every content word of the model's whole reply, the part restating the
+    question included (``Draft.reply``): nothing is shown that they do not say, and a reply that restates the
+    question in words the passage lacks ("the 1998 final" where it speaks of 1996) is not an answer from it."""
     if not draft.citations:
         return Verdict("supported", False, "no retrieved passage holds the answer's words")
-    if supported_by_citations(draft.text, draft.citations, draft.hits):
+    reply = draft.reply or draft.text
+    if supported_by_citations(reply, draft.citations, draft.hits):
         return Verdict("supported", True, "the cited passages hold every word of the answer")
     cited = {c.chunk_id for c in draft.citations}
     held = content_words(" ".join(h.chunk.text for h in draft.hits if h.chunk.id in cited))
-    missing = sorted(content_words(strip_markers(draft.text)) - held)
+    missing = sorted(content_words(strip_markers(reply)) - held)
     return Verdict("supported", False, f"the cited passages do not contain: {', '.join(missing)}")
 
 

@@ -416,3 +416,19 @@ def test_a_score_that_reads_the_verifiers_probability_judges_only_where_a_verifi
     assert doubted.abstained and [v.check for v in doubted.withheld_by] == ["answerability"]
     unjudged = assistant.ask("Where does the Rhine rise?", settings=scored)
     assert not unjudged.abstained and "confirmation_prob" in verdict_of(unjudged, "answerability").reason
+
+
+def test_a_reply_restating_the_question_shows_only_its_answer(make_assistant):
+    assistant, _ = make_assistant("The Rhine rises in the Swiss Alps. [1]", "The Rhine rises in the Swiss Alps. [1]")
+    answer = assistant.ask("Where does the Rhine rise?")
+    assert not answer.abstained and answer.text.startswith("Swiss Alps [")
+    kept = assistant.ask("Where does the Rhine rise?", settings=SETTINGS.with_changes(trim_echo=False))
+    assert kept.text.startswith("The Rhine rises in the Swiss Alps")
+
+
+def test_a_restatement_the_cited_passage_does_not_support_withholds_the_answer(make_assistant):
+    # The reply restates the question as the passage does not ("the eastern Alps"); its answer alone would pass.
+    assistant, _ = make_assistant("The Rhine rises in the eastern Alps, in the Swiss Alps. [1]")
+    answer = assistant.ask("Where does the Rhine rise in the eastern Alps?")
+    assert answer.abstained and [v.check for v in answer.withheld_by] == ["supported"]
+    assert "eastern" in answer.withheld_by[0].reason and answer.draft.text.startswith("Swiss Alps [")

