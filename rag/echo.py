@@ -1,12 +1,12 @@
 """Cutting the question's echo out of a reply: "The river turns north near Chur." asked "Where does the river turn
 north?" answers "Chur".
 
-A small model often restates the question before its answer. The restated part is not the answer: it lowers the
-answer's overlap with what a reader wanted, and its reworded words ("turns" for "turn") can be missing from the
-passage, which makes the support check withhold a right answer. The rule is general, not about any kind of
-question: in a reply of a sentence's length, drop the leading words that the question already holds (or that only
-join them) and cut the rest at the end of its first clause. A reply with nothing left is kept as it is, for the
-checks to judge.
+A small model often restates the question before its answer. The restated part is not the answer, and showing it
+buries what the reader asked for. The rule is general, not about any kind of question: in a reply of a sentence's
+length, drop the leading words that the question already holds (or that only join them) and cut the rest at the
+end of its first clause. A reply with nothing left is kept as it is. Only what is shown is cut: the checks read the
+whole reply (``Draft.reply``), because a restatement in words the passage lacks is a sign that the passage answers
+another question (eval/README.md, row 54).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import re
 
 from rag.citations import STOPWORDS, strip_markers
 
-_WORD = re.compile(r"[\w'*-]+|[^\w\s]")
 # Words that join a restated question to its answer without being part of either.
 _JOINERS = STOPWORDS | frozenset(
     "also called known named near located situated now then being can could will would may might must shall should "
