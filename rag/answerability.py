@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.citations import content_words, strip_markers
+from rag.citations import strip_markers
 from rag.types import Draft
+from rag.words import content_words
 
 PACKAGED_MODEL = Path(__file__).with_name("answerability.json")
 # The same score with the verifier's P(yes) as one more feature (``VERIFIED_FEATURES``): the "verified" preset's.

@@ -12,23 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.citations import (
-    as_written,
-    attribute_unmarked,
-    is_abstention,
-    naming_sentences,
-    parse_citations,
-    strip_markers,
-)
+from rag.citations import attribute_unmarked, naming_sentences, parse_citations, strip_markers
 from rag.config import Settings
 from rag.context import focus_passages
 from rag.conversation import Turn, standalone_question, turn_followed
+from rag.display import as_written
 from rag.echo import trim_echo
 from rag.embedding import Embedder, load_embedder
-from rag.generation import DEFAULT_MODEL, PACKAGED_MODELS, AnswerConstraint, Generator, Judge, load_generator
+from rag.generation import AnswerConstraint, Generator, Judge, load_generator
+from rag.gguf import DEFAULT_MODEL, PACKAGED_MODELS
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
 from rag.prompts import IDK, build_messages, prompt_starts
+from rag.refusals import is_abstention
 from rag.retrieval import HybridRetriever
 from rag.types import Answer, Citation, Draft, GenerationSignals, Hit, Timings, Verdict
 from rag.verification import Verifier, refused, relevance

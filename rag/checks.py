@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from rag.citations import STOPWORDS, content_words, strip_markers
+from rag.citations import strip_markers
 from rag.types import Citation
+from rag.words import STOPWORDS, content_words
 
 _WORD = re.compile(r"\w+")
 

@@ -1,4 +1,5 @@
-"""Turning the generator's ``[n]`` markers into citations of exact passages, and recognising abstentions."""
+"""Turning the generator's ``[n]`` markers into citations of exact passages, and whether those passages hold the
+answer's words."""
 
 from __future__ import annotations
 
@@ -6,38 +7,9 @@ import re
 
 from rag.chunking import split_sentences
 from rag.types import Citation, Hit
+from rag.words import content_words
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
-_WORD = re.compile(r"\w+")
-_ABSTAIN = re.compile(
-    r"\b(i\s+(do\s+not|don'?t|don’t)\s+know|(cannot|can'?t|can’t|unable to)\s+(answer|determine|find)"
-    r"|no information|not (mentioned|stated|specified|provided|given|available)"
-    r"|(passages?|documents?|text|context) (do(es)?\s*n[o']?t|do not) (say|mention|state|contain|provide|specify))",
-    re.IGNORECASE,
-)
-STOPWORDS = frozenset(
-    "a an the of in on at to for and or but is are was were be been by with as from that this these those it its "
-    "their his her they he she we you i which who whom what when where why how do does did has have had not no "
-    "into than then there so such about over under after before during".split()
-)
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-cased words of ``text`` that carry meaning (stop words dropped).
-
-    >>> sorted(content_words("The fair in Ghent"))
-    ['fair', 'ghent']
-    """
-    return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS}
-
-
-def is_abstention(text: str) -> bool:
-    """Whether the generator said it cannot answer from the passages.
-
-    >>> is_abstention("I don't know."), is_abstention("Ghent [1]")
-    (True, False)
-    """
-    return not text.strip() or bool(_ABSTAIN.search(text))
 
 
 def is_supported(answer: str, passages: str) -> bool:
@@ -127,14 +99,14 @@ def attribute_unmarked(answer: str, hits: list[Hit], question: str = "") -> tupl
     shares most content words with ``question`` (the others merely mention the answer), the better-ranked passage
     on ties. Otherwise it cites the passage sharing most content words with the answer, if any does.
     """
-    needle = _normalized(strip_markers(answer))
+    needle = normalized(strip_markers(answer))
     wanted = content_words(question)
     best: tuple[int, int, int, int] | None = None  # (question overlap, -rank, start, end) of a verbatim sentence
     for rank, hit in enumerate(hits):
         chunk = hit.chunk
         for start, end in split_sentences(chunk.text) or [(0, len(chunk.text))]:
             sentence = chunk.text[start:end]
-            if needle and needle in _normalized(sentence):
+            if needle and needle in normalized(sentence):
                 key = (len(wanted & content_words(sentence)), -rank, chunk.start + start, chunk.start + end)
                 best = max(best, key) if best else key
     if best is not None:
@@ -150,62 +122,7 @@ def attribute_unmarked(answer: str, hits: list[Hit], question: str = "") -> tupl
     return text, [make_citation(n, hits[n - 1], text)]
 
 
-_TOKEN = re.compile(r"\w+|%")
-_SKIPPABLE = frozenset("and or the a an".split())  # what a model drops when it shortens a list or a name
-
-
-def as_written(answer: str, quotes: list[str]) -> str:
-    """``answer`` in the words of the first quote that says it in other spelling: "40%" becomes "40 percent" when
-    a cited sentence says "40 percent", "wheat, barley, oats" takes back its "and". The quoted span must hold the
-    answer's words in order ("%" and "per cent" as "percent"), with only "and", "or" and articles between them.
-    An answer found as it stands, or not at all, is returned unchanged, its ``[n]`` markers kept.
-
-    >>> as_written("40% [2]", ["Members voted 40 percent in favour."])
-    '40 percent [2]'
-    """
-    text = strip_markers(answer)
-    markers = answer[len(text) :]
-    if not answer.startswith(text) or strip_markers(markers):
-        return answer  # markers inside the answer: which words they belong to would be lost
-    wanted = [word for word, _, _ in _tokens(text)]
-    if not wanted or any(_normalized(text) in _normalized(quote) for quote in quotes):
-        return answer
-    for quote in quotes:
-        tokens = _tokens(quote)
-        for first in range(len(tokens)):
-            last = _match_end(tokens, first, wanted)
-            if last is not None:
-                return quote[tokens[first][1] : tokens[last][2]] + markers
-    return answer
-
-
-def _match_end(tokens: list[tuple[str, int, int]], first: int, wanted: list[str]) -> int | None:
-    """Where ``wanted`` ends when read in ``tokens`` from ``first`` on, only ``_SKIPPABLE`` words between its
-    words; None when it is not there."""
-    matched = 0
-    for i in range(first, len(tokens)):
-        if tokens[i][0] == wanted[matched]:
-            matched += 1
-            if matched == len(wanted):
-                return i
-        elif matched == 0 or tokens[i][0] not in _SKIPPABLE:
-            return None
-    return None
-
-
-def _tokens(text: str) -> list[tuple[str, int, int]]:
-    """Lower-cased words of ``text`` with their offsets; "%" and "per cent" read as "percent"."""
-    tokens: list[tuple[str, int, int]] = []
-    for match in _TOKEN.finditer(text):
-        word = "percent" if match.group() == "%" else match.group().lower()
-        if word == "cent" and tokens and tokens[-1][0] == "per":
-            tokens[-1] = ("percent", tokens[-1][1], match.end())
-        else:
-            tokens.append((word, match.start(), match.end()))
-    return tokens
-
-
-def _normalized(text: str) -> str:
+def normalized(text: str) -> str:
     return " ".join(text.lower().replace("’", "'").split()).strip(" .,;:!?")
 
 

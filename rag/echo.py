@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 
-from rag.citations import STOPWORDS, strip_markers
+from rag.citations import strip_markers
+from rag.words import STOPWORDS
 
 # Words that join a restated question to its answer without being part of either.
 _JOINERS = STOPWORDS | frozenset(

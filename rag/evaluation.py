@@ -22,10 +22,11 @@ from tqdm import tqdm
 from rag.answerability import auroc
 from rag.assistant import NOT_IN_DOCUMENTS, Assistant
 from rag.chunking import split_sentences
-from rag.citations import content_words, strip_markers, supported_by_citations
+from rag.citations import strip_markers, supported_by_citations
 from rag.config import KNOWN_CHECKS, Settings
 from rag.loaders import clean_text
 from rag.types import Answer, Document, Hit
+from rag.words import content_words
 
 logger = logging.getLogger(__name__)
 

@@ -18,12 +18,13 @@ import numpy as np
 
 from rag.answerability import PACKAGED_MODEL, AnswerabilityModel, measure
 from rag.checks import adds_to_question, counts_what_was_asked
-from rag.citations import content_words, strip_markers, supported_by_citations
+from rag.citations import strip_markers, supported_by_citations
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.generation import Judge
 from rag.prompts import VERIFY_OPTIONS, verification_messages
 from rag.types import Draft, Hit, Verdict
+from rag.words import content_words
 
 
 @dataclass

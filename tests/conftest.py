@@ -99,3 +99,12 @@ def real_assistant(tmp_path_factory, real_embedder):
 
     index_dir = tmp_path_factory.mktemp("index")
     return Assistant.from_folder(DOCUMENTS, index_dir, embedder=real_embedder)
+
+
+def tiny_causal_lm():
+    """A randomly initialised one-layer Qwen2 model with a 64-token vocabulary: the real architecture, tiny."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False)
+    return Qwen2ForCausalLM(config)

@@ -35,7 +35,7 @@ def child_command(mode: str, docs_dir: Path, index_dir: Path, question: str, ggu
 def cold_start_child(started: float, mode: str, docs_dir: str, index_dir: str, question: str, gguf: str) -> None:
     """Runs in the fresh process of ``child_command``; ``started`` is when its interpreter began importing."""
     from rag.assistant import Assistant
-    from rag.generation import TransformersGenerator
+    from rag.transformers_generator import TransformersGenerator
 
     imported = time.time()
     generator = None
@@ -84,7 +84,7 @@ def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: 
     them.
     """
     from rag.embedding import load_embedder
-    from rag.generation import join_default_gguf, resolve_model_dir
+    from rag.gguf import join_default_gguf, resolve_model_dir
     from rag.indexing import build_or_update
 
     settings = settings or Settings()
@@ -154,7 +154,7 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
     """
     from rag.assistant import Assistant
     from rag.evaluation import load_gold
-    from rag.generation import resolve_model_dir
+    from rag.gguf import resolve_model_dir
 
     settings = settings or Settings()
     items = load_gold(gold_path)

@@ -64,7 +64,7 @@ def run(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None, 
         clients: int = 2) -> dict:
     from rag.bench.answering import child_command
     from rag.evaluation import load_gold
-    from rag.generation import join_default_gguf
+    from rag.gguf import join_default_gguf
 
     settings = settings or Settings()
     questions = [item.question for item in load_gold(gold_path)]

@@ -16,7 +16,7 @@ from rag.bench.ceilings import (
     memory_bandwidth_gb_s,
     transformer_flops,
 )
-from rag.generation import _HalfWeightLinear
+from rag.half_weights import HalfWeightLinear
 
 CONFIG = SimpleNamespace(num_hidden_layers=2, num_attention_heads=2, hidden_size=8)
 
@@ -27,7 +27,7 @@ def layers() -> nn.Module:
 
 def test_every_linear_weight_counts_once_and_embeddings_not_at_all():
     assert linear_weights(layers()) == 8 * 16 + 16 * 8
-    assert linear_weights(nn.Sequential(_HalfWeightLinear(3, 5))) == 15  # the generator's half-precision layers
+    assert linear_weights(nn.Sequential(HalfWeightLinear(3, 5))) == 15  # the generator's half-precision layers
 
 
 def test_int8_quantised_linear_layers_count_too():

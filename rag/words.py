@@ -1,0 +1,21 @@
+"""The content words of a text: what the checks, the score and the citations compare (stop words dropped)."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"\w+")
+STOPWORDS = frozenset(
+    "a an the of in on at to for and or but is are was were be been by with as from that this these those it its "
+    "their his her they he she we you i which who whom what when where why how do does did has have had not no "
+    "into than then there so such about over under after before during".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of ``text`` that carry meaning (stop words dropped).
+
+    >>> sorted(content_words("The fair in Ghent"))
+    ['fair', 'ghent']
+    """
+    return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS}
