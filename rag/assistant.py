@@ -8,6 +8,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from rag.display import as_written
 from rag.echo import trim_echo
 from rag.embedding import Embedder, load_embedder
 from rag.generation import AnswerConstraint, Generator, Judge, load_generator
-from rag.gguf import DEFAULT_MODEL, PACKAGED_MODELS
+from rag.gguf import CONVERTING, DEFAULT_MODEL, JOINING, PACKAGED_MODELS
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, build_or_update
 from rag.prompts import IDK, build_messages, prompt_starts
@@ -34,6 +35,24 @@ NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
 
 class QuestionError(ValueError):
     """The question cannot be asked as given (empty, too long); the message says why."""
+
+
+@dataclass
+class Preparation:
+    """How far loading the generator has got, for a person waiting on the first answer (``Assistant.prepare``)."""
+
+    stage: str = "starting"  # rag.gguf.JOINING, rag.gguf.CONVERTING, rag.generation.LOADING, ...
+    started: float = field(default_factory=time.monotonic)
+    done: bool = False
+    first_use: bool = False  # the model is being converted for this machine: a wait that happens once
+
+    def on_stage(self, stage: str) -> None:
+        self.stage = stage
+        self.first_use = self.first_use or stage in (JOINING, CONVERTING)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
 
 
 class AnswerStream:
@@ -88,6 +107,7 @@ class Assistant:
         self.build_report = build_report
         self._generator = generator
         self._generator_loading: Future[Generator] | None = None
+        self._preparation = Preparation(stage="loaded", done=True) if generator is not None else None
         self._generator_lock = threading.Lock()
         self._judges: dict[str, Judge] = {}
         self._verifier = Verifier(embedder, self._judge)
@@ -110,15 +130,12 @@ class Assistant:
         date (a load error still surfaces on that first question).
         """
         settings = (settings or Settings()).with_changes(docs_dir=docs_dir, index_dir=index_dir)
-        loading = None
-        if preload_generator and generator is None:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-generator")
-            loading = pool.submit(_load_generator, settings)
-            pool.shutdown(wait=False)  # returns at once; the load goes on while the index is brought up to date
+        loading = _start_loading(settings) if preload_generator and generator is None else None
         embedder = embedder or load_embedder(settings)
         index, report = build_or_update(settings.docs_dir, settings.index_dir, embedder, settings)
         assistant = cls(settings, index, embedder, generator, report)
-        assistant._generator_loading = loading
+        if loading is not None:
+            assistant._generator_loading, assistant._preparation = loading
         return assistant
 
     # ------------------------------------------------------------------------------------------ public API
@@ -129,11 +146,23 @@ class Assistant:
 
     @property
     def generator(self) -> Generator:
+        """The answering model, loaded (and on first use converted) here if ``prepare`` has not done it already."""
+        self.prepare()
         with self._generator_lock:  # two first questions at once load it once
             if self._generator is None:
-                loading, self._generator_loading = self._generator_loading, None
-                self._generator = loading.result() if loading is not None else _load_generator(self.settings)
+                assert self._generator_loading is not None  # started by prepare()
+                self._generator = self._generator_loading.result()
+                self._generator_loading = None
             return self._generator
+
+    def prepare(self) -> Preparation:
+        """Start loading the generator in the background unless it is loaded or loading, and say how far it has
+        got: a caller can show that to a person while waiting (the first use converts the model, about a minute).
+        A load error surfaces when ``generator`` is read."""
+        with self._generator_lock:
+            if self._preparation is None:
+                self._generator_loading, self._preparation = _start_loading(self.settings)
+            return self._preparation
 
     def _judge(self, settings: Settings) -> Judge | None:
         """The verifier model ``settings`` name, loaded on first use and kept; the answering model itself when
@@ -308,6 +337,18 @@ class Assistant:
         return f"{answer} [{chosen.n}]", [chosen]
 
 
-def _load_generator(settings: Settings) -> Generator:
-    return load_generator(settings.generator_model, settings.cache_dir, settings.quantization, settings.prompt_cache_mb,
-                          settings.matmul_precision)
+def _start_loading(settings: Settings) -> tuple[Future[Generator], Preparation]:
+    """Load ``settings``' generator in a background thread, its progress reported in the returned record."""
+    preparation = Preparation()
+
+    def load() -> Generator:
+        try:
+            return load_generator(settings.generator_model, settings.cache_dir, settings.quantization,
+                                  settings.prompt_cache_mb, settings.matmul_precision, on_stage=preparation.on_stage)
+        finally:
+            preparation.done = True
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-generator")
+    loading = pool.submit(load)
+    pool.shutdown(wait=False)  # returns at once; the load goes on in its thread
+    return loading, preparation

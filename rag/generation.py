@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # torch and transformers load only with the model
     from rag.transformers_generator import TransformersGenerator
 
 
+LOADING = "loading the model into memory"
+
+
 class GeneratorError(Exception):
     """The generator model cannot be found, verified or loaded; the message says which and why."""
 
@@ -76,14 +79,17 @@ def load_generator(
     quantization: Quantization = "none",
     prefix_budget_mb: int = 256,
     precision: Precision | Literal["auto"] = "auto",
+    on_stage: Callable[[str], None] | None = None,
 ) -> TransformersGenerator:
     """Resolve (converting once if needed) and load the generator model; the attention caches of prompt starts and
     the timed precision choice are kept in ``cache_dir`` too (at most ``prefix_budget_mb`` of caches; 0 keeps
-    none)."""
+    none). ``on_stage`` hears what it is doing, for a person waiting: ``rag.gguf``'s stages, then ``LOADING``."""
     from rag.gguf import resolve_model_dir
     from rag.transformers_generator import TransformersGenerator
 
-    model_dir = resolve_model_dir(model, cache_dir)
+    model_dir = resolve_model_dir(model, cache_dir, on_stage)
+    if on_stage is not None:
+        on_stage(LOADING)
     return TransformersGenerator(
         model_dir, quantization, prefix_dir=cache_dir / "prompt-caches", prefix_budget_mb=prefix_budget_mb,
         precision=precision, precision_cache=cache_dir / "precision.json",

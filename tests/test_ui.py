@@ -3,8 +3,10 @@ checked before they reach the documents folder, and the login setting."""
 
 import pytest
 
+from rag.assistant import Preparation
+from rag.gguf import CONVERTING
 from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
-from rag.ui import accept_upload, parse_auth, render_answer, render_reading, render_source
+from rag.ui import accept_upload, parse_auth, render_answer, render_preparation, render_reading, render_source
 
 CITATION = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
 ANSWER = Answer("q", "The Alps [1]", [CITATION], False, [], Timings(0.01, 1.5, 1.51))
@@ -25,6 +27,16 @@ def test_while_the_model_reads_the_page_says_how_many_passages_from_which_docume
     assert render_reading([_hit("a.txt")]) == '<div class="rag-reading">Reading 1 passage from a.txt…</div>'
     hits = [_hit(name) for name in ["b<1>.txt", "a.txt", "b<1>.txt", "c.pdf", "d.md", "e.docx"]]
     assert "Reading 6 passages from b&lt;1&gt;.txt, a.txt, c.pdf and 2 more…" in render_reading(hits)
+
+
+def test_a_question_waiting_for_the_model_says_whether_this_is_the_one_time_conversion_and_for_how_long():
+    converting = Preparation(started=0.0)
+    converting.on_stage(CONVERTING)
+    shown = render_preparation(converting)
+    assert "Preparing the model for its first use" in shown and "about a minute, only the first time" in shown
+    assert " s so far" in shown and "Later questions start at once" in shown
+    loading = Preparation(stage="loading the model into memory")
+    assert "first use" not in render_preparation(loading) and "Loading the model" in render_preparation(loading)
 
 
 def test_an_abstention_is_shown_as_such_without_sources():

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import pytest
 
 from rag.bench.server import free_port, wait_until_listening
-from rag.config import KNOWN_CHECKS
+from rag.config import KNOWN_CHECKS, default_cache_dir
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ANSWER_DONE = "#chat .rag-sources, #chat .rag-abstain"
 
 if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (make setup installs it with apt)", allow_module_level=True)
+    pytest.skip("Debian's chromium is not installed (`make browser` installs it with apt)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -78,7 +78,9 @@ def ask(page, question: str) -> Asked:
     page.fill("#question textarea", question)
     started = time.monotonic()
     page.press("#question textarea", "Enter")
-    page.wait_for_function(f"n => {BOT_MESSAGES}.length > n && {BOT_MESSAGES}[n].innerText.trim().length > 1",
+    # Past any "loading the model" notice (the server loads it in the background as it starts).
+    page.wait_for_function(f"n => {BOT_MESSAGES}.length > n && {BOT_MESSAGES}[n].innerText.trim().length > 1"
+                           f" && !{BOT_MESSAGES}[n].querySelector('.rag-preparing')",
                            arg=n, timeout=180_000, polling=50)
     first_shown = time.monotonic() - started
     reading = page.locator('#chat [data-testid="bot"]').nth(n).locator(".rag-reading").count() > 0
@@ -237,3 +239,44 @@ def test_a_removed_document_leaves_the_list_and_is_no_longer_cited(page, server)
 def test_nothing_is_fetched_from_beyond_the_machine(page):
     foreign = [url for url in page.requests if not url.startswith(("http://127.0.0.1", "data:", "blob:"))]
     assert foreign == []
+
+
+def test_the_first_question_on_a_fresh_machine_shows_the_model_being_prepared_and_waits_for_it(tmp_path):
+    """A cache without the converted model, as on a fresh machine: the real conversion runs while the page waits."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if (default_cache_dir() / "embeddings").is_dir():  # the embedding export is shared: only the generator is new
+        (cache / "embeddings").symlink_to(default_cache_dir() / "embeddings")
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCUMENTS, docs)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(tmp_path / "index"),
+         "--port", str(port)],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "RAG_CACHE_DIR": str(cache)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_listening(process, port)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.fill("#question textarea", "Where would NATO open its first liaison office in Asia?")
+            page.press("#question textarea", "Enter")
+            notice = page.wait_for_selector("#chat .rag-preparing", timeout=120_000)
+            assert "Preparing the model for its first use" in notice.inner_text()
+            assert "only the first time" in notice.inner_text()
+            assert page.is_disabled("#question textarea")  # no second question into the same bubble meanwhile
+            page.wait_for_function("() => / [1-9]\\d* s so far/.test(document.querySelector('#chat').innerText)",
+                                   timeout=60_000)  # the time waited so far goes up
+            page.screenshot(path=tmp_path / "first-use-preparing.png")
+            page.wait_for_selector(ANSWER_DONE, timeout=600_000)
+            assert "Tokyo" in last_answer(page)
+            assert not page.locator("#chat .rag-preparing").count()
+            page.wait_for_function("() => !document.querySelector('#question textarea').disabled", timeout=10_000)
+            page.screenshot(path=tmp_path / "first-use-answered.png")
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
