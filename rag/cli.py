@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--auth", metavar="USER:PASS", help="require this login (or set $RAG_CHAT_AUTH)")
     bench = commands.add_parser("bench", help="measure speed and memory against the plain way (prints a table, "
                                 "writes JSON)")
-    bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory"])
+    bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory", "docs"],
+                       help="docs: write docs/benchmarks.md from the JSON files in eval/bench (measures nothing)")
     _add_corpus_options(bench)
     bench.add_argument("--out", type=Path, help="JSON file to write (default: eval/bench/<benchmark>.json)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
@@ -294,7 +295,14 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: the benchmarks pull in test-time comparisons (plain sentence-transformers, gradio_client).
-    if args.benchmark == "retrieval":
+    if args.benchmark == "docs":
+        from rag.bench.report import PAGE, benchmarks_page
+
+        out = args.out or PAGE
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(benchmarks_page(), encoding="utf-8")
+        print(f"wrote {out}")
+    elif args.benchmark == "retrieval":
         from rag.bench import retrieval
 
         retrieval.run(args.sizes, args.queries, args.out, settings)
