@@ -188,7 +188,7 @@ def test_the_int8_generator_loads_and_answers(real_assistant):
     generator = load_generator(None, real_assistant.settings.cache_dir, "int8")
     question = "Which French president resisted the plan for a NATO office in Tokyo?"
     reply = "".join(generator.stream(build_messages(question, real_assistant.retrieve(question)), 16))
-    assert reply.strip()
+    assert "Macron" in reply, reply  # quantised, it is less often right (eval/log.md, row 12), but right here
 
 
 def test_the_default_model_answers_alike_with_its_matrices_multiplied_in_float32_or_bfloat16(real_assistant):

@@ -47,7 +47,6 @@ def test_ingestion_embeds_the_same_chunks_both_ways_and_scores_retrieval_for_eac
     summary = payload["summary"]
     assert 2 < summary["tokens_per_chunk_mean"] <= 258  # special tokens included, the embedder's 256 at most
     assert summary["plain_reached_gflops"] > 0 and summary["int8_matmul_gops"] > 0
-    assert summary["int8_speedup_ceiling"] == summary["int8_matmul_gops"] / summary["plain_reached_gflops"]
 
 
 def test_cold_start_finds_the_system_message_kept_by_an_earlier_process(tmp_path):
