@@ -54,6 +54,10 @@ _CSS = """
 .rag-abstain { font-style: italic; opacity: .85; }
 .rag-withheld { font-size: .85em; opacity: .8; } .rag-withheld ul { margin: .2em 0; padding-left: 1.2em; }
 .rag-reading, .rag-preparing { opacity: .7; }
+.rag-preparing::before { content: ""; display: inline-block; width: .8em; height: .8em; margin-right: .5em;
+  border: 2px solid currentColor; border-right-color: transparent; border-radius: 50%;
+  animation: rag-spin 1s linear infinite; vertical-align: -.1em; }
+@keyframes rag-spin { to { transform: rotate(360deg); } }
 .rag-timings { font-size: .75em; opacity: .6; }
 #source-panel mark { background: #ffe58a; padding: 0 .1em; }
 #source-panel .rag-context { white-space: pre-wrap; line-height: 1.5; max-height: 60vh; overflow-y: auto; }
@@ -108,9 +112,9 @@ def render_preparation(preparation: Preparation) -> str:
     """HTML shown while the question waits for the model to load: what is happening and for how long so far."""
     waited = f"{preparation.elapsed_s:.0f} s so far"
     if preparation.first_use:
-        return (f'<div class="rag-preparing">⏳ Preparing the model for its first use: {preparation.stage} · '
+        return (f'<div class="rag-preparing">Preparing the model for its first use: {preparation.stage} · '
                 f"{waited}. Later questions start at once.</div>")
-    return f'<div class="rag-preparing">⏳ Loading the model: {preparation.stage} · {waited}.</div>'
+    return f'<div class="rag-preparing">Loading the model: {preparation.stage} · {waited}.</div>'
 
 
 def render_source(assistant: Assistant, answer: Answer, n: int) -> str:
