@@ -1,5 +1,5 @@
-"""The ``rag`` command: ``index``, ``ask``, ``eval``, ``calibrate``, ``chat`` and ``bench``. Options map one to one
-onto Settings."""
+"""The ``rag`` command: ``index``, ``ask``, ``eval``, ``calibrate``, ``chat``, ``serve`` and ``bench``. Options map
+one to one onto Settings."""
 
 from __future__ import annotations
 
@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1 only)")
     chat.add_argument("--port", type=int, default=7860)
     chat.add_argument("--auth", metavar="USER:PASS", help="require this login (or set $RAG_CHAT_AUTH)")
+    serve = commands.add_parser("serve", help="serve an OpenAI-compatible HTTP API with citations (docs at /docs)")
+    _add_corpus_options(serve)
+    _add_answer_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1 only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--auth", metavar="USER:PASS", help="require this login (or set $RAG_CHAT_AUTH); OpenAI "
+                       "clients pass it as their API key")
     bench = commands.add_parser("bench", help="measure speed and memory against the plain way (prints a table, "
                                 "writes JSON)")
     bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory", "docs"],
@@ -280,16 +287,28 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.ui import (  # gradio is slow to import; only the chat needs it
-        launch,
-        parse_auth,
-    )
+    from rag.ui import launch  # gradio is slow to import; only the chat needs it
+    from rag.web import parse_auth
 
     try:
         auth = parse_auth(args.auth)
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
     launch(Assistant.from_folder(settings=settings, preload_generator=True), host=args.host, port=args.port, auth=auth)
+    return 0
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.api import serve
+    from rag.web import parse_auth
+
+    try:
+        auth = parse_auth(args.auth)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    assistant = Assistant.from_folder(settings=settings, preload_generator=True)
+    print(f"serving http://{args.host}:{args.port}/v1 (OpenAI API; docs at /docs)", flush=True)
+    serve(assistant, host=args.host, port=args.port, auth=auth)
     return 0
 
 
@@ -338,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars on every start
     handlers = {
         "index": run_index, "ask": run_ask, "eval": run_eval, "calibrate": run_calibrate, "chat": run_chat,
-        "bench": run_bench,
+        "serve": run_serve, "bench": run_bench,
     }
     try:
         return handlers[args.command](args, settings_from(args))

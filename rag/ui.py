@@ -10,25 +10,21 @@ import re
 import shutil
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing leaves the machine
 
 import gradio as gr
 from starlette.middleware import Middleware
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.assistant import Assistant, Preparation, QuestionError
 from rag.conversation import Turn
 from rag.generation import GeneratorError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.types import Answer, Hit
+from rag.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
 CONTEXT_CHARS = 700  # document text shown on each side of a cited span
-AUTH_ENV = "RAG_CHAT_AUTH"  # USER:PASS, the same as --auth
 QUESTION_PLACEHOLDER = "Ask a question about the documents and press Enter"
 
 # Clicking a source link in an answer puts its id in a hidden box and presses a hidden button; Python then renders
@@ -144,29 +140,6 @@ def documents_table(assistant: Assistant) -> list[list[object]]:
     for chunk in assistant.index.chunks:
         counts[chunk.doc_name] = counts.get(chunk.doc_name, 0) + 1
     return [[name, doc.title, counts.get(name, 0)] for name, doc in sorted(assistant.index.documents.items())]
-
-
-def accept_upload(path: Path, docs_dir: Path) -> str | None:
-    """Copy an uploaded file into ``docs_dir``; returns why it was refused, or None when it was accepted."""
-    name = _safe_name(path.name)
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        return f"{name}: only {', '.join(sorted(SUPPORTED_SUFFIXES))} files can be added"
-    size = path.stat().st_size
-    if size > MAX_UPLOAD_BYTES:
-        return f"{name}: {size / 2**20:.1f} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB limit"
-    if size == 0:
-        return f"{name}: the file is empty"
-    target = docs_dir / name
-    staging = docs_dir / f".{name}.uploading"
-    shutil.copyfile(path, staging)
-    os.replace(staging, target)  # a half-copied file is never indexed
-    return None
-
-
-def _safe_name(name: str) -> str:
-    """A plain file name: no folders, no leading dots, only ordinary characters."""
-    name = re.sub(r"[^\w.\- ]", "_", Path(name).name).strip(" .")
-    return name or "upload.txt"
 
 
 def build_app(assistant: Assistant) -> gr.Blocks:
@@ -319,63 +292,6 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
 def _path_of(file: object) -> str:
     return file if isinstance(file, str) else getattr(file, "name", str(file))
-
-
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    """``USER:PASS`` (from --auth or $RAG_CHAT_AUTH) as a pair; None when not given."""
-    value = value or os.environ.get(AUTH_ENV)
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise ValueError(f"--auth / ${AUTH_ENV} must look like USER:PASS")
-    return user, password
-
-
-LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
-
-
-class SameOriginOnly:
-    """Refuses (403) any HTTP request whose ``Origin`` header names another site, or ``null``.
-
-    Browsers attach ``Origin`` to cross-site requests; Gradio's own CORS handling only withholds the response
-    headers, so a page on another site could still make a visitor's browser upload files or ask questions here.
-    Requests without ``Origin`` (scripts, ``gradio_client``) are not cross-site requests and pass.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            origin = headers.get("origin")
-            if origin is not None and not same_origin(origin, headers.get("host", "")):
-                if scope["type"] == "http":
-                    response = PlainTextResponse("Cross-site request refused", status_code=403)
-                    await response(scope, receive, send)
-                else:
-                    await send({"type": "websocket.close", "code": 1008})
-                return
-        await self.app(scope, receive, send)
-
-
-def same_origin(origin: str, host: str) -> bool:
-    """Whether a browser's ``Origin`` is this server's own ``Host`` (loopback names count as one).
-
-    >>> same_origin("http://127.0.0.1:7860", "127.0.0.1:7860"), same_origin("null", "127.0.0.1:7860")
-    (True, False)
-    >>> same_origin("http://localhost:7860", "127.0.0.1:7860"), same_origin("https://evil.example", "127.0.0.1:7860")
-    (True, False)
-    """
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    served = urlsplit(f"//{host}")
-    if parts.port != served.port:
-        return False
-    both_loopback = parts.hostname in LOOPBACK_NAMES and (served.hostname or "") in LOOPBACK_NAMES
-    return both_loopback or parts.hostname == served.hostname
 
 
 def launch(

@@ -6,7 +6,8 @@ import pytest
 from rag.assistant import Preparation
 from rag.gguf import CONVERTING
 from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
-from rag.ui import accept_upload, parse_auth, render_answer, render_preparation, render_reading, render_source
+from rag.ui import render_answer, render_preparation, render_reading, render_source
+from rag.web import accept_upload, parse_auth
 
 CITATION = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
 ANSWER = Answer("q", "The Alps [1]", [CITATION], False, [], Timings(0.01, 1.5, 1.51))

@@ -16,7 +16,8 @@ import pytest
 from gradio_client import Client
 
 from rag.bench.server import free_port, wait_until_listening
-from rag.ui import AUTH_ENV, MAX_UPLOAD_BYTES, QUEUE_SIZE
+from rag.ui import QUEUE_SIZE
+from rag.web import AUTH_ENV, MAX_UPLOAD_BYTES
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow

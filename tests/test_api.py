@@ -1,0 +1,152 @@
+"""``rag serve``'s HTTP API with the fakes: OpenAI-shaped answers with citations and verdicts, plain and streamed,
+follow-ups from the conversation, search and documents, and the same safety as the chat page."""
+
+import base64
+import json
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag import Assistant, Settings
+from rag.api import Gate, HTTPException, Message, build_api, conversation
+from tests.conftest import FakeGenerator
+
+SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
+ASK = {"model": "rag-assistant", "messages": [{"role": "user", "content": "Where does the Rhine rise?"}]}
+
+
+@pytest.fixture
+def serve(docs_dir, tmp_path, fake_embedder):
+    def make(*replies: str, auth=None) -> tuple[TestClient, FakeGenerator]:
+        generator = FakeGenerator(list(replies))
+        assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, generator=generator,
+                                          embedder=fake_embedder)
+        return TestClient(build_api(assistant, auth)), generator
+
+    return make
+
+
+def test_an_answer_comes_in_the_openai_shape_with_its_citations(serve):
+    client, _ = serve("In the Swiss Alps [1].")
+    body = client.post("/v1/chat/completions", json=ASK).json()
+    message = body["choices"][0]["message"]
+    assert body["object"] == "chat.completion" and body["choices"][0]["finish_reason"] == "stop"
+    assert message["role"] == "assistant" and message["content"] == "In the Swiss Alps [1]."
+    assert message["abstained"] is False
+    [citation] = message["citations"]
+    assert citation["doc"] == "rivers.txt" and "Swiss Alps" in citation["quote"]
+    assert set(citation) == {"n", "doc", "chunk_id", "quote", "start", "end"}
+
+
+def test_an_abstention_is_a_message_without_citations_that_says_which_check_withheld_it(serve):
+    client, _ = serve("In the Andes [1].")  # not what the passage says
+    message = client.post("/v1/chat/completions", json=ASK).json()["choices"][0]["message"]
+    assert message["abstained"] is True and message["citations"] == []
+    assert any(not v["passed"] and v["check"] == "supported" and "andes" in v["reason"] for v in message["verdicts"])
+
+
+def test_a_streamed_answer_adds_up_to_the_answer_and_ends_with_its_citations(serve):
+    client, _ = serve("In the Swiss Alps [1].")
+    with client.stream("POST", "/v1/chat/completions", json=ASK | {"stream": True}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    plain, _ = serve("In the Swiss Alps [1].")
+    assert text == plain.post("/v1/chat/completions", json=ASK).json()["choices"][0]["message"]["content"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["citations"][0]["doc"] == "rivers.txt"
+
+
+def test_the_earlier_messages_are_the_conversation_a_follow_up_is_read_in():
+    question, turns = conversation([
+        Message(role="system", content="Be brief."),
+        Message(role="user", content="Which river flows through Vienna?"),
+        Message(role="assistant", content="The Danube [1]"),
+        Message(role="user", content=[{"type": "text", "text": "How long is it?"}]),
+    ])
+    assert question == "How long is it?"
+    assert [(t.question, t.answer, t.abstained) for t in turns] == [
+        ("Which river flows through Vienna?", "The Danube [1]", False)]
+    with pytest.raises(HTTPException):
+        conversation([Message(role="assistant", content="Hello")])
+
+
+def test_a_follow_up_reaches_the_model_with_the_earlier_turn(serve):
+    client, generator = serve("The Danube [1].", "2,850 km [1].")
+    client.post("/v1/chat/completions", json={"messages": [
+        {"role": "user", "content": "Which river flows through Vienna?"},
+        {"role": "assistant", "content": "The Danube [1]"},
+        {"role": "user", "content": "How long is it?"}]})
+    prompt = " ".join(m["content"] for m in generator.prompts[-1])
+    assert "Which river flows through Vienna?" in prompt and "How long is it?" in prompt
+
+
+def test_search_models_and_documents(serve, docs_dir):
+    client, _ = serve()
+    assert client.get("/v1/models").json()["data"][0]["id"] == "rag-assistant"
+    results = client.post("/v1/search", json={"query": "Swiss Alps", "k": 1}).json()["results"]
+    assert len(results) == 1 and results[0]["doc"] == "rivers.txt" and "Swiss Alps" in results[0]["text"]
+    names = [d["name"] for d in client.get("/v1/documents").json()["documents"]]
+    assert names == ["cities.md", "rivers.txt"]
+
+
+def test_an_uploaded_document_is_indexed_and_a_refused_one_says_why(serve, docs_dir):
+    client, _ = serve()
+    files = [("files", ("lakes.txt", b"Lake Constance lies on the Rhine.", "text/plain")),
+             ("files", ("tool.exe", b"MZ", "application/octet-stream"))]
+    body = client.post("/v1/documents", files=files).json()
+    assert (docs_dir / "lakes.txt").exists() and not (docs_dir / "tool.exe").exists()
+    assert len(body["refused"]) == 1 and "tool.exe" in body["refused"][0]
+    assert "lakes.txt" in [d["name"] for d in client.get("/v1/documents").json()["documents"]]
+
+
+def test_with_a_login_every_route_needs_it_as_basic_auth_or_as_an_api_key(serve):
+    client, _ = serve("In the Swiss Alps [1].", "In the Swiss Alps [1].", auth=("ada", "s3cret"))
+    assert client.get("/v1/models").status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": "Bearer ada:wrong"}).status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": "Bearer ada:s3cret"}).status_code == 200
+    basic = base64.b64encode(b"ada:s3cret").decode()
+    assert client.get("/v1/models", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    assert client.get("/health").status_code == 200  # for a load balancer's probe; says nothing
+
+
+def test_requests_from_another_sites_page_and_oversized_bodies_are_refused(serve):
+    client, _ = serve()
+    assert client.get("/v1/models", headers={"Origin": "https://evil.example"}).status_code == 403
+    huge = {"model": "rag-assistant", "messages": [{"role": "user", "content": "x" * (2 << 20)}]}
+    response = client.post("/v1/chat/completions", json=huge)
+    assert response.status_code == 413 and "error" in response.json()
+
+
+def test_a_question_over_the_length_limit_is_a_clear_400(serve):
+    client, _ = serve()
+    response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "why " * 600}]})
+    assert response.status_code == 400 and "characters" in response.json()["error"]["message"]
+
+
+def test_beyond_the_queue_a_request_is_refused_at_once_with_retry_after():
+    gate = Gate(size=1)
+    release, entered = threading.Event(), threading.Event()
+
+    def hold():
+        with gate:
+            entered.set()
+            release.wait(timeout=10)
+
+    running = threading.Thread(target=hold)
+    running.start()
+    entered.wait(timeout=10)
+    waiting = threading.Thread(target=lambda: gate.__enter__() and gate.__exit__())
+    waiting.start()
+    for _ in range(100):  # until the second request is waiting
+        if gate._waiting == 1:
+            break
+        threading.Event().wait(0.01)
+    with pytest.raises(HTTPException) as refused:
+        gate.__enter__()
+    assert refused.value.status_code == 503 and refused.value.headers["Retry-After"]
+    release.set()
+    running.join()
+    waiting.join()
