@@ -1,5 +1,5 @@
-"""The ``rag`` command: ``index``, ``ask``, ``eval``, ``calibrate``, ``chat``, ``serve`` and ``bench``. Options map
-one to one onto Settings."""
+"""The ``rag`` command: ``index``, ``ask``, ``eval``, ``calibrate``, ``chat``, ``serve``, ``mcp`` and ``bench``.
+Options map one to one onto Settings."""
 
 from __future__ import annotations
 
@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--auth", metavar="USER:PASS", help="require this login (or set $RAG_CHAT_AUTH); OpenAI "
                        "clients pass it as their API key")
+    mcp = commands.add_parser("mcp", help="serve the documents to MCP clients over stdio (tools search_documents "
+                              "and ask; the documents as resources)")
+    _add_corpus_options(mcp)
+    _add_answer_options(mcp)
     bench = commands.add_parser("bench", help="measure speed and memory against the plain way (prints a table, "
                                 "writes JSON)")
     bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory", "docs"],
@@ -312,6 +316,16 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.mcp_server import run
+
+    # stdout carries the protocol: the index report goes to stderr.
+    assistant = Assistant.from_folder(settings=settings, preload_generator=True)
+    print(assistant.build_report.summary() if assistant.build_report else "index loaded", file=sys.stderr)
+    run(assistant)
+    return 0
+
+
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: the benchmarks pull in test-time comparisons (plain sentence-transformers, gradio_client).
     if args.benchmark == "docs":
@@ -357,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars on every start
     handlers = {
         "index": run_index, "ask": run_ask, "eval": run_eval, "calibrate": run_calibrate, "chat": run_chat,
-        "serve": run_serve, "bench": run_bench,
+        "serve": run_serve, "mcp": run_mcp, "bench": run_bench,
     }
     try:
         return handlers[args.command](args, settings_from(args))
