@@ -48,6 +48,18 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
                         help="onnx-int8 (default, faster) or torch")
 
 
+def _add_watch_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--watch", action="store_true",
+                        help="keep watching the documents folder and index what changes within seconds")
+
+
+def _watch(settings: Settings, update, report=None):
+    """A started watcher of the documents folder calling ``update`` after each burst of changes."""
+    from rag.watching import FolderWatcher
+
+    return FolderWatcher(settings.docs_dir, update, ignored=[settings.index_dir], on_update=report).start()
+
+
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", dest="generator_model",
                         help="a Hugging Face model folder, a .gguf file, or qwen2.5-coder-0.5b / qwen2.5-coder-1.5b")
@@ -104,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--rebuild", action="store_true", help="ignore the existing index and build from scratch")
     index.add_argument("--wait", dest="index_lock_wait_s", type=float, metavar="SECONDS",
                        help="how long to wait for another update of the same index (default: 600)")
+    _add_watch_option(index)
 
     ask = commands.add_parser("ask", help="answer one question with cited sources")
     ask.add_argument("question")
@@ -148,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1 only)")
     chat.add_argument("--port", type=int, default=7860)
     chat.add_argument("--auth", metavar="USER:PASS", help="require this login (or set $RAG_CHAT_AUTH)")
+    _add_watch_option(chat)
     serve = commands.add_parser("serve", help="serve an OpenAI-compatible HTTP API with citations (docs at /docs)")
     _add_corpus_options(serve)
     _add_answer_options(serve)
@@ -155,10 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--auth", metavar="USER:PASS", help="require this login (or set $RAG_CHAT_AUTH); OpenAI "
                        "clients pass it as their API key")
+    _add_watch_option(serve)
     mcp = commands.add_parser("mcp", help="serve the documents to MCP clients over stdio (tools search_documents "
                               "and ask; the documents as resources)")
     _add_corpus_options(mcp)
     _add_answer_options(mcp)
+    _add_watch_option(mcp)
     bench = commands.add_parser("bench", help="measure speed and memory against the plain way (prints a table, "
                                 "writes JSON)")
     bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory", "docs"],
@@ -201,7 +217,15 @@ def format_answer(answer: Answer) -> str:
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
     embedder = load_embedder(settings)
     _, report = build_or_update(settings.docs_dir, settings.index_dir, embedder, settings, rebuild=args.rebuild)
-    print(report.summary())
+    print(report.summary(), flush=True)
+    if args.watch:
+
+        def update() -> object:
+            return build_or_update(settings.docs_dir, settings.index_dir, embedder, settings)[1]
+
+        watcher = _watch(settings, update, lambda report: print(report.summary(), flush=True))
+        print(f"watching {settings.docs_dir} (Ctrl-C to stop)", flush=True)  # once changes are seen
+        watcher.wait()
     return 0
 
 
@@ -298,7 +322,10 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
         auth = parse_auth(args.auth)
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
-    launch(Assistant.from_folder(settings=settings, preload_generator=True), host=args.host, port=args.port, auth=auth)
+    assistant = Assistant.from_folder(settings=settings, preload_generator=True)
+    if args.watch:
+        _watch(settings, assistant.refresh, lambda report: print(report.summary(), flush=True))
+    launch(assistant, host=args.host, port=args.port, auth=auth)
     return 0
 
 
@@ -311,6 +338,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
     assistant = Assistant.from_folder(settings=settings, preload_generator=True)
+    if args.watch:
+        _watch(settings, assistant.refresh, lambda report: print(report.summary(), flush=True))
     print(f"serving http://{args.host}:{args.port}/v1 (OpenAI API; docs at /docs)", flush=True)
     serve(assistant, host=args.host, port=args.port, auth=auth)
     return 0
@@ -322,6 +351,8 @@ def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
     # stdout carries the protocol: the index report goes to stderr.
     assistant = Assistant.from_folder(settings=settings, preload_generator=True)
     print(assistant.build_report.summary() if assistant.build_report else "index loaded", file=sys.stderr)
+    if args.watch:
+        _watch(settings, assistant.refresh, lambda report: print(report.summary(), file=sys.stderr))
     run(assistant)
     return 0
 
