@@ -25,6 +25,8 @@ from rag.words import content_words
 PACKAGED_MODEL = Path(__file__).with_name("answerability.json")
 # The same score with the verifier's P(yes) as one more feature (``VERIFIED_FEATURES``): the "verified" preset's.
 VERIFIED_MODEL = Path(__file__).with_name("answerability-verified.json")
+# Fitted on the drafts of the 1.5B model checking its own answers: the "accurate" preset's.
+ACCURATE_MODEL = Path(__file__).with_name("answerability-accurate.json")
 
 FEATURES = (
     "retrieval_cosine",  # best cosine of the question and a retrieved passage

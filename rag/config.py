@@ -226,9 +226,11 @@ class Settings:
 # wrong ones better (AUROC 0.715 -> 0.813, paired +0.098, +0.037 to +0.153); at its threshold F1 0.381 -> 0.415,
 # abstain recall 0.644 -> 0.594, false abstention 0.437 -> 0.379 (each within the noise), at about 1.2 s more an
 # answer (eval/README.md, row 55).
-# "accurate": the packaged Qwen2.5-Coder-1.5B-Instruct answers, about 3x the compute of the default's 0.5B. Every
-# third question of the external tuning half: F1 0.366 -> 0.701, p50 2.0 -> 7.8 s. The answerability score is
-# left out there: it was fitted on the 0.5B's token probabilities, which another model does not share.
+# "accurate": the packaged Qwen2.5-Coder-1.5B-Instruct answers, about 3x the compute of the default's 0.5B, checks its
+# own answers as the verifier (the same model: nothing more is loaded), and the score fitted on its drafts
+# (rag/answerability-accurate.json, with the verifier's P(yes)) is enforced. External confirmation half, 2026-12-03:
+# F1 0.638, EM 0.583, abstain recall 0.584, false abstention 0.233, p50 3.7 s, p95 6.4 s; the score left out: F1
+# 0.677, abstain recall 0.228, false abstention 0.136 (eval/log.md, row 56).
 PRESETS: dict[str, dict[str, object]] = {
     "default": {},
     "cautious": {"checks": (*DEFAULT_CHECKS, "answerability")},
@@ -239,6 +241,8 @@ PRESETS: dict[str, dict[str, object]] = {
     },
     "accurate": {
         "generator_model": "qwen2.5-coder-1.5b",
-        "checks": DEFAULT_CHECKS,
+        "verifier_model": "qwen2.5-coder-1.5b",
+        "answerability_model": Path(__file__).with_name("answerability-accurate.json"),
+        "checks": (*DEFAULT_CHECKS, "answerability"),
     },
 }

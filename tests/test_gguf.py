@@ -119,11 +119,14 @@ def test_a_packaged_model_is_joined_from_its_parts_in_order_and_checked(tmp_path
         gguf.join_packaged_gguf(missing, tmp_path / "missing.gguf")
 
 
-def test_the_accurate_preset_names_the_packaged_larger_model_and_leaves_out_the_score_fitted_on_the_small_one():
+def test_the_accurate_preset_has_the_larger_model_answer_check_itself_and_use_the_score_fitted_on_its_drafts():
+    from rag.answerability import ACCURATE_MODEL, VERIFIED_FEATURES, AnswerabilityModel
     from rag.config import Settings
 
     accurate = Settings().with_preset("accurate")
     assert gguf.PACKAGED_MODELS[accurate.generator_model] is gguf.ACCURATE_MODEL
-    assert "answerability" not in accurate.checks and "supported" in accurate.checks
+    assert accurate.verifier_model == accurate.generator_model  # the same model judges: nothing more is loaded
+    assert accurate.answerability_model == ACCURATE_MODEL and "answerability" in accurate.checks
+    assert tuple(AnswerabilityModel.load(ACCURATE_MODEL).features) == VERIFIED_FEATURES
     assert "answerability" in Settings().with_preset("cautious").checks
     assert Settings().with_preset("default") == Settings()

@@ -74,3 +74,29 @@ def test_a_failed_update_is_retried_and_the_watcher_keeps_going(docs_dir):
         assert len(attempts) == 2 and watcher.updates == 1
     finally:
         watcher.stop()
+
+
+def test_a_half_written_file_is_skipped_with_its_reason_then_indexed_once_complete(docs_dir, tmp_path, fake_embedder):
+    import docx
+
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder,
+                                      generator=FakeGenerator())
+    watcher = FolderWatcher(docs_dir, assistant.refresh, debounce_s=0.3).start()
+    try:
+        complete = tmp_path / "minutes.docx"
+        document = docx.Document()
+        document.add_paragraph("The harbour board met on Tuesday and approved the new ferry timetable.")
+        document.save(complete)
+        data = complete.read_bytes()
+        (docs_dir / "minutes.docx").write_bytes(data[: len(data) // 2])  # a copy still under way
+        assert wait_for(lambda: any(s.name == "minutes.docx" for s in assistant.build_report.skipped))
+        (docs_dir / "minutes.docx").write_bytes(data)
+        assert wait_for(lambda: "minutes.docx" in assistant.index.documents)
+        assert not any(s.name == "minutes.docx" for s in assistant.build_report.skipped)
+        (docs_dir / "gone.txt").write_text("Here for a moment.", encoding="utf-8")
+        (docs_dir / "gone.txt").unlink()  # vanished before the update read it
+        (docs_dir / "stays.txt").write_text("The lighthouse keeper is Ines Duarte.", encoding="utf-8")
+        assert wait_for(lambda: "stays.txt" in assistant.index.documents)
+        assert "gone.txt" not in assistant.index.documents and watcher.updates >= 3
+    finally:
+        watcher.stop()

