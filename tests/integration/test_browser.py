@@ -241,7 +241,7 @@ def test_nothing_is_fetched_from_beyond_the_machine(page):
     assert foreign == []
 
 
-def test_the_first_question_on_a_fresh_machine_shows_the_model_being_prepared_and_waits_for_it(tmp_path):
+def test_the_first_question_on_a_fresh_machine_shows_the_model_being_prepared_and_waits_for_it(tmp_path, page):
     """A cache without the converted model, as on a fresh machine: the real conversion runs while the page waits."""
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -258,25 +258,26 @@ def test_the_first_question_on_a_fresh_machine_shows_the_model_being_prepared_an
     )
     try:
         wait_until_listening(process, port)
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.fill("#question textarea", "Where would NATO open its first liaison office in Asia?")
-            page.press("#question textarea", "Enter")
-            notice = page.wait_for_selector("#chat .rag-preparing", timeout=120_000)
-            assert "Preparing the model for its first use" in notice.inner_text()
-            assert "only the first time" in notice.inner_text()
-            assert page.is_disabled("#question textarea")  # no second question into the same bubble meanwhile
-            page.wait_for_function("() => / [1-9]\\d* s so far/.test(document.querySelector('#chat').innerText)",
-                                   timeout=60_000)  # the time waited so far goes up
-            page.screenshot(path=tmp_path / "first-use-preparing.png")
-            page.wait_for_selector(ANSWER_DONE, timeout=600_000)
-            assert "Tokyo" in last_answer(page)
-            assert not page.locator("#chat .rag-preparing").count()
-            page.wait_for_function("() => !document.querySelector('#question textarea').disabled", timeout=10_000)
-            page.screenshot(path=tmp_path / "first-use-answered.png")
-            browser.close()
+        fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # the module's browser
+        try:
+            fresh.goto(f"http://127.0.0.1:{port}/")
+            fresh.fill("#question textarea", "Where would NATO open its first liaison office in Asia?")
+            fresh.press("#question textarea", "Enter")
+            notice = fresh.wait_for_selector("#chat .rag-preparing", timeout=120_000)
+            assert "Preparing the model for its first use" in notice.inner_text()  # joining its parts, then:
+            fresh.wait_for_function("() => /converting the model once .*only the first time/"
+                                    ".test(document.querySelector('#chat').innerText)", timeout=60_000)
+            assert fresh.is_disabled("#question textarea")  # no second question into the same bubble meanwhile
+            fresh.wait_for_function("() => / [1-9]\\d* s so far/.test(document.querySelector('#chat').innerText)",
+                                    timeout=60_000)  # the time waited so far goes up
+            fresh.screenshot(path=tmp_path / "first-use-preparing.png")
+            fresh.wait_for_selector(ANSWER_DONE, timeout=600_000)
+            assert "Tokyo" in last_answer(fresh)
+            assert not fresh.locator("#chat .rag-preparing").count()
+            fresh.wait_for_function("() => !document.querySelector('#question textarea').disabled", timeout=10_000)
+            fresh.screenshot(path=tmp_path / "first-use-answered.png")
+        finally:
+            fresh.close()
     finally:
         process.terminate()
         process.wait(timeout=30)
