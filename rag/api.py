@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets
 import tempfile
 import threading
@@ -201,7 +202,6 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
 def _chunks(answer: Answer, completion_id: str, created: int) -> Iterator[str]:
     """Server-sent events of a finished answer: its text a few words at a time, then a final chunk with the
     citations and verdicts, then ``[DONE]``."""
-    import json
 
     def event(delta: dict, finish: str | None = None, **extra: object) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}

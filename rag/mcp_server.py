@@ -8,7 +8,7 @@ cited answer or an abstention with the checks that withheld it. Resources: each 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.resources import FunctionResource
@@ -68,7 +68,7 @@ def build_server(assistant: Assistant) -> MCPServer:
 
 def _reader(assistant: Assistant, name: str):
     def read() -> str:
-        document = assistant.index.documents.get(unquote(name))
+        document = assistant.index.documents.get(name)
         if document is None:
             raise ValueError(f"{name} is no longer in the index")
         return document.text
