@@ -165,11 +165,9 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
 
     @app.get("/v1/documents")
     def documents():
-        counts: dict[str, int] = {}
-        for chunk in assistant.index.chunks:
-            counts[chunk.doc_name] = counts.get(chunk.doc_name, 0) + 1
-        return {"documents": [{"name": name, "title": doc.title, "chunks": counts.get(name, 0)}
-                              for name, doc in sorted(assistant.index.documents.items())]}
+        index = assistant.index
+        return {"documents": [{"name": name, "title": doc.title, "chunks": index.chunk_count(name)}
+                              for name, doc in sorted(index.documents.items())]}
 
     @app.post("/v1/documents")
     def upload(files: list[UploadFile] = File(...)):  # noqa: B008 - FastAPI's way of declaring a form field

@@ -111,6 +111,10 @@ class KnowledgeIndex:
         rows = self._rows_by_document.get(doc_name, [])
         return next((r for r in rows if self.chunks[r].start <= start and end <= self.chunks[r].end), None)
 
+    def chunk_count(self, doc_name: str) -> int:
+        """How many chunks document ``doc_name`` was split into (0 for a document the index lacks)."""
+        return len(self._rows_by_document.get(doc_name, []))
+
     @cached_property
     def _rows_by_document(self) -> dict[str, list[int]]:
         rows: dict[str, list[int]] = {}

@@ -136,10 +136,8 @@ def render_source(assistant: Assistant, answer: Answer, n: int) -> str:
 
 
 def documents_table(assistant: Assistant) -> list[list[object]]:
-    counts: dict[str, int] = {}
-    for chunk in assistant.index.chunks:
-        counts[chunk.doc_name] = counts.get(chunk.doc_name, 0) + 1
-    return [[name, doc.title, counts.get(name, 0)] for name, doc in sorted(assistant.index.documents.items())]
+    index = assistant.index
+    return [[name, doc.title, index.chunk_count(name)] for name, doc in sorted(index.documents.items())]
 
 
 def build_app(assistant: Assistant) -> gr.Blocks:

@@ -218,3 +218,11 @@ def test_a_large_index_round_trips_through_disk_with_search_depth_restored(docs_
     loaded = load_index(tmp_path / "index")
     assert faiss.extract_index_ivf(loaded.dense).nprobe == min(IVF_NPROBE, faiss.extract_index_ivf(loaded.dense).nlist)
     assert loaded.vectors().shape == index.vectors().shape
+
+
+def test_each_document_reports_how_many_chunks_it_was_split_into(built):
+    index, _ = built
+    counts = {name: index.chunk_count(name) for name in index.documents}
+    assert all(n >= 1 for n in counts.values()) and sum(counts.values()) == len(index.chunks)
+    assert counts["rivers.txt"] > counts["cities.md"]  # the longer text, in chunks of 8 tokens
+    assert index.chunk_count("missing.txt") == 0
