@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-accurate browser chat test test-fast index eval clean
+.PHONY: setup setup-accurate browser ocr chat test test-fast index eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) ocr
+
+# Scanned PDF pages are read by Tesseract (Debian's tesseract-ocr, with its English data). Installed when apt is
+# available and we may use it; otherwise indexing skips scanned pages and its report says so.
+ocr:
+	command -v tesseract >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null; }; }; } || \
+		echo "note: could not install tesseract-ocr; scanned PDF pages will be skipped (apt install tesseract-ocr)"
 
 # Only the tests need a browser: they drive Debian's Chromium (Playwright's own download needs the internet).
 # Installed when apt is available and we may use it; otherwise the browser tests are skipped with a message.
@@ -28,13 +36,13 @@ browser:
 setup-accurate: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[accurate]'
 
-chat: $(STAMP)
+chat: $(STAMP) ocr
 	HF_HUB_OFFLINE=1 $(BIN)/rag chat
 
-index: $(STAMP)
+index: $(STAMP) ocr
 	HF_HUB_OFFLINE=1 $(BIN)/rag index
 
-test: $(STAMP) browser
+test: $(STAMP) browser ocr
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # The unit tests with their small fakes (no real models, no browser): a quick check while editing. `make test`

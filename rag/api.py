@@ -161,7 +161,8 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
         except QuestionError as exc:
             raise HTTPException(400, str(exc)) from exc
         return {"results": [{"doc": h.chunk.doc_name, "chunk_id": h.chunk.id, "text": h.chunk.text,
-                             "start": h.chunk.start, "end": h.chunk.end, "score": h.score} for h in hits]}
+                             "start": h.chunk.start, "end": h.chunk.end, "page": h.chunk.page, "score": h.score}
+                            for h in hits]}
 
     @app.get("/v1/documents")
     def documents():

@@ -233,8 +233,9 @@ class Assistant:
         signals: list[GenerationSignals] = []
         return AnswerStream(
             generator.stream(
-                build_messages(question, hits, earlier, options.prompt_examples), options.max_new_tokens, constraint,
-                options.max_generation_s, starts=prompt_starts(hits, options.prompt_examples),
+                build_messages(question, hits, earlier, options.prompt_examples, options.passage_header),
+                options.max_new_tokens, constraint, options.max_generation_s,
+                starts=prompt_starts(hits, options.prompt_examples, options.passage_header),
                 on_signals=signals.append,
             ),
             self._finisher(question, query, hits, options, prepared - started, gate, signals),

@@ -166,4 +166,15 @@ def _make_chunk(document: Document, index: int, group: list[Span]) -> Chunk:
         start=start,
         end=end,
         text=document.text[start:end],
+        **page_fields(document, start, end),
     )
+
+
+def page_fields(document: Document, start: int, end: int) -> dict:
+    """A chunk's ``page`` and ``page_breaks`` for the span ``start:end`` of ``document``."""
+    if not document.page_starts:
+        return {"page": None, "page_breaks": ()}
+    return {
+        "page": document.page_at(start),
+        "page_breaks": tuple(offset for offset in document.page_starts if start < offset < end),
+    }

@@ -89,6 +89,7 @@ def quote_citation(n: int, hit: Hit, start: int, end: int) -> Citation:
         quote=chunk.text[start - chunk.start : end - chunk.start],
         start=start,
         end=end,
+        page=chunk.page_at(start),
     )
 
 

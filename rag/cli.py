@@ -25,6 +25,7 @@ from rag.config import (
     EmbeddingBackend,
     Fusion,
     MatmulPrecision,
+    PassageHeader,
     Preset,
     Quantization,
     Settings,
@@ -46,6 +47,10 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
                         help="skip documents larger than this many MB (default: 50)")
     parser.add_argument("--embedding-backend", dest="embedding_backend", choices=get_args(EmbeddingBackend),
                         help="onnx-int8 (default, faster) or torch")
+    parser.add_argument("--no-ocr", dest="ocr", action="store_const", const=False,
+                        help="do not read scanned PDF pages with Tesseract")
+    parser.add_argument("--ocr-language", dest="ocr_language", metavar="LANG",
+                        help="Tesseract language(s) of scanned pages, e.g. eng or eng+deu (default: eng)")
 
 
 def _add_watch_option(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +102,8 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
         "--passage-tokens", dest="passage_tokens", type=int,
         help="narrow each passage to this many tokens around its best sentence (0: whole passages)",
     )
+    parser.add_argument("--passage-header", dest="passage_header", choices=get_args(PassageHeader),
+                        help="what opens each passage the model reads: its document's title (default) or nothing")
 
 
 def _precision_info(generator) -> dict | None:
@@ -209,7 +216,8 @@ def format_answer(answer: Answer) -> str:
         lines.append("")
         lines.append("Sources:")
         for c in answer.citations:
-            lines.append(f"  [{c.n}] {c.doc} (chars {c.start}-{c.end}): \"{c.quote}\"")
+            where = f"p. {c.page}, chars {c.start}-{c.end}" if c.page is not None else f"chars {c.start}-{c.end}"
+            lines.append(f"  [{c.n}] {c.doc} ({where}): \"{c.quote}\"")
     for verdict in answer.withheld_by:
         lines.append(f"  withheld by {verdict.check}: {verdict.reason}")
     return "\n".join(lines)

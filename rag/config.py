@@ -14,6 +14,8 @@ MatmulPrecision = Literal["auto", "float32", "bfloat16"]
 AnswerMode = Literal["free", "quote"]
 EmbeddingBackend = Literal["onnx-int8", "torch"]
 Fusion = Literal["rrf", "weighted"]
+# What opens each passage the generator reads: its document's title in brackets, or nothing.
+PassageHeader = Literal["title", "none"]
 
 Preset = Literal["default", "cautious", "verified", "accurate"]
 
@@ -47,6 +49,11 @@ class Settings:
 
     docs_dir: Path = Path("documents")
     max_file_mb: int = 50  # documents over this size are skipped, unread, with the reason in the index report
+    # PDF pages without a text layer are read by Tesseract (rag.ocr) in this language ("eng+deu" for two), rendered
+    # at ocr_dpi; False skips them, as happens anyway where Tesseract is not installed (the index report says so).
+    ocr: bool = True
+    ocr_language: str = "eng"
+    ocr_dpi: int = 300
     index_lock_wait_s: float = 600.0  # how long an index update waits for another one to finish before giving up
     index_dir: Path = Path("index")
     cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
@@ -108,6 +115,7 @@ class Settings:
     # Answers are a phrase: on the external tuning half, 19 drafts ran to 24 tokens or more and 1 was right, while
     # each token costs about 0.1 s (eval/README.md, row 47).
     max_new_tokens: int = 24
+    passage_header: PassageHeader = "title"
     # A reply that restates the question ("The river turns north near Chur.") is shown cut to its answer ("Chur";
     # rag/echo.py); the checks still read the whole reply. External tuning half: EM +0.027 (+0.005 to +0.051),
     # abstentions unchanged (eval/README.md, row 54).
@@ -148,6 +156,10 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.ocr_dpi, bool) or not isinstance(self.ocr_dpi, int) or not 72 <= self.ocr_dpi <= 1200:
+            raise SettingsError(f"ocr_dpi must be an integer from 72 to 1200, got {self.ocr_dpi!r}")
+        if not self.ocr_language or not all(part.isidentifier() for part in self.ocr_language.split("+")):
+            raise SettingsError(f"ocr_language must be Tesseract language codes joined by +, got {self.ocr_language!r}")
         for name in ("max_generation_s", "index_lock_wait_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -172,6 +184,10 @@ class Settings:
             raise SettingsError(f"keyword_weight must be in [0, 1], got {self.keyword_weight!r}")
         if self.fusion not in get_args(Fusion):
             raise SettingsError(f"fusion must be one of {get_args(Fusion)}, got {self.fusion!r}")
+        if self.passage_header not in get_args(PassageHeader):
+            raise SettingsError(
+                f"passage_header must be one of {get_args(PassageHeader)}, got {self.passage_header!r}"
+            )
         if self.answer_mode not in get_args(AnswerMode):
             raise SettingsError(f"answer_mode must be one of {get_args(AnswerMode)}, got {self.answer_mode!r}")
         if self.embedding_backend not in get_args(EmbeddingBackend):

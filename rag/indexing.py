@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunking import chunk_document
+from rag.chunking import chunk_document, page_fields
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import (
@@ -21,6 +21,7 @@ from rag.index import (
     write_lock,
 )
 from rag.loaders import SkippedFile, load_folder
+from rag.ocr import Ocr
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    incomplete: list[SkippedFile] = field(default_factory=list)  # indexed, but with parts unread (scanned pages)
     chunks_embedded: int = 0
     total_chunks: int = 0
 
@@ -52,6 +54,7 @@ class BuildReport:
         lines += [f"  updated: {name}" for name in self.updated]
         lines += [f"  removed: {name}" for name in self.removed]
         lines += [f"  skipped: {s.name} ({s.reason})" for s in self.skipped]
+        lines += [f"  incomplete: {s.name} ({s.reason})" for s in self.incomplete]
         return "\n".join(lines)
 
 
@@ -62,6 +65,13 @@ def index_settings_for(settings: Settings, embedder: Embedder) -> IndexSettings:
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap_tokens=settings.chunk_overlap_tokens,
     )
+
+
+def ocr_for(settings: Settings) -> Ocr | None:
+    """How ``settings`` read scanned pages: None when OCR is off."""
+    if not settings.ocr:
+        return None
+    return Ocr(language=settings.ocr_language, dpi=settings.ocr_dpi, cache_dir=settings.cache_dir)
 
 
 def update_index(
@@ -127,7 +137,10 @@ def _classify(documents: list[Document], previous: KnowledgeIndex | None) -> Bui
 
 
 def _renamed(chunk: Chunk, document: Document) -> Chunk:
-    return dataclasses.replace(chunk, doc_name=document.name, doc_title=document.title)
+    """``chunk`` of the same text under ``document``'s name, title and pages (all three may have changed)."""
+    return dataclasses.replace(
+        chunk, doc_name=document.name, doc_title=document.title, **page_fields(document, chunk.start, chunk.end)
+    )
 
 
 def build_or_update(
@@ -139,7 +152,7 @@ def build_or_update(
     ``rebuild`` ignores (and so replaces) whatever index is there, damaged or not.
     """
     with write_lock(index_dir, settings.index_lock_wait_s):
-        loaded = load_folder(docs_dir, settings.max_file_mb)
+        loaded = load_folder(docs_dir, settings.max_file_mb, ocr_for(settings))
         previous = None
         if not rebuild:
             try:
@@ -148,6 +161,7 @@ def build_or_update(
                 previous = None
         index, report = update_index(loaded.documents, embedder, settings, previous)
         report.skipped = loaded.skipped
+        report.incomplete = loaded.incomplete
         if index is not previous:  # anything rebuilt (content, names, titles, settings) is saved
             save_index(index, index_dir)
         return index, report

@@ -16,9 +16,10 @@ from charset_normalizer import from_bytes
 from docx.opc.exceptions import PackageNotFoundError
 from docx.table import Table
 from lxml.etree import LxmlError
-from pypdf import PdfReader
-from pypdf.errors import PdfReadError
 
+from rag.ocr import Ocr
+from rag.pdf import PdfUnreadable, read_pdf
+from rag.titles import choose_title
 from rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class SkippedFile:
 class LoadResult:
     documents: list[Document] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    # Parts of loaded documents that could not be read (scanned pages without OCR), by file.
+    incomplete: list[SkippedFile] = field(default_factory=list)
 
 
 def clean_text(text: str) -> str:
@@ -81,29 +84,27 @@ def decode_bytes(data: bytes) -> str:
 
 
 def _html_to_text(markup: str) -> tuple[str, str]:
+    """The visible text of an HTML page and its title: ``<title>``, else its first ``<h1>``."""
     soup = BeautifulSoup(markup, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    if not title and soup.h1:
+        title = soup.h1.get_text(" ", strip=True)
     for tag in soup(["script", "style", "noscript", "template", "head"]):
         tag.decompose()
     return soup.get_text("\n"), title
 
 
-def _pdf_to_text(path: Path) -> tuple[str, str]:
-    try:
-        reader = PdfReader(path)
-        if reader.is_encrypted:
-            raise UnreadableFile("encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
-    except UnreadableFile:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise UnreadableFile(f"broken PDF ({exc.__class__.__name__}: {exc})") from exc
-    return "\n\n".join(pages), str(title)
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
-def _docx_to_text(path: Path, max_expanded_mb: int) -> tuple[str, str]:
-    """Body paragraphs and table rows of a Word file, in document order, and its title property."""
+def _docx_to_pages(path: Path, max_expanded_mb: int) -> tuple[list[str], str]:
+    """Body paragraphs and table rows of a Word file, in document order, split into pages where the file says
+    where they break, and its title (the title property, else the first paragraph styled Title).
+
+    Word records where its pages broke when it last laid the file out (``w:lastRenderedPageBreak``); files other
+    programs wrote have only the breaks their authors typed (``w:br w:type="page"``). The first kind is used when
+    present, as the second kind also appears among them.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             # A .docx is a zip archive: a small file can expand to gigabytes. What the archive declares bounds
@@ -112,35 +113,80 @@ def _docx_to_text(path: Path, max_expanded_mb: int) -> tuple[str, str]:
         if expanded > max_expanded_mb * 2**20:
             raise UnreadableFile(f"Word file expands to {expanded / 2**20:.0f} MB, over {max_expanded_mb} MB")
         document = docx.Document(str(path))
-        lines: list[str] = []
+        rendered = bool(document.element.body.xpath(".//w:lastRenderedPageBreak"))
+        pages: list[list[str]] = [[]]
+        styled_title = ""
         for block in document.iter_inner_content():
             if isinstance(block, Table):
                 for row in block.rows:
                     cells = row.cells  # a cell spanning columns comes once per column: kept once
                     texts = [" ".join(c.text.split()) for i, c in enumerate(cells) if i == 0 or c is not cells[i - 1]]
-                    lines.append(" | ".join(text for text in texts if text))
-            else:
-                lines.append(block.text)
-        title = document.core_properties.title or ""
+                    pages[-1].append(" | ".join(text for text in texts if text))
+                continue
+            if not styled_title and block.style is not None and block.style.name == "Title":
+                styled_title = block.text
+            pieces = _split_at_page_breaks(block._p, rendered)
+            pages[-1].append(pieces[0])
+            for piece in pieces[1:]:
+                pages.append([piece])
+        title = document.core_properties.title or styled_title
     except UnreadableFile:
         raise
     except (zipfile.BadZipFile, PackageNotFoundError, LxmlError, KeyError, ValueError, OSError) as exc:
         raise UnreadableFile(f"broken Word file ({exc.__class__.__name__}: {exc})") from exc
-    return "\n".join(lines), title
+    return ["\n".join(lines) for lines in pages], title
 
 
-def _title_from_text(text: str, fallback: str) -> str:
-    for line in text.splitlines():
-        line = line.strip().lstrip("#").strip()
-        if line:
-            return line[:120]
-    return fallback
+def _split_at_page_breaks(paragraph, rendered: bool) -> list[str]:
+    """A paragraph's text (as python-docx reads it), cut where a page break of the chosen kind falls."""
+    marker = f"{_W}lastRenderedPageBreak" if rendered else None
+    if not paragraph.xpath(".//w:lastRenderedPageBreak" if rendered else './/w:br[@w:type="page"]'):
+        return [paragraph.text]
+    pieces = [""]
+    for element in paragraph.iter():
+        if element.tag == f"{_W}t":
+            pieces[-1] += element.text or ""
+        elif element.tag == f"{_W}tab":
+            pieces[-1] += "\t"
+        elif element.tag == marker:
+            pieces.append("")
+        elif element.tag in (f"{_W}br", f"{_W}cr"):
+            if element.get(f"{_W}type") == "page":
+                if not rendered:
+                    pieces.append("")
+            elif element.get(f"{_W}type") != "column":
+                pieces[-1] += "\n"
+    return pieces
 
 
-def load_file(path: Path, name: str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> Document:
+def join_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
+    """Pages cleaned and joined by a paragraph break into one text, and the offset where each page begins.
+
+    A page with no text begins where the next one does, so every offset still falls on the page that holds it.
+
+    >>> join_pages(["One.", "", " Two. "])
+    ('One.\\n\\nTwo.', (0, 6, 6))
+    """
+    text = ""
+    starts: list[int] = []
+    for page in pages:
+        cleaned = clean_text(page)
+        starts.append(len(text) + (len(PAGE_SEPARATOR) if text else 0))
+        if cleaned:
+            text += (PAGE_SEPARATOR if text else "") + cleaned
+    return text, tuple(starts)
+
+
+PAGE_SEPARATOR = "\n\n"
+
+
+def load_file(path: Path, name: str, max_file_mb: int = DEFAULT_MAX_FILE_MB, ocr: Ocr | None = None,
+              notes: list[str] | None = None) -> Document:
     """Read one supported file into a Document named ``name``; raise UnreadableFile with the reason otherwise.
 
-    A file over ``max_file_mb`` is refused before any of it is read, so memory stays bounded.
+    A file over ``max_file_mb`` is refused before any of it is read, so memory stays bounded. PDF pages without
+    a text layer are read by ``ocr`` (None: not read). What could not be read of a file that still loaded (its
+    scanned pages, without OCR) is appended to ``notes``.
     """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -149,19 +195,34 @@ def load_file(path: Path, name: str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> 
     if size > max_file_mb * 1024 * 1024:
         raise UnreadableFile(f"{size / 2**20:.0f} MB is over the {max_file_mb} MB limit (setting max_file_mb)")
     title = ""
+    problems: list[str] = []
+    paged = suffix in (".pdf", ".docx")
     if suffix == ".pdf":
-        raw, title = _pdf_to_text(path)
+        try:
+            pdf = read_pdf(path, ocr)
+        except PdfUnreadable as exc:
+            raise UnreadableFile(str(exc)) from exc
+        pages, title, problems = pdf.pages, pdf.title, pdf.notes
     elif suffix == ".docx":
-        raw, title = _docx_to_text(path, max_expanded_mb=DOCX_EXPANSION * max_file_mb)
+        pages, title = _docx_to_pages(path, max_expanded_mb=DOCX_EXPANSION * max_file_mb)
+        paged = len(pages) > 1  # a Word file states its pages only where it records breaks
     else:
         raw = decode_bytes(path.read_bytes())
         if suffix in (".html", ".htm"):
             raw, title = _html_to_text(raw)
-    text = clean_text(raw)
+        pages = [raw]
+    text, page_starts = join_pages(pages)
     if not text:
-        raise UnreadableFile("no text")
-    title = clean_text(title) or _title_from_text(text, fallback=path.stem)
-    return Document(id=hashlib.sha256(text.encode("utf-8")).hexdigest(), name=name, title=title, text=text)
+        raise UnreadableFile("; ".join(problems) if problems else "no text")
+    if notes is not None:
+        notes.extend(problems)
+    return Document(
+        id=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        name=name,
+        title=choose_title(name, text, clean_text(title)),
+        text=text,
+        page_starts=page_starts if paged else (),
+    )
 
 
 def iter_document_paths(folder: Path) -> tuple[list[tuple[Path, str]], list[SkippedFile]]:
@@ -204,20 +265,25 @@ def _printable(name: str) -> str:
     return name if _encodable(name) else name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def load_folder(folder: Path | str, max_file_mb: int = DEFAULT_MAX_FILE_MB) -> LoadResult:
-    """Load every supported document under ``folder``; unreadable files are skipped with their reason."""
+def load_folder(folder: Path | str, max_file_mb: int = DEFAULT_MAX_FILE_MB, ocr: Ocr | None = None) -> LoadResult:
+    """Load every supported document under ``folder``; unreadable files are skipped with their reason, and scanned
+    PDF pages are read by ``ocr`` where it is given and available (and reported in ``incomplete`` otherwise)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"documents folder not found: {folder}")
     paths, skipped = iter_document_paths(folder)
     result = LoadResult(skipped=skipped)
     for path, name in paths:
+        notes: list[str] = []
         try:
-            result.documents.append(load_file(path, name, max_file_mb))
+            result.documents.append(load_file(path, name, max_file_mb, ocr, notes))
+            result.incomplete.extend(SkippedFile(name, note) for note in notes)
         except UnreadableFile as exc:
             result.skipped.append(SkippedFile(name, str(exc)))
         except OSError as exc:
             result.skipped.append(SkippedFile(name, f"cannot read ({exc.strerror or exc})"))
     for item in result.skipped:
         log.info("skipped %s: %s", item.name, item.reason)
+    for item in result.incomplete:
+        log.warning("%s: %s", item.name, item.reason)
     return result

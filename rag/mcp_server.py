@@ -44,7 +44,8 @@ def build_server(assistant: Assistant) -> MCPServer:
         except QuestionError as exc:
             raise ValueError(str(exc)) from exc
         return [{"doc": h.chunk.doc_name, "uri": document_uri(h.chunk.doc_name), "start": h.chunk.start,
-                 "end": h.chunk.end, "text": h.chunk.text, "score": round(h.score, 5)} for h in hits]
+                 "end": h.chunk.end, "page": h.chunk.page, "text": h.chunk.text, "score": round(h.score, 5)}
+                for h in hits]
 
     @server.tool(structured_output=True)
     def ask(question: str) -> dict[str, Any]:

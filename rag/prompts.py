@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rag.citations import strip_markers
+from rag.config import PassageHeader
 from rag.conversation import Turn
 from rag.injection import withhold_instructions
 from rag.types import Hit
@@ -34,17 +35,21 @@ EXAMPLES = (
 )
 
 
-def format_passages(hits: list[Hit]) -> str:
-    """Passages numbered from 1 in retrieval order; ``[n]`` in an answer refers to ``hits[n - 1]``. Sentences
-    that address the model rather than the reader are withheld (``rag.injection``)."""
+def format_passages(hits: list[Hit], header: PassageHeader = "title") -> str:
+    """Passages numbered from 1 in retrieval order; ``[n]`` in an answer refers to ``hits[n - 1]``. Each opens
+    with its document's title in brackets when ``header`` is "title". Sentences that address the model rather
+    than the reader are withheld (``rag.injection``)."""
     return "\n\n".join(
-        f"[{n}] ({withhold_instructions(hit.chunk.doc_title)}) {withhold_instructions(hit.chunk.text)}"
-        for n, hit in enumerate(hits, start=1)
+        f"[{n}] {_header(hit, header)}{withhold_instructions(hit.chunk.text)}" for n, hit in enumerate(hits, start=1)
     )
 
 
+def _header(hit: Hit, header: PassageHeader) -> str:
+    return f"({withhold_instructions(hit.chunk.doc_title)}) " if header == "title" else ""
+
+
 def build_messages(
-    question: str, hits: list[Hit], earlier: Turn | None = None, examples: int = 0
+    question: str, hits: list[Hit], earlier: Turn | None = None, examples: int = 0, header: PassageHeader = "title"
 ) -> list[dict[str, str]]:
     """Chat messages asking ``question`` about the numbered ``hits``.
 
@@ -53,7 +58,7 @@ def build_messages(
     from one joined question: 5 of 5 follow-ups answered against 3 of 5 (eval/README.md, follow-up log).
     """
     messages = _preamble(examples)
-    passages = _passages_block(hits)
+    passages = _passages_block(hits, header)
     if earlier is not None:
         messages += [
             {"role": "user", "content": f"{passages}Question: {earlier.question}"},
@@ -64,7 +69,9 @@ def build_messages(
     return messages
 
 
-def prompt_starts(hits: list[Hit], examples: int = 0) -> list[list[dict[str, str]]]:
+def prompt_starts(
+    hits: list[Hit], examples: int = 0, header: PassageHeader = "title"
+) -> list[list[dict[str, str]]]:
     """Beginnings of every ``build_messages(..., hits, ...)`` prompt that do not depend on the question: the
     system message with the worked examples, then those and the first passage (a user message the real one
     continues).
@@ -75,7 +82,7 @@ def prompt_starts(hits: list[Hit], examples: int = 0) -> list[list[dict[str, str
     preamble = _preamble(examples)
     if not hits:
         return [preamble]
-    return [preamble, [*preamble, {"role": "user", "content": _passages_block(hits[:1])}]]
+    return [preamble, [*preamble, {"role": "user", "content": _passages_block(hits[:1], header)}]]
 
 
 def _preamble(examples: int) -> list[dict[str, str]]:
@@ -93,9 +100,9 @@ def _system_message() -> dict[str, str]:
     return {"role": "system", "content": SYSTEM_PROMPT}
 
 
-def _passages_block(hits: list[Hit]) -> str:
+def _passages_block(hits: list[Hit], header: PassageHeader) -> str:
     """How the passages open the first user message; a start of it must spell the same (``prompt_starts``)."""
-    return f"Passages:\n{format_passages(hits)}\n\n"
+    return f"Passages:\n{format_passages(hits, header)}\n\n"
 
 
 

@@ -6,6 +6,7 @@ answer -> Answer (with Citations).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 
@@ -17,6 +18,15 @@ class Document:
     name: str  # path relative to the documents folder, e.g. "000_210d74e5e6875247.txt"
     title: str
     text: str
+    # Offsets in ``text`` where each page begins (``page_starts[0]`` is page 1); empty for a file without pages.
+    page_starts: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "page_starts", tuple(self.page_starts))  # read back from JSON as a list
+
+    def page_at(self, offset: int) -> int | None:
+        """The page (1-based) holding ``text[offset]``, or None for a file without pages."""
+        return bisect_right(self.page_starts, offset) if self.page_starts else None
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,19 @@ class Chunk:
     start: int
     end: int
     text: str
+    page: int | None = None  # the page the chunk begins on (1-based); None for a file without pages
+    page_breaks: tuple[int, ...] = ()  # document offsets within the chunk where each following page begins
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "page_breaks", tuple(self.page_breaks))
+
+    def page_at(self, offset: int) -> int | None:
+        """The page holding the document's character at ``offset`` (within this chunk), or None."""
+        return None if self.page is None else self.page + bisect_right(self.page_breaks, offset)
+
+    @property
+    def last_page(self) -> int | None:
+        return None if self.page is None else self.page + len(self.page_breaks)
 
 
 @dataclass(frozen=True)
@@ -58,6 +81,7 @@ class Citation:
     quote: str
     start: int
     end: int
+    page: int | None = None  # the page the quote begins on, for a file with pages
 
 
 @dataclass(frozen=True)
@@ -141,7 +165,8 @@ class Answer:
             "answer": self.text,
             "abstained": self.abstained,
             "citations": [
-                {"n": c.n, "doc": c.doc, "chunk_id": c.chunk_id, "quote": c.quote, "start": c.start, "end": c.end}
+                {"n": c.n, "doc": c.doc, "chunk_id": c.chunk_id, "quote": c.quote, "start": c.start, "end": c.end,
+                 "page": c.page}
                 for c in self.citations
             ],
             "verdicts": [v.to_dict() for v in self.verdicts if v.enforced],

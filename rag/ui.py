@@ -10,6 +10,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing leaves the machine
 
@@ -40,6 +41,14 @@ _SOURCE_CLICK_JS = """
     box.value = link.getAttribute("href").slice(1);
     box.dispatchEvent(new Event("input", { bubbles: true }));
     setTimeout(() => document.querySelector("#source-open").click(), 50);
+    // Once the panel shows the source, bring the highlighted passage (on its page, for a paged file) into view.
+    const wanted = `#source-panel [data-source="${box.value}"] mark`;
+    let tries = 0;
+    const reveal = setInterval(() => {
+      const mark = document.querySelector(wanted);
+      if (mark) mark.scrollIntoView({ block: "center" });
+      if (mark || ++tries > 50) clearInterval(reveal);
+    }, 100);
   }, true);
 }
 """
@@ -78,9 +87,10 @@ def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
         items = []
         for c in answer.citations:
             quote = c.quote if len(c.quote) <= 160 else c.quote[:157] + "…"
+            where = f"{c.doc}, p. {c.page}" if c.page is not None else c.doc
             items.append(
                 f'<li><a href="#source-{turn}-{c.n}">[{c.n}] <b>{html.escape(c.doc_title)}</b> '
-                f"({html.escape(c.doc)})</a>: “{html.escape(quote)}”</li>"
+                f"({html.escape(where)})</a>: “{html.escape(quote)}”</li>"
             )
         lines.append(f'<div class="rag-sources"><b>Sources</b><ol style="list-style:none;padding-left:0">'
                      f'{"".join(items)}</ol></div>')
@@ -113,8 +123,9 @@ def render_preparation(preparation: Preparation) -> str:
     return f'<div class="rag-preparing">Loading the model: {preparation.stage} · {waited}.</div>'
 
 
-def render_source(assistant: Assistant, answer: Answer, n: int) -> str:
-    """HTML for the side panel: citation ``n`` of ``answer`` inside its surrounding document text, highlighted."""
+def render_source(assistant: Assistant, answer: Answer, n: int, source_id: str = "") -> str:
+    """HTML for the side panel: citation ``n`` of ``answer`` inside its document, highlighted. For a file with
+    pages, the panel holds the text of the cited page, and a PDF gets a link that opens it at that page."""
     citation = next((c for c in answer.citations if c.n == n), None)
     if citation is None:
         return "<p>That source is no longer available.</p>"
@@ -123,16 +134,35 @@ def render_source(assistant: Assistant, answer: Answer, n: int) -> str:
         return f"<p>{html.escape(citation.doc)} has been removed from the documents since this answer.</p>"
     text = document.text
     start, end = citation.start, citation.end
-    before_start = max(0, start - CONTEXT_CHARS)
-    after_end = min(len(text), end + CONTEXT_CHARS)
-    before = ("…" if before_start else "") + text[before_start:start]
-    after = text[end:after_end] + ("…" if after_end < len(text) else "")
+    page = document.page_at(start)
+    if page is not None:
+        shown_start = document.page_starts[page - 1]
+        page_end = document.page_starts[page] if page < len(document.page_starts) else len(text)
+        shown_end = max(page_end, end)  # a quote running onto the next page is shown whole
+        where = f"page {page}, characters {start}–{end}"
+    else:
+        shown_start, shown_end = max(0, start - CONTEXT_CHARS), min(len(text), end + CONTEXT_CHARS)
+        where = f"characters {start}–{end}"
+    before = ("…" if shown_start and page is None else "") + text[shown_start:start]
+    after = text[end:shown_end] + ("…" if shown_end < len(text) and page is None else "")
+    opener = ""
+    if page is not None and citation.doc.lower().endswith(".pdf"):
+        url = file_url(assistant.settings.docs_dir, citation.doc) + f"#page={page}"
+        opener = (f' · <a href="{html.escape(url)}" target="_blank" rel="noopener" class="rag-open-page">'
+                  f"open the PDF at page {page}</a>")
+    heading = f"[{n}] {citation.doc_title}" + (f" · p. {page}" if page is not None else "")
     return (
-        f"<h3>[{n}] {html.escape(citation.doc_title)}</h3>"
-        f"<p><code>{html.escape(citation.doc)}</code>, characters {start}–{end}</p>"
-        f'<div class="rag-context">{html.escape(before)}<mark id="cited-span">{html.escape(text[start:end])}</mark>'
-        f"{html.escape(after)}</div>"
+        f"<h3>{html.escape(heading)}</h3>"
+        f"<p><code>{html.escape(citation.doc)}</code>, {where}{opener}</p>"
+        f'<div class="rag-context" data-source="{html.escape(source_id)}">{html.escape(before)}'
+        f'<mark id="cited-span">{html.escape(text[start:end])}</mark>{html.escape(after)}</div>'
     )
+
+
+def file_url(docs_dir: Path, name: str) -> str:
+    """The chat server's address of document ``name`` (Gradio serves files of the documents folder, and only
+    those: ``launch``'s ``allowed_paths``)."""
+    return "/gradio_api/file=" + quote(str((docs_dir / name).resolve()))
 
 
 def documents_table(assistant: Assistant) -> list[list[object]]:
@@ -177,7 +207,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         match = re.fullmatch(r"source-(\d+)-(\d+)", request or "")
         if not match or int(match.group(1)) >= len(turns):
             return gr.update(visible=True), "<p>That source is no longer available.</p>"
-        return gr.update(visible=True), render_source(assistant, turns[int(match.group(1))], int(match.group(2)))
+        return gr.update(visible=True), render_source(
+            assistant, turns[int(match.group(1))], int(match.group(2)), request
+        )
 
     def add_files(files: list | None, progress=gr.Progress()):
         if not files:

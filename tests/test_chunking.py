@@ -73,3 +73,21 @@ def test_any_text_is_covered_exactly_within_the_limit(text, max_tokens, overlap)
     doc = make_doc(text)
     chunks = chunk_document(doc, max_tokens=max_tokens, overlap_tokens=min(overlap, max_tokens - 1), count=words)
     assert_chunks_are_exact_and_cover(doc, chunks, max_tokens)
+
+
+def test_a_chunk_of_a_paged_document_knows_the_pages_it_spans():
+    from rag.loaders import join_pages
+
+    text, starts = join_pages(["Quay one. Quay two.", "", "Ferry three. Ferry four.", "Dock five."])
+    doc = Document(id="p", name="p.pdf", title="t", text=text, page_starts=starts)
+    chunks = chunk_document(doc, max_tokens=5, overlap_tokens=0, count=words)
+    spans = {chunk.text: (chunk.page, chunk.last_page) for chunk in chunks}
+    assert spans == {"Quay one. Quay two.": (1, 1), "Ferry three. Ferry four.": (3, 3), "Dock five.": (4, 4)}
+    [across] = chunk_document(doc, max_tokens=50, overlap_tokens=0, count=words)
+    assert (across.page, across.last_page) == (1, 4)
+    assert across.page_at(text.index("Ferry four")) == 3 and across.page_at(text.index("Dock")) == 4
+
+
+def test_a_chunk_of_a_document_without_pages_has_none():
+    [chunk] = chunk_document(make_doc("One. Two."), max_tokens=50, overlap_tokens=0, count=words)
+    assert chunk.page is None and chunk.page_at(3) is None and chunk.last_page is None

@@ -96,3 +96,13 @@ def test_an_answer_already_as_written_or_not_written_at_all_is_left_alone():
     assert as_written("Japan NATO [1]", ["Japan joined NATO."]) == "Japan NATO [1]"
     # Markers inside an answer stay where they are.
     assert as_written("Vilnius [1], Lithuania [2]", ["in Vilnius and Lithuania"]) == "Vilnius [1], Lithuania [2]"
+
+
+def test_a_citation_names_the_page_its_quote_begins_on():
+    flows = DOC.index("It flows")
+    paged = Hit(Chunk("c9", "doc", "rivers.pdf", "Rivers", 0, 0, RHINE - 1, DOC[: RHINE - 1], page=4,
+                      page_breaks=(flows,)), 1.0, 0.5)
+    [danube] = parse_citations("2,850 km [1]", [paged])[1]
+    [east] = parse_citations("It flows east [1]", [paged])[1]
+    assert (danube.page, east.page) == (4, 5)
+    assert parse_citations("2,850 km [1]", HITS)[1][0].page is None

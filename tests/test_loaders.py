@@ -7,6 +7,7 @@ import tracemalloc
 import zipfile
 
 import docx
+import docx.enum.text
 import pytest
 from pypdf import PdfWriter
 
@@ -243,3 +244,29 @@ def test_the_size_limit_is_a_setting(tmp_path):
     (tmp_path / "two_mb.txt").write_text("word " * (2**20 // 2), encoding="utf-8")
     assert load_folder(tmp_path, max_file_mb=1).skipped[0].name == "two_mb.txt"
     assert [d.name for d in load_folder(tmp_path, max_file_mb=5).documents] == ["two_mb.txt"]
+
+
+def test_a_word_file_with_page_breaks_knows_its_pages(tmp_path):
+    document = docx.Document()
+    document.add_paragraph("Chapter one: the quay.")
+    document.add_page_break()
+    document.add_paragraph("Chapter two: the ferry.")
+    paragraph = document.add_paragraph("Before the break. ")
+    paragraph.add_run().add_break(docx.enum.text.WD_BREAK.PAGE)
+    paragraph.add_run("After the break.")
+    document.save(tmp_path / "book.docx")
+    [doc] = load_folder(tmp_path).documents
+    assert [doc.page_at(doc.text.index(s)) for s in ("quay", "ferry", "Before", "After")] == [1, 2, 2, 3]
+
+
+def test_a_word_file_without_page_breaks_and_plain_text_have_no_pages(tmp_path):
+    _word_file(tmp_path / "report.docx")
+    (tmp_path / "notes.txt").write_text("Plain text.", encoding="utf-8")
+    assert [d.page_starts for d in load_folder(tmp_path).documents] == [(), ()]
+    assert load_folder(tmp_path).documents[0].page_at(0) is None
+
+
+def test_an_html_page_without_a_title_element_is_titled_by_its_first_heading(tmp_path):
+    (tmp_path / "p.html").write_text("<body><h1>Tide <em>tables</em></h1><p>High water at six.</p></body>",
+                                     encoding="utf-8")
+    assert load_folder(tmp_path).documents[0].title == "Tide tables"

@@ -1,9 +1,12 @@
 """The chat page's pure parts: answers rendered with source links, the side panel's highlighted span, uploads
 checked before they reach the documents folder, and the login setting."""
 
+from pathlib import Path
+
 import pytest
 
 from rag.assistant import Preparation
+from rag.config import Settings
 from rag.gguf import CONVERTING
 from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
 from rag.ui import render_answer, render_preparation, render_reading, render_source
@@ -53,12 +56,19 @@ def test_an_abstention_names_the_checks_that_withheld_the_answer_and_why():
     assert "relevance" not in rendered and "count" not in rendered  # passed, or not enforced: withheld nothing
 
 
+PAGED_TEXT = "Cover page.\n\nThe Rhine rises in the Alps.\n\nIndex."
+
+
 class StubIndex:
-    documents = {"a.txt": Document("d", "a.txt", "Rivers", "Intro text. The Rhine rises in the Alps. <Outro>.")}
+    documents = {
+        "a.txt": Document("d", "a.txt", "Rivers", "Intro text. The Rhine rises in the Alps. <Outro>."),
+        "atlas.pdf": Document("e", "atlas.pdf", "Atlas", PAGED_TEXT, page_starts=(0, 13, 13, 43)),
+    }
 
 
 class StubAssistant:
     index = StubIndex()
+    settings = Settings(docs_dir=Path("/srv/my docs"))
 
 
 def test_the_side_panel_highlights_the_cited_span_inside_its_document():
@@ -68,6 +78,18 @@ def test_the_side_panel_highlights_the_cited_span_inside_its_document():
     panel = render_source(StubAssistant(), Answer("q", "Alps [1]", [citation], False), 1)
     assert "Intro text. <mark id=\"cited-span\">The Rhine rises in the Alps.</mark> &lt;Outro&gt;." in panel
     assert "a.txt" in panel
+
+
+def test_a_source_in_a_file_with_pages_names_its_page_and_the_panel_shows_that_page_with_a_link_to_it():
+    start = PAGED_TEXT.index("The Rhine")
+    citation = Citation(1, "atlas.pdf", "Atlas", "c-2", "The Rhine rises in the Alps.", start, start + 28, page=3)
+    answer = Answer("q", "Alps [1]", [citation], False)
+    assert "[1] <b>Atlas</b> (atlas.pdf, p. 3)</a>" in render_answer(answer, turn=0)
+    panel = render_source(StubAssistant(), answer, 1, "source-0-1")
+    assert "<h3>[1] Atlas · p. 3</h3>" in panel and "page 3, characters" in panel
+    assert 'data-source="source-0-1"><mark id="cited-span">The Rhine rises in the Alps.</mark>\n\n</div>' in panel
+    assert "Cover page" not in panel and "Index." not in panel  # only the cited page
+    assert 'href="/gradio_api/file=/srv/my%20docs/atlas.pdf#page=3"' in panel
 
 
 def test_the_side_panel_says_when_a_source_is_gone():
