@@ -167,7 +167,8 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
     @app.get("/v1/documents")
     def documents():
         index = assistant.index
-        return {"documents": [{"name": name, "title": doc.title, "chunks": index.chunk_count(name)}
+        return {"documents": [{"name": name, "title": doc.title, "pages": len(doc.page_starts) or None,
+                               "chunks": index.chunk_count(name)}
                               for name, doc in sorted(index.documents.items())]}
 
     @app.post("/v1/documents")

@@ -167,7 +167,8 @@ def file_url(docs_dir: Path, name: str) -> str:
 
 def documents_table(assistant: Assistant) -> list[list[object]]:
     index = assistant.index
-    return [[name, doc.title, index.chunk_count(name)] for name, doc in sorted(index.documents.items())]
+    return [[name, doc.title, len(doc.page_starts) or "", index.chunk_count(name)]
+            for name, doc in sorted(index.documents.items())]
 
 
 def build_app(assistant: Assistant) -> gr.Blocks:
@@ -281,7 +282,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     close_source = gr.Button("Close", size="sm")
                 with gr.Accordion("Documents", open=True):
                     documents = gr.Dataframe(
-                        headers=["file", "title", "chunks"], value=documents_table(assistant), interactive=False,
+                        headers=["file", "title", "pages", "chunks"], value=documents_table(assistant), interactive=False,
                         elem_id="documents", wrap=True,
                     )
                     uploads = gr.File(

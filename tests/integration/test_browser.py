@@ -14,6 +14,7 @@ import pytest
 
 from rag.bench.server import free_port, wait_until_listening
 from rag.config import KNOWN_CHECKS, default_cache_dir
+from tests import made_documents
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -278,6 +279,51 @@ def test_the_first_question_on_a_fresh_machine_shows_the_model_being_prepared_an
             fresh.screenshot(path=tmp_path / "first-use-answered.png")
         finally:
             fresh.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_source_in_a_pdf_names_its_page_and_opens_that_page(tmp_path, page):
+    """A PDF's citation says "p. N"; clicking it shows that page's text with the passage in view, and a link that
+    opens the PDF itself at that page (Gradio serves the documents folder, and only it)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    made_documents.pdf(docs / "harvest.pdf", [
+        "Orlen farm annual figures. The table of the harvest follows on the next page.",
+        [("Crop", "Tonnes harvested"), ("Barley", "310"), ("Oats", "125"), ("Rye", "42")],
+    ], title="Orlen Farm Harvest")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(tmp_path / "index"),
+         "--port", str(port)],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_listening(process, port)
+        paged = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            paged.goto(f"http://127.0.0.1:{port}/")
+            paged.wait_for_selector("#question textarea")
+            ask(paged, "How many tonnes of oats did the Orlen farm harvest?")
+            answer = last_answer(paged)
+            assert "125" in answer and "harvest.pdf, p. 2" in answer, answer
+            paged.locator('#chat a[href^="#source-"]', has_text="p. 2").last.click()
+            mark = paged.wait_for_selector("#source-panel mark", timeout=30_000)
+            assert "Oats | 125" in mark.inner_text()
+            panel = paged.inner_text("#source-panel")
+            assert "p. 2" in panel and "page 2" in panel and "annual figures" not in panel  # that page only
+            paged.wait_for_function(  # scrolled into view inside the panel
+                "() => { const m = document.querySelector('#source-panel mark').getBoundingClientRect();"
+                " return m.top >= 0 && m.bottom <= window.innerHeight; }", timeout=10_000)
+            link = paged.locator("#source-panel a.rag-open-page")
+            href = link.get_attribute("href")
+            assert href.endswith("/harvest.pdf#page=2") and link.inner_text() == "open the PDF at page 2"
+            served = paged.request.get(f"http://127.0.0.1:{port}{href.split('#')[0]}")
+            assert served.ok and served.body().startswith(b"%PDF")
+            paged.screenshot(path=tmp_path / "pdf-page-source.png")
+        finally:
+            paged.close()
     finally:
         process.terminate()
         process.wait(timeout=30)
