@@ -23,7 +23,7 @@ from rag.embedding import Embedder, load_embedder
 from rag.generation import AnswerConstraint, Generator, Judge, load_generator
 from rag.gguf import CONVERTING, DEFAULT_MODEL, JOINING, PACKAGED_MODELS
 from rag.index import KnowledgeIndex
-from rag.indexing import BuildReport, build_or_update
+from rag.indexing import BuildReport, open_and_update
 from rag.prompts import IDK, build_messages, prompt_starts
 from rag.refusals import is_abstention
 from rag.retrieval import HybridRetriever
@@ -132,7 +132,7 @@ class Assistant:
         settings = (settings or Settings()).with_changes(docs_dir=docs_dir, index_dir=index_dir)
         loading = _start_loading(settings) if preload_generator and generator is None else None
         embedder = embedder or load_embedder(settings)
-        index, report = build_or_update(settings.docs_dir, settings.index_dir, embedder, settings)
+        index, report = open_and_update(settings, embedder)
         assistant = cls(settings, index, embedder, generator, report)
         if loading is not None:
             assistant._generator_loading, assistant._preparation = loading
@@ -184,8 +184,8 @@ class Assistant:
 
     def refresh(self, rebuild: bool = False) -> BuildReport:
         """Re-read the documents folder, index what changed and answer from the new index from now on."""
-        index, report = build_or_update(
-            self.settings.docs_dir, self.settings.index_dir, self.embedder, self.settings, rebuild=rebuild
+        index, report = open_and_update(
+            self.settings, self.embedder, rebuild, self._index if self.settings.store == "milvus" else None
         )
         self._use_index(index)
         self.build_report = report

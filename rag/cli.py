@@ -30,12 +30,13 @@ from rag.config import (
     Quantization,
     Settings,
     SettingsError,
+    Store,
 )
 from rag.embedding import load_embedder
 from rag.evaluation import GoldFormatError, load_gold, run_evaluation
 from rag.generation import GeneratorError
 from rag.index import IndexStoreError
-from rag.indexing import build_or_update
+from rag.indexing import open_and_update
 from rag.squad import parse_paragraphs, squad_to_corpus
 from rag.types import Answer
 
@@ -47,6 +48,10 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
                         help="skip documents larger than this many MB (default: 50)")
     parser.add_argument("--embedding-backend", dest="embedding_backend", choices=get_args(EmbeddingBackend),
                         help="onnx-int8 (default, faster) or torch")
+    parser.add_argument("--store", choices=get_args(Store),
+                        help="faiss (default): the index as files in --index; milvus: in a Milvus database")
+    parser.add_argument("--milvus-uri", dest="milvus_uri", metavar="URI",
+                        help="a Milvus Lite file (default: INDEX/milvus.db) or a server, http://host:19530")
     parser.add_argument("--no-ocr", dest="ocr", action="store_const", const=False,
                         help="do not read scanned PDF pages with Tesseract")
     parser.add_argument("--ocr-language", dest="ocr_language", metavar="LANG",
@@ -225,12 +230,13 @@ def format_answer(answer: Answer) -> str:
 
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
     embedder = load_embedder(settings)
-    _, report = build_or_update(settings.docs_dir, settings.index_dir, embedder, settings, rebuild=args.rebuild)
+    index, report = open_and_update(settings, embedder, rebuild=args.rebuild)
     print(report.summary(), flush=True)
     if args.watch:
+        kept = index if settings.store == "milvus" else None
 
         def update() -> object:
-            return build_or_update(settings.docs_dir, settings.index_dir, embedder, settings)[1]
+            return open_and_update(settings, embedder, index=kept)[1]
 
         watcher = _watch(settings, update, lambda report: print(report.summary(), flush=True))
         print(f"watching {settings.docs_dir} (Ctrl-C to stop)", flush=True)  # once changes are seen

@@ -14,6 +14,8 @@ MatmulPrecision = Literal["auto", "float32", "bfloat16"]
 AnswerMode = Literal["free", "quote"]
 EmbeddingBackend = Literal["onnx-int8", "torch"]
 Fusion = Literal["rrf", "weighted"]
+# Where the index lives: "faiss", a folder of files (index_dir); "milvus", a Milvus database (milvus_uri).
+Store = Literal["faiss", "milvus"]
 # What opens each passage the generator reads: its document's title in brackets, or nothing.
 PassageHeader = Literal["title", "none"]
 
@@ -56,6 +58,11 @@ class Settings:
     ocr_dpi: int = 300
     index_lock_wait_s: float = 600.0  # how long an index update waits for another one to finish before giving up
     index_dir: Path = Path("index")
+    store: Store = "faiss"
+    # A file path runs Milvus Lite in the process (one process at a time); http://host:19530 reaches a Milvus
+    # server, which several chat servers can share. None: index_dir/milvus.db. The token comes from $MILVUS_TOKEN.
+    milvus_uri: str | None = None
+    milvus_collection: str = "rag"  # the prefix of the store's collections, so that one database holds several
     cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
 
     # Models: None means the model shipped by the project's PyPI dependencies.
@@ -184,6 +191,10 @@ class Settings:
             raise SettingsError(f"keyword_weight must be in [0, 1], got {self.keyword_weight!r}")
         if self.fusion not in get_args(Fusion):
             raise SettingsError(f"fusion must be one of {get_args(Fusion)}, got {self.fusion!r}")
+        if self.store not in get_args(Store):
+            raise SettingsError(f"store must be one of {get_args(Store)}, got {self.store!r}")
+        if not self.milvus_collection.isidentifier():
+            raise SettingsError(f"milvus_collection must be letters, digits and _, got {self.milvus_collection!r}")
         if self.passage_header not in get_args(PassageHeader):
             raise SettingsError(
                 f"passage_header must be one of {get_args(PassageHeader)}, got {self.passage_header!r}"
@@ -200,6 +211,11 @@ class Settings:
             )
         if self.quantization not in get_args(Quantization):
             raise SettingsError(f"quantization must be one of {get_args(Quantization)}, got {self.quantization!r}")
+
+    @property
+    def milvus_location(self) -> str:
+        """The Milvus URI the store uses: ``milvus_uri``, else a Milvus Lite file in the index folder."""
+        return self.milvus_uri or str(self.index_dir / "milvus.db")
 
     def with_preset(self, preset: Preset) -> Settings:
         """A copy set up as ``preset`` says (``PRESETS``)."""

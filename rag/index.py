@@ -122,6 +122,33 @@ class KnowledgeIndex:
             rows.setdefault(chunk.doc_name, []).append(row)
         return rows
 
+    # What retrieval asks of a store (rag.retrieval.SearchableIndex); here a chunk's key is its row.
+
+    def chunk_total(self) -> int:
+        return len(self.chunks)
+
+    def chunk(self, key: int) -> Chunk:
+        return self.chunks[key]
+
+    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        """The ``depth`` rows nearest ``vector`` (one normalised embedding) with their cosines, nearest first."""
+        similarities, rows = self.dense.search(vector.reshape(1, -1), depth)
+        return [(int(r), float(s)) for r, s in zip(rows[0], similarities[0]) if r >= 0]
+
+    def keyword_search(self, query: str, depth: int) -> list[tuple[int, float]]:
+        """BM25 scores of up to ``depth`` rows sharing words with ``query``, best first."""
+        tokens = keyword_tokens([query])
+        if self.keyword is None or not tokens[0]:
+            return []
+        rows, scores = self.keyword.retrieve(tokens, k=min(depth, len(self.chunks)), show_progress=False)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def cosines(self, keys: list[int], vector: np.ndarray) -> list[float]:
+        """Cosines of ``vector`` with the chunks of ``keys``."""
+        if not keys:
+            return []
+        return (np.stack([self.dense.reconstruct(row) for row in keys]) @ vector.reshape(-1)).tolist()
+
     def vectors(self) -> np.ndarray:
         """All chunk vectors, row ``i`` for ``chunks[i]``."""
         if not self.chunks:

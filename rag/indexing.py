@@ -143,6 +143,30 @@ def _renamed(chunk: Chunk, document: Document) -> Chunk:
     )
 
 
+def open_and_update(
+    settings: Settings, embedder: Embedder, rebuild: bool = False, index=None
+):
+    """The index ``settings.store`` names, brought up to date with ``settings.docs_dir``, and what changed.
+
+    ``index`` is the store's index already open (a Milvus connection is kept, not made again).
+    """
+    if settings.store == "faiss":
+        return build_or_update(settings.docs_dir, settings.index_dir, embedder, settings, rebuild)
+    import os
+
+    from rag.milvus_store import open_milvus_index, update_milvus_index
+
+    if index is None:
+        uri = settings.milvus_location
+        if "://" not in uri:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        index = open_milvus_index(uri, settings.milvus_collection, os.environ.get("MILVUS_TOKEN", ""))
+    loaded = load_folder(settings.docs_dir, settings.max_file_mb, ocr_for(settings))
+    report = update_milvus_index(index, loaded.documents, embedder, settings, rebuild)
+    report.skipped, report.incomplete = loaded.skipped, loaded.incomplete
+    return index, report
+
+
 def build_or_update(
     docs_dir: Path, index_dir: Path, embedder: Embedder, settings: Settings, rebuild: bool = False
 ) -> tuple[KnowledgeIndex, BuildReport]:

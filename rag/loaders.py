@@ -285,5 +285,5 @@ def load_folder(folder: Path | str, max_file_mb: int = DEFAULT_MAX_FILE_MB, ocr:
     for item in result.skipped:
         log.info("skipped %s: %s", item.name, item.reason)
     for item in result.incomplete:
-        log.warning("%s: %s", item.name, item.reason)
+        log.info("%s: %s", item.name, item.reason)
     return result

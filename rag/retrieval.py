@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Protocol
+
 import numpy as np
 
 from rag.config import Fusion, Settings
 from rag.embedding import Embedder
-from rag.index import KnowledgeIndex, keyword_tokens
-from rag.types import Hit
+from rag.types import Chunk, Hit
 
 
-def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(rankings: list[list[Hashable]], k: int = 60) -> list[tuple[Hashable, float]]:
     """Fuse ranked lists of ids: each id scores the sum of ``1 / (k + rank)`` over the lists it appears in.
 
     Ties keep the order in which ids were first seen, so the result is deterministic.
@@ -18,7 +20,7 @@ def reciprocal_rank_fusion(rankings: list[list[int]], k: int = 60) -> list[tuple
     >>> reciprocal_rank_fusion([[1, 2, 3], [3, 1]], k=60)[0][0]
     1
     """
-    scores: dict[int, float] = {}
+    scores: dict[Hashable, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
@@ -46,12 +48,23 @@ def weighted_fusion(
     return sorted(fused.items(), key=lambda pair: -pair[1])
 
 
+class SearchableIndex(Protocol):
+    """What retrieval needs of a store: dense and keyword search over chunks named by keys of the store's own
+    kind (a row of the FAISS store, a primary key in Milvus), the chunk behind a key, and cosines on demand."""
+
+    def chunk_total(self) -> int: ...
+    def chunk(self, key: Hashable) -> Chunk: ...
+    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[Hashable, float]]: ...
+    def keyword_search(self, query: str, depth: int) -> list[tuple[Hashable, float]]: ...
+    def cosines(self, keys: list[Hashable], vector: np.ndarray) -> list[float]: ...
+
+
 class HybridRetriever:
-    """Finds the chunks of a KnowledgeIndex most relevant to a question."""
+    """Finds the chunks of an index most relevant to a question."""
 
     def __init__(
         self,
-        index: KnowledgeIndex,
+        index: SearchableIndex,
         embedder: Embedder,
         candidates: int = 20,
         fusion: Fusion = "rrf",
@@ -66,48 +79,43 @@ class HybridRetriever:
         self.rrf_k = rrf_k
 
     @classmethod
-    def from_settings(cls, index: KnowledgeIndex, embedder: Embedder, settings: Settings) -> HybridRetriever:
+    def from_settings(cls, index: SearchableIndex, embedder: Embedder, settings: Settings) -> HybridRetriever:
         """A retriever searching as ``settings`` say (candidates, fusion and its parameters)."""
         return cls(index, embedder, settings.candidates, settings.fusion, settings.keyword_weight, settings.rrf_k)
 
     def search(self, query: str, top_k: int) -> list[Hit]:
         """The ``top_k`` best chunks for ``query``, best first; empty when the index is empty."""
-        n = len(self.index.chunks)
+        n = self.index.chunk_total()
         if n == 0:
             return []
         depth = min(self.candidates, n)
-        query_vector = self.embedder.embed([query])
-        similarities, rows = self.index.dense.search(query_vector, depth)
-        dense_ranking = [int(r) for r in rows[0] if r >= 0]
+        query_vector = self.embedder.embed([query])[0]
+        dense = self.index.dense_search(query_vector, depth)
+        dense_ranking = [key for key, _ in dense]
         keyword_scores = self.keyword_scores(query, depth)
         keyword_ranking = list(keyword_scores)
 
-        cosine = dict(zip(dense_ranking, similarities[0].tolist()))
-        missing = [row for row in keyword_ranking if row not in cosine]
+        cosine = dict(dense)
+        missing = [key for key in keyword_ranking if key not in cosine]
         if missing:  # keyword-only hits: score them densely too, so every hit carries a comparable relevance
-            vectors = np.stack([self.index.dense.reconstruct(row) for row in missing])
-            cosine.update(zip(missing, (vectors @ query_vector[0]).tolist()))
+            cosine.update(zip(missing, self.index.cosines(missing, query_vector)))
         if self.fusion == "rrf":
             fused = reciprocal_rank_fusion([dense_ranking, keyword_ranking], k=self.rrf_k)[:top_k]
         else:
             fused = weighted_fusion(cosine, keyword_scores, self.keyword_weight)[:top_k]
-        dense_rank = {row: rank for rank, row in enumerate(dense_ranking, start=1)}
-        keyword_rank = {row: rank for rank, row in enumerate(keyword_ranking, start=1)}
+        dense_rank = {key: rank for rank, key in enumerate(dense_ranking, start=1)}
+        keyword_rank = {key: rank for rank, key in enumerate(keyword_ranking, start=1)}
         return [
             Hit(
-                chunk=self.index.chunks[row],
+                chunk=self.index.chunk(key),
                 score=score,
-                dense_score=float(cosine[row]),
-                dense_rank=dense_rank.get(row),
-                keyword_rank=keyword_rank.get(row),
+                dense_score=float(cosine[key]),
+                dense_rank=dense_rank.get(key),
+                keyword_rank=keyword_rank.get(key),
             )
-            for row, score in fused
+            for key, score in fused
         ]
 
-    def keyword_scores(self, query: str, depth: int) -> dict[int, float]:
-        """BM25 scores of up to ``depth`` chunks sharing words with ``query``, by row, best first."""
-        tokens = keyword_tokens([query])
-        if self.index.keyword is None or not tokens[0]:
-            return {}
-        rows, scores = self.index.keyword.retrieve(tokens, k=depth, show_progress=False)
-        return {int(r): float(s) for r, s in zip(rows[0], scores[0]) if s > 0}
+    def keyword_scores(self, query: str, depth: int) -> dict[Hashable, float]:
+        """BM25 scores of up to ``depth`` chunks sharing words with ``query``, by key, best first."""
+        return dict(self.index.keyword_search(query, depth))
