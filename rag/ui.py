@@ -282,8 +282,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     close_source = gr.Button("Close", size="sm")
                 with gr.Accordion("Documents", open=True):
                     documents = gr.Dataframe(
-                        headers=["file", "title", "pages", "chunks"], value=documents_table(assistant), interactive=False,
-                        elem_id="documents", wrap=True,
+                        headers=["file", "title", "pages", "chunks"], value=documents_table(assistant),
+                        interactive=False, elem_id="documents", wrap=True,
                     )
                     uploads = gr.File(
                         label=f"Add {', '.join(SUPPORTED_SUFFIXES)} files (up to {MAX_UPLOAD_BYTES // 2**20} MB each)",
