@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rag.titles import opening_line
 from rag.types import Chunk, Document
 
 TokenCounter = Callable[[str], int]
@@ -160,21 +161,22 @@ def _make_chunk(document: Document, index: int, group: list[Span]) -> Chunk:
     return Chunk(
         id=f"{document.id[:16]}-{index:04d}",
         doc_id=document.id,
-        doc_name=document.name,
-        doc_title=document.title,
         index=index,
         start=start,
         end=end,
         text=document.text[start:end],
-        **page_fields(document, start, end),
+        **document_fields(document, start, end),
     )
 
 
-def page_fields(document: Document, start: int, end: int) -> dict:
-    """A chunk's ``page`` and ``page_breaks`` for the span ``start:end`` of ``document``."""
+def document_fields(document: Document, start: int, end: int) -> dict:
+    """What a chunk of the span ``start:end`` of ``document`` says of its document: name, title, opening line,
+    and the pages it spans. They may change while the text stays (a rename, a new title rule), so they are
+    derived again whenever a stored chunk is reused."""
+    fields = {"doc_name": document.name, "doc_title": document.title, "doc_lead": opening_line(document.text)}
     if not document.page_starts:
-        return {"page": None, "page_breaks": ()}
-    return {
+        return fields | {"page": None, "page_breaks": ()}
+    return fields | {
         "page": document.page_at(start),
         "page_breaks": tuple(offset for offset in document.page_starts if start < offset < end),
     }

@@ -16,8 +16,8 @@ EmbeddingBackend = Literal["onnx-int8", "torch"]
 Fusion = Literal["rrf", "weighted"]
 # Where the index lives: "faiss", a folder of files (index_dir); "milvus", a Milvus database (milvus_uri).
 Store = Literal["faiss", "milvus"]
-# What opens each passage the generator reads: its document's title in brackets, or nothing.
-PassageHeader = Literal["title", "none"]
+# What opens each passage the generator reads, in brackets: its document's title, its opening line, or nothing.
+PassageHeader = Literal["title", "lead", "none"]
 
 Preset = Literal["default", "cautious", "verified", "accurate"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunking import chunk_document, page_fields
+from rag.chunking import chunk_document, document_fields
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import (
@@ -138,9 +138,7 @@ def _classify(documents: list[Document], previous: KnowledgeIndex | None) -> Bui
 
 def _renamed(chunk: Chunk, document: Document) -> Chunk:
     """``chunk`` of the same text under ``document``'s name, title and pages (all three may have changed)."""
-    return dataclasses.replace(
-        chunk, doc_name=document.name, doc_title=document.title, **page_fields(document, chunk.start, chunk.end)
-    )
+    return dataclasses.replace(chunk, **document_fields(document, chunk.start, chunk.end))
 
 
 def open_and_update(

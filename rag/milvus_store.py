@@ -29,7 +29,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from rag.chunking import chunk_document, page_fields
+from rag.chunking import chunk_document, document_fields
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import IndexSettings, IndexStoreError
@@ -219,8 +219,8 @@ class MilvusIndex:
         if document is None:
             return False  # a chunk of content no document shows (mid-update, or left by a killed writer)
         start, end = int(entity["start"]), int(entity["end"])
-        self._chunks[chunk_id] = Chunk(chunk_id, document.id, document.name, document.title, int(entity["position"]),
-                                       start, end, entity["text"], **page_fields(document, start, end))
+        self._chunks[chunk_id] = Chunk(id=chunk_id, doc_id=document.id, index=int(entity["position"]), start=start,
+                                       end=end, text=entity["text"], **document_fields(document, start, end))
         return True
 
     _FIELDS = ["doc_id", "position", "start", "end", "text"]

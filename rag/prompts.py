@@ -37,7 +37,7 @@ EXAMPLES = (
 
 def format_passages(hits: list[Hit], header: PassageHeader = "title") -> str:
     """Passages numbered from 1 in retrieval order; ``[n]`` in an answer refers to ``hits[n - 1]``. Each opens
-    with its document's title in brackets when ``header`` is "title". Sentences that address the model rather
+    with its document's title (``header`` "title") or opening line ("lead") in brackets, or with nothing. Sentences that address the model rather
     than the reader are withheld (``rag.injection``)."""
     return "\n\n".join(
         f"[{n}] {_header(hit, header)}{withhold_instructions(hit.chunk.text)}" for n, hit in enumerate(hits, start=1)
@@ -45,7 +45,8 @@ def format_passages(hits: list[Hit], header: PassageHeader = "title") -> str:
 
 
 def _header(hit: Hit, header: PassageHeader) -> str:
-    return f"({withhold_instructions(hit.chunk.doc_title)}) " if header == "title" else ""
+    shown = {"title": hit.chunk.doc_title, "lead": hit.chunk.doc_lead}.get(header, "")
+    return f"({withhold_instructions(shown)}) " if shown else ""
 
 
 def build_messages(

@@ -90,6 +90,16 @@ def from_file_name(name: str) -> str:
     return " ".join(re.split(r"[_\-\s]+", stem)).strip() or stem
 
 
+def opening_line(text: str) -> str:
+    """The first line of ``text`` that holds anything, Markdown heading marks dropped, up to 120 characters: what
+    the passage header shows with ``passage_header="lead"``, whether it is a heading, a byline or a sentence."""
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:MAX_TITLE_CHARS]
+    return ""
+
+
 def choose_title(name: str, text: str, metadata_title: str | None = None) -> str:
     """The first of: the file's own title property, a heading its text opens with, its file name."""
     markdown = PurePosixPath(name).suffix.lower() == ".md"

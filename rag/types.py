@@ -41,6 +41,7 @@ class Chunk:
     start: int
     end: int
     text: str
+    doc_lead: str = ""  # the document's opening line, up to 120 characters (rag.titles.opening_line)
     page: int | None = None  # the page the chunk begins on (1-based); None for a file without pages
     page_breaks: tuple[int, ...] = ()  # document offsets within the chunk where each following page begins
 

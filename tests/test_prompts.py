@@ -68,3 +68,15 @@ def test_worked_examples_come_before_the_question_and_belong_to_the_prompts_shar
     shared, with_first_passage = prompt_starts(HITS, examples=2)
     assert messages[: len(shared)] == shared  # their attention cache is the start every such prompt shares
     assert messages[-1]["content"].startswith(with_first_passage[-1]["content"])
+
+
+def test_the_passage_header_shows_the_title_the_opening_line_or_nothing():
+    text = "Ferries run hourly."
+    hit = Hit(Chunk("c1", "doc", "ferry_notes.txt", "ferry notes", 0, 0, len(text), text,
+                    doc_lead="BY INES VARGA"), score=1.0, dense_score=0.5)
+    shown = {header: build_messages("When?", [hit], header=header)[-1]["content"]
+             for header in ("title", "lead", "none")}
+    assert "[1] (ferry notes) Ferries run hourly." in shown["title"]
+    assert "[1] (BY INES VARGA) Ferries run hourly." in shown["lead"]
+    assert "[1] Ferries run hourly." in shown["none"]
+    assert prompt_starts([hit], header="lead")[1][-1]["content"] in shown["lead"]  # a start of the real prompt
