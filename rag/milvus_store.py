@@ -43,7 +43,7 @@ MAX_VARCHAR = 65_535  # Milvus's VARCHAR limit, in bytes
 TEXT_PART_CHARS = 16_000  # at most 4 bytes a character in UTF-8: a part always fits
 NAME_BYTES = 4_096
 INSERT_BATCH = 256
-# bm25s's English stop words, so that Milvus's BM25 and the FAISS store's ignore the same words.
+# BM25 as bm25s scores it in the FAISS store (and its stop words: _stop_words), so both stores rank alike.
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 
 
@@ -69,9 +69,12 @@ def connect(uri: str, token: str = ""):
 
 
 def _stop_words() -> list[str]:
+    """bm25s's English stop words, and the one-character words its tokenizer skips (it keeps words of 2+)."""
+    import string
+
     from bm25s.stopwords import STOPWORDS_EN
 
-    return sorted(STOPWORDS_EN)
+    return sorted(set(STOPWORDS_EN) | set(string.ascii_lowercase) | set(string.digits))
 
 
 def _create_collections(client, prefix: str, dimensions: int) -> None:
