@@ -113,7 +113,8 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
         help="narrow each passage to this many tokens around its best sentence (0: whole passages)",
     )
     parser.add_argument("--passage-header", dest="passage_header", choices=get_args(PassageHeader),
-                        help="what opens each passage the model reads: its document's title, its opening line, or nothing")
+                        help="what opens each passage the model reads: its document's title, its opening line, "
+                             "or nothing")
 
 
 def _precision_info(generator) -> dict | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -53,6 +54,10 @@ class MilvusUnavailable(IndexStoreError):
 
 def connect(uri: str, token: str = ""):
     """A ``pymilvus.MilvusClient`` for ``uri``; raises MilvusUnavailable naming the URI when it does not answer."""
+    if "://" not in uri:
+        # Milvus Lite's in-process server turns away the client's keep-alive pings, which gRPC's core then logs
+        # as errors on every idle minute; the connection itself is re-made as needed.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         from pymilvus import MilvusClient
     except ImportError as exc:  # pragma: no cover - a dependency of the package

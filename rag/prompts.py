@@ -37,8 +37,8 @@ EXAMPLES = (
 
 def format_passages(hits: list[Hit], header: PassageHeader = "title") -> str:
     """Passages numbered from 1 in retrieval order; ``[n]`` in an answer refers to ``hits[n - 1]``. Each opens
-    with its document's title (``header`` "title") or opening line ("lead") in brackets, or with nothing. Sentences that address the model rather
-    than the reader are withheld (``rag.injection``)."""
+    with its document's title (``header`` "title") or opening line ("lead") in brackets, or with nothing.
+    Sentences that address the model rather than the reader are withheld (``rag.injection``)."""
     return "\n\n".join(
         f"[{n}] {_header(hit, header)}{withhold_instructions(hit.chunk.text)}" for n, hit in enumerate(hits, start=1)
     )
