@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-accurate browser ocr chat test test-fast index eval clean
+.PHONY: setup setup-accurate browser ocr model-server chat test test-fast index eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,13 +36,19 @@ browser:
 setup-accurate: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[accurate]'
 
+# The model-server tests run llama.cpp's OpenAI-compatible server, which pip builds from source (about 20 minutes
+# on two cores, once). If it cannot be built here, those tests are skipped with a message.
+model-server: $(STAMP)
+	$(BIN)/python -c "import llama_cpp.server" 2>/dev/null || $(BIN)/pip install --quiet 'llama-cpp-python[server]>=0.3' || \
+		echo "note: could not build llama-cpp-python[server]; the model-server tests will be skipped"
+
 chat: $(STAMP) ocr
 	HF_HUB_OFFLINE=1 $(BIN)/rag chat
 
 index: $(STAMP) ocr
 	HF_HUB_OFFLINE=1 $(BIN)/rag index
 
-test: $(STAMP) browser ocr
+test: $(STAMP) browser ocr model-server
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # The unit tests with their small fakes (no real models, no browser): a quick check while editing. `make test`
