@@ -391,7 +391,10 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     elif args.benchmark == "retrieval":
         from rag.bench import retrieval
 
-        retrieval.run(args.sizes, args.queries, args.out, settings)
+        if settings.store == "milvus":
+            retrieval.run_milvus(args.sizes, args.queries, args.out, settings)
+        else:
+            retrieval.run(args.sizes, args.queries, args.out, settings)
     elif args.benchmark == "ingestion":
         from rag.bench import ingestion
 
