@@ -54,11 +54,10 @@ def ask(url: str, question: str) -> str:
 def test_both_chat_servers_answer_at_the_same_time(two_chats):
     _, (first, second) = two_chats
     answers: dict[str, str] = {}
-    threads = [
-        threading.Thread(target=lambda: answers.update(a=ask(first, "In which year did Japan and NATO sign the IPCP?"))),
-        threading.Thread(target=lambda: answers.update(b=ask(second, "Where would NATO open its first liaison "
-                                                                     "office in Asia?"))),
-    ]
+    questions = {"a": (first, "In which year did Japan and NATO sign the IPCP?"),
+                 "b": (second, "Where would NATO open its first liaison office in Asia?")}
+    threads = [threading.Thread(target=lambda key=key, url=url, q=q: answers.update({key: ask(url, q)}))
+               for key, (url, q) in questions.items()]
     for thread in threads:
         thread.start()
     for thread in threads:
