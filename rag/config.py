@@ -128,7 +128,10 @@ class Settings:
     # Answers are a phrase: on the external tuning half, 19 drafts ran to 24 tokens or more and 1 was right, while
     # each token costs about 0.1 s (eval/README.md, row 47).
     max_new_tokens: int = 24
-    passage_header: PassageHeader = "title"
+    # The opening line, not the title, opens each passage: with the file name as title (no heading, no metadata),
+    # dev F1 fell 0.077 and citation precision 0.115 (outside the noise); the Rhine halves moved within it
+    # (eval/log.md, row 57). What the page shows is the title either way.
+    passage_header: PassageHeader = "lead"
     # A reply that restates the question ("The river turns north near Chur.") is shown cut to its answer ("Chur";
     # rag/echo.py); the checks still read the whole reply. External tuning half: EM +0.027 (+0.005 to +0.051),
     # abstentions unchanged (eval/README.md, row 54).

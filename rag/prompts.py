@@ -35,7 +35,7 @@ EXAMPLES = (
 )
 
 
-def format_passages(hits: list[Hit], header: PassageHeader = "title") -> str:
+def format_passages(hits: list[Hit], header: PassageHeader = "lead") -> str:
     """Passages numbered from 1 in retrieval order; ``[n]`` in an answer refers to ``hits[n - 1]``. Each opens
     with its document's title (``header`` "title") or opening line ("lead") in brackets, or with nothing.
     Sentences that address the model rather than the reader are withheld (``rag.injection``)."""
@@ -50,7 +50,7 @@ def _header(hit: Hit, header: PassageHeader) -> str:
 
 
 def build_messages(
-    question: str, hits: list[Hit], earlier: Turn | None = None, examples: int = 0, header: PassageHeader = "title"
+    question: str, hits: list[Hit], earlier: Turn | None = None, examples: int = 0, header: PassageHeader = "lead"
 ) -> list[dict[str, str]]:
     """Chat messages asking ``question`` about the numbered ``hits``.
 
@@ -71,7 +71,7 @@ def build_messages(
 
 
 def prompt_starts(
-    hits: list[Hit], examples: int = 0, header: PassageHeader = "title"
+    hits: list[Hit], examples: int = 0, header: PassageHeader = "lead"
 ) -> list[list[dict[str, str]]]:
     """Beginnings of every ``build_messages(..., hits, ...)`` prompt that do not depend on the question: the
     system message with the worked examples, then those and the first passage (a user message the real one

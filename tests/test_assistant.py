@@ -55,7 +55,7 @@ def test_a_stream_tells_which_passages_the_model_reads_before_its_first_piece(ma
     assert generator.prompts == [] and len(stream.hits) == 2  # known before the model is asked
     list(stream)
     prompt = generator.prompts[0][-1]["content"]
-    assert all(f"[{n}] ({hit.chunk.doc_title}) {hit.chunk.text}" in prompt for n, hit in enumerate(stream.hits, 1))
+    assert all(f"[{n}] ({hit.chunk.doc_lead}) {hit.chunk.text}" in prompt for n, hit in enumerate(stream.hits, 1))
     assert stream.answer.hits == stream.hits
 
 

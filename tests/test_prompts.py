@@ -6,7 +6,8 @@ from rag.types import Chunk, Hit
 
 TEXTS = ["The Danube is 2,850 km long.", "The Rhine rises in the Alps."]
 HITS = [
-    Hit(Chunk(f"c{n}", "doc", "rivers.txt", "Rivers", n, 0, len(text), text), score=1.0, dense_score=0.5)
+    Hit(Chunk(f"c{n}", "doc", "rivers.txt", "rivers", n, 0, len(text), text, doc_lead="Rivers"), score=1.0,
+        dense_score=0.5)
     for n, text in enumerate(TEXTS)
 ]
 
