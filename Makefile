@@ -37,9 +37,13 @@ setup-accurate: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[accurate]'
 
 # The model-server tests run llama.cpp's OpenAI-compatible server, which pip builds from source (about 20 minutes
-# on two cores, once). If it cannot be built here, those tests are skipped with a message.
+# on two cores, once). If it cannot be built here, those tests are skipped with a message. Built for AVX2, not for
+# the processor present: ggml's AMX kernels (chosen by a native build on AMX processors) crashed on the first
+# matrix product here (a general protection fault loading the tile configuration).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 model-server: $(STAMP)
-	$(BIN)/python -c "import llama_cpp.server" 2>/dev/null || $(BIN)/pip install --quiet 'llama-cpp-python[server]>=0.3' || \
+	$(BIN)/python -c "import llama_cpp.server" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(BIN)/pip install --quiet 'llama-cpp-python[server]>=0.3' || \
 		echo "note: could not build llama-cpp-python[server]; the model-server tests will be skipped"
 
 chat: $(STAMP) ocr
