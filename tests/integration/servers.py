@@ -32,35 +32,33 @@ def packaged_gguf(folder: Path) -> Path:
 
 
 @contextmanager
-def llama_server(gguf: Path, log: Path) -> Iterator[str]:
-    """llama.cpp's server for ``gguf``; yields its OpenAI base URL."""
+def _serving(command: list[str], log: Path, timeout_s: float) -> Iterator[int]:
+    """``command`` (given ``{port}`` to fill in) run on a free port, its output in ``log``; yields the port."""
     port = free_port()
     with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
-             str(port), "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 2), "--model_alias", "qwen-0.5b"],
-            stdout=output, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen([part.format(port=port) for part in command], stdout=output,
+                                   stderr=subprocess.STDOUT)
         try:
-            wait_until_listening(process, port, timeout_s=180)
-            yield f"http://127.0.0.1:{port}/v1"
+            wait_until_listening(process, port, timeout_s=timeout_s)
+            yield port
         finally:
             process.terminate()
             process.wait(timeout=30)
 
 
 @contextmanager
+def llama_server(gguf: Path, log: Path) -> Iterator[str]:
+    """llama.cpp's server for ``gguf``; yields its OpenAI base URL."""
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
+               "{port}", "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 2), "--model_alias", "qwen-0.5b"]
+    with _serving(command, log, timeout_s=180) as port:
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@contextmanager
 def milvus_server(data_dir: Path, log: Path) -> Iterator[str]:
     """``milvus-lite server`` over ``data_dir``; yields its URI, as a Milvus server's would be given."""
-    port = free_port()
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-             "--port", str(port)], stdout=output, stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_listening(process, port, timeout_s=60)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+               "--port", "{port}"]
+    with _serving(command, log, timeout_s=60) as port:
+        yield f"http://127.0.0.1:{port}"

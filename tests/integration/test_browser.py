@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +28,22 @@ ANSWER_DONE = "#chat .rag-sources, #chat .rag-abstain"
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (`make browser` installs it with apt)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@contextmanager
+def chat_server(docs: Path, index: Path, **env: str) -> Iterator[int]:
+    """``rag chat`` over ``docs`` as a separate process; yields its port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(index), "--port", str(port)],
+        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_listening(process, port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -250,15 +268,7 @@ def test_the_first_question_on_a_fresh_machine_shows_the_model_being_prepared_an
         (cache / "embeddings").symlink_to(default_cache_dir() / "embeddings")
     docs = tmp_path / "docs"
     shutil.copytree(DOCUMENTS, docs)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(tmp_path / "index"),
-         "--port", str(port)],
-        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "RAG_CACHE_DIR": str(cache)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_listening(process, port)
+    with chat_server(docs, tmp_path / "index", RAG_CACHE_DIR=str(cache)) as port:
         fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # the module's browser
         try:
             fresh.goto(f"http://127.0.0.1:{port}/")
@@ -279,9 +289,6 @@ def test_the_first_question_on_a_fresh_machine_shows_the_model_being_prepared_an
             fresh.screenshot(path=tmp_path / "first-use-answered.png")
         finally:
             fresh.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_source_in_a_pdf_names_its_page_and_opens_that_page(tmp_path, page):
@@ -293,14 +300,7 @@ def test_a_source_in_a_pdf_names_its_page_and_opens_that_page(tmp_path, page):
         "Orlen farm annual figures. The table of the harvest follows on the next page.",
         [("Crop", "Tonnes harvested"), ("Barley", "310"), ("Oats", "125"), ("Rye", "42")],
     ], title="Orlen Farm Harvest")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(tmp_path / "index"),
-         "--port", str(port)],
-        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_listening(process, port)
+    with chat_server(docs, tmp_path / "index") as port:
         paged = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             paged.goto(f"http://127.0.0.1:{port}/")
@@ -324,6 +324,3 @@ def test_a_source_in_a_pdf_names_its_page_and_opens_that_page(tmp_path, page):
             paged.screenshot(path=tmp_path / "pdf-page-source.png")
         finally:
             paged.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
