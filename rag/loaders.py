@@ -167,14 +167,16 @@ def join_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
     >>> join_pages(["One.", "", " Two. "])
     ('One.\\n\\nTwo.', (0, 6, 6))
     """
-    text = ""
+    parts: list[str] = []
+    length = 0
     starts: list[int] = []
     for page in pages:
         cleaned = clean_text(page)
-        starts.append(len(text) + (len(PAGE_SEPARATOR) if text else 0))
+        starts.append(length + (len(PAGE_SEPARATOR) if parts else 0))
         if cleaned:
-            text += (PAGE_SEPARATOR if text else "") + cleaned
-    return text, tuple(starts)
+            length += (len(PAGE_SEPARATOR) if parts else 0) + len(cleaned)
+            parts.append(cleaned)
+    return PAGE_SEPARATOR.join(parts), tuple(starts)
 
 
 PAGE_SEPARATOR = "\n\n"
