@@ -50,7 +50,8 @@ def _serving(command: list[str], log: Path, timeout_s: float) -> Iterator[int]:
 def llama_server(gguf: Path, log: Path) -> Iterator[str]:
     """llama.cpp's server for ``gguf``; yields its OpenAI base URL."""
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
-               "{port}", "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 2), "--model_alias", "qwen-0.5b"]
+               "{port}", "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 2), "--model_alias", "qwen-0.5b",
+               "--interrupt_requests", "False"]  # by default a second client's request cuts the first reply off
     with _serving(command, log, timeout_s=180) as port:
         yield f"http://127.0.0.1:{port}/v1"
 
