@@ -47,7 +47,8 @@ def machine() -> dict[str, object]:
             "python": platform.python_version()}
 
 
-def publish(name: str, title: str, rows: list[dict], columns: list[str], summary: dict, out: Path | None) -> Path:
+def publish(name: str, title: str, rows: list[dict], columns: list[str], summary: dict, out: Path | None,
+            command: str | None = None) -> Path:
     """Print ``title``, the table and the summary; write everything as JSON to ``out`` (default
     ``eval/bench/<name>.json``), from which ``benchmarks_page`` renders docs/benchmarks.md. Returns the JSON path."""
     print(f"\n## {title}\n")
@@ -59,6 +60,7 @@ def publish(name: str, title: str, rows: list[dict], columns: list[str], summary
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
+        "command": command or f"rag bench {name}",
         "title": title,
         "columns": columns,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -99,7 +101,7 @@ def benchmarks_page(bench_dir: Path = BENCH_DIR) -> str:
             "",
             f"## {payload.get('title') or name}",
             "",
-            f"`rag bench {name}`, measured {payload.get('measured_at', 'at an unrecorded time')} on "
+            f"`{payload.get('command') or f'rag bench {name}'}`, measured {payload.get('measured_at', 'at an unrecorded time')} on "
             f"{machine.get('cpu') or 'an unrecorded processor'}, {machine.get('cores', '?')} cores"
             + (f" ({', '.join(flags)})" if flags else "") + ".",
             "",

@@ -250,5 +250,5 @@ def run_milvus(sizes: list[int], queries: int = 200, out: Path | None = None, se
     columns = ["chunks", "index", "build_s", "p50_ms", "p95_ms", "recall_at_10", "bytes_per_chunk", "bm25_p50_ms",
                "hybrid_p50_ms", "hybrid_p95_ms"]
     publish("retrieval-milvus", "Retrieval at scale in the Milvus store (Milvus Lite; same synthetic data)", rows,
-            columns, summary, out)
+            columns, summary, out, command="rag bench retrieval --store milvus")
     return {"rows": rows, "summary": summary}
