@@ -196,15 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_watch_option(mcp)
     bench = commands.add_parser("bench", help="measure speed and memory against the plain way (prints a table, "
                                 "writes JSON)")
-    bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory", "docs"],
+    bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory", "load",
+                                             "docs"],
                        help="docs: write docs/benchmarks.md from the JSON files in eval/bench (measures nothing)")
     _add_corpus_options(bench)
     bench.add_argument("--out", type=Path, help="JSON file to write (default: eval/bench/<benchmark>.json)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
                        help="retrieval: index sizes in chunks")
-    bench.add_argument("--queries", type=int, default=200, help="retrieval: questions per size")
+    bench.add_argument("--queries", type=int,
+                       help="retrieval: questions per size (default 200); load: gold questions asked (default 12)")
     bench.add_argument("--documents", type=int, default=5000, help="ingestion: generated documents")
     bench.add_argument("--runs", type=int, default=2, help="cold-start: processes started per way")
+    bench.add_argument("--clients", type=int, default=4, help="load: clients asking at once")
     bench.add_argument("--gold", type=Path, default=Path("eval/gold/dev.jsonl"),
                        help="latency, memory, ingestion: gold questions")
     return parser
@@ -392,9 +395,13 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         from rag.bench import retrieval
 
         if settings.store == "milvus":
-            retrieval.run_milvus(args.sizes, args.queries, args.out, settings)
+            retrieval.run_milvus(args.sizes, args.queries or 200, args.out, settings)
         else:
-            retrieval.run(args.sizes, args.queries, args.out, settings)
+            retrieval.run(args.sizes, args.queries or 200, args.out, settings)
+    elif args.benchmark == "load":
+        from rag.bench import load
+
+        load.run(args.queries or 12, args.clients, args.out, settings, args.gold)
     elif args.benchmark == "ingestion":
         from rag.bench import ingestion
 

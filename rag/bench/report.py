@@ -76,7 +76,7 @@ def publish(name: str, title: str, rows: list[dict], columns: list[str], summary
 BENCH_DIR = Path("eval") / "bench"
 PAGE = Path("docs") / "benchmarks.md"
 # The order of the page, and the command that measures each (`rag bench NAME`).
-PAGE_ORDER = ("latency", "cold-start", "memory", "ingestion", "retrieval", "retrieval-milvus")
+PAGE_ORDER = ("latency", "cold-start", "memory", "ingestion", "retrieval", "retrieval-milvus", "load")
 
 
 def benchmarks_page(bench_dir: Path = BENCH_DIR) -> str:
@@ -97,11 +97,12 @@ def benchmarks_page(bench_dir: Path = BENCH_DIR) -> str:
         rows = payload.get("rows", [])
         columns = payload.get("columns") or list(dict.fromkeys(key for row in rows for key in row))
         flags = [f for f in machine.get("cpu_flags", []) if f.startswith(("avx512", "amx", "avx2"))]
+        command = payload.get("command") or f"rag bench {name}"
         lines += [
             "",
             f"## {payload.get('title') or name}",
             "",
-            f"`{payload.get('command') or f'rag bench {name}'}`, measured {payload.get('measured_at', 'at an unrecorded time')} on "
+            f"`{command}`, measured {payload.get('measured_at', 'at an unrecorded time')} on "
             f"{machine.get('cpu') or 'an unrecorded processor'}, {machine.get('cores', '?')} cores"
             + (f" ({', '.join(flags)})" if flags else "") + ".",
             "",

@@ -1,10 +1,14 @@
-"""Waiting for a ``rag chat`` server started as a subprocess (the memory benchmark's, and the tests')."""
+"""Starting servers as subprocesses and waiting for them (the memory and load benchmarks', and the tests')."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -30,3 +34,19 @@ def wait_until_listening(process: subprocess.Popen, port: int, timeout_s: float 
             time.sleep(0.5)
     process.kill()
     raise RuntimeError(f"rag chat did not start listening on port {port} within {timeout_s:.0f} s")
+
+
+@contextmanager
+def serving(command: list[str], log: Path, timeout_s: float = 300, **env: str) -> Iterator[int]:
+    """``command`` (``{port}`` in it filled in with a free port) run as a subprocess, its output in ``log``;
+    yields the port once it listens, and stops the process after."""
+    port = free_port()
+    with open(log, "wb") as output:
+        process = subprocess.Popen([part.format(port=port) for part in command], stdout=output,
+                                   stderr=subprocess.STDOUT, env={**os.environ, **env})
+        try:
+            wait_until_listening(process, port, timeout_s=timeout_s)
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

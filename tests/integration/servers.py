@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.bench.server import free_port, wait_until_listening
+from rag.bench.server import serving
 
 needs_llama_server = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python[server] is not installed (the test extra builds it from source: pip install -e '.[test]')",
+    reason="llama-cpp-python[server] is not installed (`make model-server` builds it from source, about 20 minutes)",
 )
 
 
@@ -32,27 +31,12 @@ def packaged_gguf(folder: Path) -> Path:
 
 
 @contextmanager
-def _serving(command: list[str], log: Path, timeout_s: float) -> Iterator[int]:
-    """``command`` (given ``{port}`` to fill in) run on a free port, its output in ``log``; yields the port."""
-    port = free_port()
-    with open(log, "wb") as output:
-        process = subprocess.Popen([part.format(port=port) for part in command], stdout=output,
-                                   stderr=subprocess.STDOUT)
-        try:
-            wait_until_listening(process, port, timeout_s=timeout_s)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-@contextmanager
 def llama_server(gguf: Path, log: Path) -> Iterator[str]:
     """llama.cpp's server for ``gguf``; yields its OpenAI base URL."""
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
                "{port}", "--n_ctx", "4096", "--n_threads", str(os.cpu_count() or 2), "--model_alias", "qwen-0.5b",
                "--interrupt_requests", "False"]  # by default a second client's request cuts the first reply off
-    with _serving(command, log, timeout_s=180) as port:
+    with serving(command, log, timeout_s=180) as port:
         yield f"http://127.0.0.1:{port}/v1"
 
 
@@ -61,5 +45,5 @@ def milvus_server(data_dir: Path, log: Path) -> Iterator[str]:
     """``milvus-lite server`` over ``data_dir``; yields its URI, as a Milvus server's would be given."""
     command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir), "--host", "127.0.0.1",
                "--port", "{port}"]
-    with _serving(command, log, timeout_s=60) as port:
+    with serving(command, log, timeout_s=60) as port:
         yield f"http://127.0.0.1:{port}"
