@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,8 +151,6 @@ def open_and_update(
     """
     if settings.store == "faiss":
         return build_or_update(settings.docs_dir, settings.index_dir, embedder, settings, rebuild)
-    import os
-
     from rag.milvus_store import open_milvus_index, update_milvus_index
 
     if index is None:

@@ -90,6 +90,7 @@ class OpenAICompatibleGenerator:
         started = time.monotonic()
         chosen: list[float] = []
         refusal_prob: float | None = None
+        wrote = False
         for attempt in range(self.retries + 1):
             try:
                 with self._client.stream("POST", "/chat/completions",
@@ -116,6 +117,7 @@ class OpenAICompatibleGenerator:
                             chosen.append(float(token["logprob"]))
                         piece = (choice.get("delta") or {}).get("content") or ""
                         if piece:
+                            wrote = True
                             yield piece
                         if max_seconds is not None and time.monotonic() - started > max_seconds:
                             break
@@ -125,8 +127,8 @@ class OpenAICompatibleGenerator:
                     raise GeneratorError(f"the model server at {self.url} does not answer "
                                          f"({exc.__class__.__name__}: {exc})") from exc
                 time.sleep(0.5 * 2**attempt)
-        if not chosen:
-            self.logprobs = self.logprobs and refusal_prob is not None
+        if self.logprobs and wrote and not chosen:
+            self.logprobs = False  # the server ignores the option: stop asking for it
         if on_signals is not None and chosen:
             on_signals(GenerationSignals(refusal_prob or 0.0, sum(chosen) / len(chosen), min(chosen), len(chosen)))
 
@@ -166,6 +168,6 @@ def _probability_of(text: str, token: dict) -> float:
     best = 0.0
     for candidate in [token, *(token.get("top_logprobs") or [])]:
         spelled = str(candidate.get("token", "")).strip().lower()
-        if spelled and wanted.startswith(spelled) and (len(spelled) >= min(len(wanted), 1)):
+        if spelled and wanted.startswith(spelled):
             best = max(best, math.exp(float(candidate["logprob"])))
     return best

@@ -75,7 +75,6 @@ def _page_text(page) -> str:
 def read_pdf(path: Path, ocr: Ocr | None) -> PdfText:
     """The text of every page of the PDF at ``path``; pages without a text layer are read by ``ocr`` (None: they
     are left empty and noted). Raises PdfUnreadable for an encrypted or broken file."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
         with pdfplumber.open(path) as pdf:
             title = pdf.metadata.get("Title") or ""
@@ -87,7 +86,7 @@ def read_pdf(path: Path, ocr: Ocr | None) -> PdfText:
                     scanned.append(number)
                 pages.append(text)
                 page.close()  # pdfplumber keeps every parsed object of a page until then
-            notes = _read_scans(pdf, path.name, digest, scanned, pages, ocr) if scanned else []
+            notes = _read_scans(pdf, path, scanned, pages, ocr) if scanned else []
     except PdfminerException as exc:
         if isinstance(exc.args[0] if exc.args else None, PDFPasswordIncorrect):
             raise PdfUnreadable("encrypted PDF") from exc
@@ -99,11 +98,13 @@ def read_pdf(path: Path, ocr: Ocr | None) -> PdfText:
     return PdfText(pages, title if isinstance(title, str) else "", notes)
 
 
-def _read_scans(pdf, name: str, digest: str, numbers: list[int], pages: list[str], ocr: Ocr | None) -> list[str]:
-    """OCR the pages ``numbers`` of ``pdf`` into ``pages`` in place; returns notes on those left unread."""
+def _read_scans(pdf, path: Path, numbers: list[int], pages: list[str], ocr: Ocr | None) -> list[str]:
+    """OCR the pages ``numbers`` of ``pdf`` (the file at ``path``) into ``pages`` in place; returns notes on those
+    left unread. The file is hashed here, for the OCR cache, and only for PDFs that have scanned pages."""
     reason = "OCR is off (setting ocr)" if ocr is None else ocr.unavailable()
     if reason:
         return [f"{_pages(numbers)} scanned, not read: {reason}"]
+    name, digest = path.name, hashlib.sha256(path.read_bytes()).hexdigest()
     failed: list[str] = []
     for number in tqdm(numbers, desc=f"OCR {name}", unit="page", disable=len(numbers) < 2):
         page = pdf.pages[number - 1]

@@ -98,3 +98,30 @@ def test_an_unreachable_server_is_named(docs_dir, tmp_path, fake_embedder):
     settings = settings_for(docs_dir, tmp_path, milvus_uri="http://127.0.0.1:9")
     with pytest.raises(IndexStoreError, match="cannot reach Milvus at http://127.0.0.1:9"):
         open_and_update(settings, fake_embedder)
+
+
+def test_an_update_with_nothing_to_do_writes_nothing_unless_a_writer_left_work_unfinished(
+    milvus, docs_dir, fake_embedder, monkeypatch
+):
+    settings, index, _ = milvus
+    calls = []
+    monkeypatch.setattr(index.client, "upsert", lambda *args, **kwargs: calls.append(("upsert", args[0])))
+    monkeypatch.setattr(index.client, "query_iterator", lambda *args, **kwargs: calls.append(("scan", args[0])))
+    open_and_update(settings, fake_embedder, index=index)
+    assert calls == []  # no manifest write, and no scan of every chunk for leftovers
+    monkeypatch.undo()
+    (docs_dir / "rivers.txt").write_text("The Oder flows north. " * 20, encoding="utf-8")
+    monkeypatch.setattr(index.client, "upsert", _after_chunks(index.client.upsert, _dies))
+    with pytest.raises(SystemExit):
+        open_and_update(settings, fake_embedder, index=index)
+    monkeypatch.undo()
+    (docs_dir / "rivers.txt").unlink()  # the writer's content is no longer wanted at all
+    (docs_dir / "cities.md").unlink()
+    open_and_update(settings, fake_embedder, index=index)
+    from rag.milvus_store import _query_all
+
+    assert _query_all(index.client, "rag_chunks", ["doc_id"]) == []  # the killed writer's chunks were removed
+
+
+def _dies(*args, **kwargs):
+    raise SystemExit("killed")
