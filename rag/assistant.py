@@ -25,6 +25,7 @@ from rag.generation import AnswerConstraint, Generator, Judge, load_generator
 from rag.gguf import CONVERTING, DEFAULT_MODEL, JOINING, PACKAGED_MODELS
 from rag.index import KnowledgeIndex
 from rag.indexing import BuildReport, open_and_update
+from rag.model_choice import ModelChoice, with_packaged_model
 from rag.prompts import IDK, build_messages, prompt_starts
 from rag.refusals import is_abstention
 from rag.retrieval import HybridRetriever
@@ -103,6 +104,10 @@ class Assistant:
         generator: Generator | None = None,
         build_report: BuildReport | None = None,
     ) -> None:
+        # The packaged model that answers, where the settings leave it open, is chosen for this processor.
+        self.model_choice: ModelChoice | None = None
+        if generator is None:
+            settings, self.model_choice = with_packaged_model(settings)
         self.settings = settings
         self.embedder = embedder
         self.build_report = build_report
@@ -131,10 +136,14 @@ class Assistant:
         date (a load error still surfaces on that first question).
         """
         settings = (settings or Settings()).with_changes(docs_dir=docs_dir, index_dir=index_dir)
+        choice = None
+        if generator is None:
+            settings, choice = with_packaged_model(settings)
         loading = _start_loading(settings) if preload_generator and generator is None else None
         embedder = embedder or load_embedder(settings)
         index, report = open_and_update(settings, embedder)
         assistant = cls(settings, index, embedder, generator, report)
+        assistant.model_choice = choice
         if loading is not None:
             assistant._generator_loading, assistant._preparation = loading
         return assistant
@@ -210,7 +219,7 @@ class Assistant:
         self, question: str, history: Sequence[Turn] = (), settings: Settings | None = None
     ) -> AnswerStream:
         """Like ``ask``, but the answer text arrives piece by piece as the model writes it."""
-        options = settings or self.settings
+        options = self._request_settings(settings)
         question = self._check(question)
         started = time.perf_counter()
         query = standalone_question(question, history)  # what retrieval and the answer checks read
@@ -244,6 +253,16 @@ class Assistant:
         )
 
     # ------------------------------------------------------------------------------------------ internals
+
+    def _request_settings(self, settings: Settings | None) -> Settings:
+        """``settings`` for one question: the answering model is this assistant's whatever they say, and the
+        answerability score the one fitted on its drafts unless they name another."""
+        if settings is None:
+            return self.settings
+        return dataclasses.replace(
+            settings, generator_model=self.settings.generator_model,
+            answerability_model=settings.answerability_model or self.settings.answerability_model,
+        )
 
     def _use_index(self, index: KnowledgeIndex) -> None:
         # One reference, replaced in one assignment: a question in flight keeps using the whole old index.

@@ -79,10 +79,10 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator-api-model", dest="generator_api_model", metavar="NAME",
                         help="the server's model to use (default: the first it lists)")
     parser.add_argument("--preset", choices=get_args(Preset),
-                        help="cautious: the answerability score withholds unsure answers too; verified: the same "
-                        "score with the packaged 1.5B model's check of the cited sentence (about 1.2 s more); "
-                        "accurate: the 1.5B model answers and checks its own answers (slower); both need "
-                        "pip install 'rag-assistant[accurate]'")
+                        help="default: the 1.5B model answers where this processor runs it fast enough, else the "
+                        "0.5B; fast: the 0.5B always; cautious: the answerability score withholds unsure answers "
+                        "too; verified: the 0.5B answers, and the 1.5B checks the cited sentence; accurate: the "
+                        "1.5B answers on any processor and checks its own answers (slower)")
     parser.add_argument("--top-k", dest="top_k", type=int, help="passages given to the model")
     parser.add_argument(
         "--fusion", choices=get_args(Fusion),
@@ -300,12 +300,14 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             "created_at": datetime.now().isoformat(timespec="seconds"),
             "generator_model": None if args.retrieval_only else assistant.generator.name,
             "generator_precision": None if args.retrieval_only else _precision_info(assistant.generator),
+            # Why this packaged model answers here, where the settings left it to the processor (rag.model_choice).
+            "model_choice": assistant.model_choice.reason if assistant.model_choice else None,
             "embedding_model": assistant.index.settings.embedding_model,
             "retrieval_only": args.retrieval_only,
-            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(assistant.settings).items()},
         }
         out = Path(args.out) if args.out else Path("eval/reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
-        paths = write_report(out, metrics, results, run_info, settings)
+        paths = write_report(out, metrics, results, run_info, assistant.settings)
     report = json.loads(paths["json"].read_text(encoding="utf-8"))
     print(summary_table(metrics, report.get("intervals")))
     if report.get("withheld_by_check"):
@@ -348,9 +350,17 @@ def _serving(args: argparse.Namespace, settings: Settings) -> tuple[Assistant, t
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
     assistant = Assistant.from_folder(settings=settings, preload_generator=True)
+    _say_model_choice(assistant)
     if args.watch:
         _watch(settings, assistant.refresh, lambda report: print(report.summary(), flush=True))
     return assistant, auth
+
+
+def _say_model_choice(assistant: Assistant) -> None:
+    """Tell a person starting a server which packaged model answers and why, where the processor decided it."""
+    if assistant.model_choice is not None:
+        print(f"answering with {assistant.model_choice.model}: {assistant.model_choice.reason} "
+              "(--preset fast or --model choose another)", file=sys.stderr, flush=True)
 
 
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -376,6 +386,7 @@ def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
     # stdout carries the protocol: the index report goes to stderr.
     assistant = Assistant.from_folder(settings=settings, preload_generator=True)
     print(assistant.build_report.summary() if assistant.build_report else "index loaded", file=sys.stderr)
+    _say_model_choice(assistant)
     if args.watch:
         _watch(settings, assistant.refresh, lambda report: print(report.summary(), file=sys.stderr))
     run(assistant)

