@@ -8,8 +8,8 @@ import pytest
 from rag.assistant import Preparation
 from rag.config import Settings
 from rag.gguf import CONVERTING
-from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
 from rag.model_choice import ModelChoice
+from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
 from rag.ui import model_line, render_answer, render_preparation, render_reading, render_source
 from rag.web import accept_upload, parse_auth
 

@@ -64,15 +64,16 @@ def run(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None, 
         clients: int = 2) -> dict:
     from rag.bench.answering import child_command
     from rag.evaluation import load_gold
-    from rag.gguf import join_default_gguf
+    from rag.gguf import PACKAGED_MODELS, join_packaged_gguf
+    from rag.model_choice import with_packaged_model
 
-    settings = settings or Settings()
+    settings, _ = with_packaged_model(settings or Settings())  # the model the defaults answer with here
     questions = [item.question for item in load_gold(gold_path)]
     rows = [serve_and_measure(questions, settings, clients)]
     print(f"memory: chat server peak {rows[0]['peak_mib']:.0f} MiB", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
         gguf = Path(scratch) / "model.gguf"
-        join_default_gguf(gguf)
+        join_packaged_gguf(PACKAGED_MODELS[settings.generator_model], gguf)
         index_dir = Path(scratch) / "index"
         result = subprocess.run(
             child_command("gguf", settings.docs_dir, index_dir, questions[0], gguf), capture_output=True, text=True,
@@ -82,6 +83,7 @@ def run(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None, 
     rows.append({"way": "plain: GGUF loaded directly, one answer", "answered": 1,
                  "peak_mib": child["peak_rss_kib"] / 1024})
     summary = {
+        "generator_model": settings.generator_model,
         "peak_mib": rows[0]["peak_mib"],
         "peak_gb": rows[0]["peak_mib"] * 2**20 / 1e9,
         "plain_peak_mib": rows[1]["peak_mib"],
