@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("reports", nargs="+", type=Path, help="report.json files of `rag eval` runs")
     calibrate.add_argument("--out", type=Path,
-                           help="model JSON to write (default: the packaged rag/answerability.json)")
+                           help="model JSON to write (default: the packaged score of the reports' answering model, "
+                           "rag/answerability.json or rag/answerability-1.5b.json)")
     calibrate.add_argument("--max-false-abstention", type=float, default=0.10,
                            help="the threshold withholds at most this share of the right answers (default: 0.10)")
     calibrate.add_argument("--verifier", action="store_true",
@@ -317,7 +318,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.answerability import FEATURES, VERIFIED_FEATURES, VERIFIED_MODEL
+    from rag.answerability import FEATURES, PACKAGED_SCORES, VERIFIED_FEATURES, VERIFIED_MODEL
     from rag.calibration import calibrate, choose_feature_threshold
 
     if args.confirmation_threshold:
@@ -331,7 +332,9 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{judged} judged drafts; min_confirmation {limit:.3f} withholds at most "
               f"{args.max_false_abstention:.0%} of the right answers the other checks let through")
         return 0
-    out = args.out or (VERIFIED_MODEL if args.verifier else PACKAGED_MODEL)
+    # By default the packaged score of the model whose drafts the reports hold (the one the default answers with).
+    answering = json.loads(args.reports[0].read_text(encoding="utf-8")).get("settings", {}).get("generator_model")
+    out = args.out or (VERIFIED_MODEL if args.verifier else PACKAGED_SCORES.get(answering, PACKAGED_MODEL))
     model, summary = calibrate(args.reports, args.max_false_abstention,
                                VERIFIED_FEATURES if args.verifier else FEATURES)
     out.write_text(model.to_json() + "\n", encoding="utf-8")

@@ -124,3 +124,17 @@ def test_a_score_over_the_verifiers_probability_is_fitted_on_the_drafts_that_hav
     model, summary = calibrate([report], max_false_abstention=0.1, features=VERIFIED_FEATURES)
     assert model.features == VERIFIED_FEATURES and model.auroc > 0.95 and "confirmation_prob" in summary
     assert model.score(rows[0].features) > model.score(rows[1].features)
+
+
+def test_rag_calibrate_writes_by_default_the_packaged_score_of_the_model_whose_drafts_it_fits(tmp_path, monkeypatch):
+    from rag import answerability
+    from rag.cli import main
+
+    scores = {"qwen2.5-coder-0.5b": tmp_path / "small.json", "qwen2.5-coder-1.5b": tmp_path / "large.json"}
+    monkeypatch.setattr(answerability, "PACKAGED_SCORES", scores)
+    rows = [result(f"a{i}", True, right=i % 4 != 0, refusal=0.9 if i % 4 == 0 else 0.1) for i in range(40)]
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"settings": {"generator_model": "qwen2.5-coder-1.5b"},
+                                  "questions": [asdict(r) for r in rows]}))
+    assert main(["calibrate", str(report), "--max-false-abstention", "0.3"]) == 0
+    assert scores["qwen2.5-coder-1.5b"].is_file() and not scores["qwen2.5-coder-0.5b"].exists()
