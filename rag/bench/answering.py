@@ -55,6 +55,16 @@ def cold_start_child(started: float, mode: str, docs_dir: str, index_dir: str, q
     }))
 
 
+def join_answering_gguf(settings: Settings, target: Path) -> Path:
+    """Join the GGUF of the packaged model ``settings`` answer with into ``target`` (the plain way's file)."""
+    from rag.gguf import PACKAGED_MODELS, join_packaged_gguf
+
+    if settings.generator_model not in PACKAGED_MODELS:
+        raise SettingsError(f"the benchmark compares a packaged model's two loads, not {settings.generator_model}")
+    join_packaged_gguf(PACKAGED_MODELS[settings.generator_model], target)
+    return target
+
+
 def _cache_without_prompt_starts(settings: Settings, scratch: Path) -> Path:
     """A cache folder in ``scratch`` holding the converted model, exported embedder and timed precision choice of
     ``settings.cache_dir`` (linked, not copied) and no prompt starts (``rag.prefix_cache``): what other runs kept
@@ -84,7 +94,7 @@ def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: 
     them.
     """
     from rag.embedding import load_embedder
-    from rag.gguf import PACKAGED_MODELS, join_packaged_gguf, resolve_model_dir
+    from rag.gguf import resolve_model_dir
     from rag.indexing import build_or_update
     from rag.model_choice import with_packaged_model
 
@@ -96,10 +106,7 @@ def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: 
         resolve_model_dir(settings.generator_model, settings.cache_dir)  # converted-model cache warm
         cache = _cache_without_prompt_starts(settings, Path(scratch))
         env = {**os.environ, "RAG_CACHE_DIR": str(cache)}
-        gguf = Path(scratch) / "model.gguf"
-        if settings.generator_model not in PACKAGED_MODELS:
-            raise SettingsError(f"the cold-start benchmark loads a packaged model, not {settings.generator_model}")
-        join_packaged_gguf(PACKAGED_MODELS[settings.generator_model], gguf)
+        gguf = join_answering_gguf(settings, Path(scratch) / "model.gguf")
         warmed_by = None
         for earlier in earlier_questions or [question]:
             command = child_command("project", settings.docs_dir, index_dir, earlier, gguf)

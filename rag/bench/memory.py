@@ -62,9 +62,8 @@ def serve_and_measure(questions: list[str], settings: Settings, clients: int = 2
 
 def run(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None, settings: Settings | None = None,
         clients: int = 2) -> dict:
-    from rag.bench.answering import child_command
+    from rag.bench.answering import child_command, join_answering_gguf
     from rag.evaluation import load_gold
-    from rag.gguf import PACKAGED_MODELS, join_packaged_gguf
     from rag.model_choice import with_packaged_model
 
     settings, _ = with_packaged_model(settings or Settings())  # the model the defaults answer with here
@@ -72,8 +71,7 @@ def run(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None, 
     rows = [serve_and_measure(questions, settings, clients)]
     print(f"memory: chat server peak {rows[0]['peak_mib']:.0f} MiB", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
-        gguf = Path(scratch) / "model.gguf"
-        join_packaged_gguf(PACKAGED_MODELS[settings.generator_model], gguf)
+        gguf = join_answering_gguf(settings, Path(scratch) / "model.gguf")
         index_dir = Path(scratch) / "index"
         result = subprocess.run(
             child_command("gguf", settings.docs_dir, index_dir, questions[0], gguf), capture_output=True, text=True,

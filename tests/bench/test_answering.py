@@ -1,6 +1,8 @@
 """The answering benchmarks' set-up: a cache folder with the converted files and no kept prompt starts, and an
 untimed earlier question about another document."""
 
+import pytest
+
 from rag.bench.answering import _cache_without_prompt_starts, questions_about_other_documents
 from rag.config import Settings
 from rag.evaluation import Evidence, GoldItem
@@ -26,3 +28,13 @@ def test_the_benchmark_cache_links_the_converted_files_and_keeps_no_prompt_start
     assert (cache / "models" / "file").read_text() == "models" and (cache / "models").is_symlink()
     assert (cache / "embeddings" / "file").read_text() == "embeddings"
     assert not (cache / "prompt-caches").exists()
+
+
+def test_the_plain_way_joins_the_packaged_model_the_settings_answer_with_and_refuses_any_other(tmp_path):
+    from rag.bench.answering import join_answering_gguf
+    from rag.config import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="packaged model"):
+        join_answering_gguf(Settings(generator_model=str(tmp_path / "mine.gguf")), tmp_path / "model.gguf")
+    joined = join_answering_gguf(Settings(generator_model="qwen2.5-coder-0.5b"), tmp_path / "model.gguf")
+    assert joined.read_bytes()[:4] == b"GGUF"
