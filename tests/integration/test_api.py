@@ -53,7 +53,8 @@ def test_a_follow_up_is_answered_from_the_conversation(client):
         {"role": "assistant", "content": "Tokyo [1]"},
         {"role": "user", "content": "Who resisted it?"},  # "it" is only known from the earlier turn
     ])
-    assert "Macron" in completion.choices[0].message.content
+    reply = completion.choices[0].message.content  # the article names both Macron and France as resisting
+    assert "Macron" in reply or "France" in reply, reply
 
 
 def test_a_wrong_key_is_refused(client):

@@ -134,15 +134,27 @@ def test_a_count_is_answered_when_asked_for_what_it_counts(heldout_assistant):
     assert "180,000 residents" in answer.citations[0].quote
 
 
-def test_a_count_of_something_else_is_recorded_and_withheld_where_the_count_check_is_enforced(heldout_assistant):
-    # The model answers "180,000" (the city's residents); the plant's employees are not in the documents. The
-    # count check is off by default (it did not pay on the external set's confirmation half) but still judges.
+@pytest.fixture(scope="module")
+def small_heldout_assistant(real_embedder, tmp_path_factory):
+    """The 0.5B model (the fast preset) over eval/heldout/documents."""
+    from rag import Assistant, Settings
+
+    return Assistant.from_folder(REPO / "eval" / "heldout" / "documents", tmp_path_factory.mktemp("small-heldout"),
+                                 Settings().with_preset("fast"), embedder=real_embedder)
+
+
+def test_a_count_of_something_else_is_recorded_and_withheld_where_the_count_check_is_enforced(
+        small_heldout_assistant):
+    # The 0.5B answers "180,000" (the city's residents); the plant's employees are not in the documents. (The 1.5B
+    # answers a number the documents lack, which the supported check withholds.) The count check is off by default
+    # (it did not pay on the external set's confirmation half) but still judges.
+    assistant = small_heldout_assistant
     question = "How many employees work at the Grell Point desalination plant?"
-    answer = heldout_assistant.ask(question)
+    answer = assistant.ask(question)
     [verdict] = [v for v in answer.verdicts if v.check == "count"]
     assert not verdict.passed and not verdict.enforced, answer.raw_output
-    strict = heldout_assistant.settings.with_changes(checks=(*heldout_assistant.settings.checks, "count"))
-    answer = heldout_assistant.ask(question, settings=strict)
+    strict = assistant.settings.with_changes(checks=(*assistant.settings.checks, "count"))
+    answer = assistant.ask(question, settings=strict)
     assert answer.abstained and [v.check for v in answer.withheld_by] == ["count"]
 
 
