@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag.bench.ceilings import float32_gflops, int8_gops, memory_bandwidth_gb_s, transformer_flops
+from rag.bench.ceilings import bfloat16_gflops, float32_gflops, int8_gops, memory_bandwidth_gb_s, transformer_flops
 from rag.bench.report import proc_status_kib, publish
 from rag.config import Settings, SettingsError
 from rag.evaluation import percentile
@@ -180,7 +180,7 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
         rows = [row for label in ("empty store", "second pass") for row in _timed_pass(assistant, items, label)]
         parameters = sum(p.numel() for p in generator.model.parameters())
         bytes_per_token = sum(p.numel() * p.element_size() for p in generator.model.parameters())
-        rates = _prefill_floors(generator.model, rows)
+        rates = _prefill_floors(generator.model, rows, generator.precision)
     bandwidth = memory_bandwidth_gb_s()
     summary = {"questions": len(items), "generator_model": settings.generator_model}
     for label, prefix in (("empty store", ""), ("second pass", "second_pass_")):
@@ -193,8 +193,8 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
         "memory_bandwidth_gb_s": bandwidth,
         "decode_bound_tokens_per_s": bandwidth * 1e9 / bytes_per_token,
         **rates,
-        "prefill_floor_int8_median_s": summary["prefill_floor_median_s"] * rates["float32_matmul_gflops"]
-        / rates["int8_matmul_gops"],
+        "prefill_floor_int8_median_s": summary["prefill_floor_median_s"]
+        * rates[f"{generator.precision}_matmul_gflops"] / rates["int8_matmul_gops"],
         "goal": "first token <= 1.0 s, full answer <= 3 s median",
     }
     columns = ["pass", "id", "first_token_s", "prefill_floor_s", "full_answer_s", "prompt_tokens",
@@ -235,28 +235,33 @@ def _timed_pass(assistant, items, label: str) -> list[dict]:
     return rows
 
 
-def _prefill_floors(model, rows: list[dict]) -> dict[str, float]:
+def _prefill_floors(model, rows: list[dict], precision: str = "float32") -> dict[str, float]:
     """Give every row whose question reached the model its ``prefill_floor_s``: the arithmetic of its prefill
-    (``rag.bench.ceilings.transformer_flops``, plus scoring the next token) at this machine's float32 rate,
-    measured on the model's largest matrix with the median prefill's rows: an exact float32 pass of that prompt
-    is slower unless its products run faster than that. Returns the rates (int8 too) and how many tokens one second
-    of prefill could compute at the median context."""
+    (``rag.bench.ceilings.transformer_flops``, plus scoring the next token) at this machine's rate in the
+    ``precision`` the generator multiplies in (float32 or bfloat16, ``rag.precision``), measured in this run on the
+    model's largest matrix with the median prefill's rows: a pass of that prompt is slower unless its products run
+    faster than that. Returns the rates (float32, bfloat16 and int8, so the floors of each way can be compared) and
+    how many tokens one second of prefill could compute at the median context."""
     asked = [r for r in rows if r["prompt_tokens"]]
     config, decoder = model.config, model.get_decoder()
     scoring = 2 * model.get_output_embeddings().weight.numel()
     product_rows = max(1, int(percentile([r["prefilled_tokens"] for r in asked], 50)))
     float32 = float32_gflops(product_rows, config.hidden_size, config.intermediate_size)
+    bfloat16 = bfloat16_gflops(product_rows, config.hidden_size, config.intermediate_size)
     int8 = int8_gops(product_rows, config.hidden_size, config.intermediate_size)
+    rate = bfloat16 if precision == "bfloat16" else float32
     for row in asked:
         earlier = row["prompt_tokens"] - row["prefilled_tokens"]
         flops = transformer_flops(decoder, config, row["prefilled_tokens"], earlier) + scoring
-        row["prefill_floor_s"] = flops / (float32 * 1e9)
+        row["prefill_floor_s"] = flops / (rate * 1e9)
     context = int(percentile([r["prompt_tokens"] for r in asked], 50))
     per_token = transformer_flops(decoder, config, 1, context)
     return {
         "float32_matmul_gflops": float32,
+        "bfloat16_matmul_gflops": bfloat16,
         "int8_matmul_gops": int8,
-        "prefilled_tokens_within_1s": float32 * 1e9 / per_token,
+        "prefill_floor_precision": precision,
+        "prefilled_tokens_within_1s": rate * 1e9 / per_token,
     }
 
 

@@ -26,11 +26,18 @@ def _best_seconds(work: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def float32_gflops(rows: int, inner: int, columns: int, repeats: int = 10) -> float:
+def float32_gflops(rows: int, inner: int, columns: int, repeats: int = 10,
+                   dtype: torch.dtype = torch.float32) -> float:
     """Billions of float32 operations per second multiplying a ``rows`` x ``inner`` matrix by ``inner`` x
-    ``columns`` with PyTorch (a multiply and an add count as two)."""
-    left, right = torch.randn(rows, inner), torch.randn(inner, columns)
+    ``columns`` with PyTorch (a multiply and an add count as two); with ``dtype`` bfloat16, the same in bfloat16,
+    which runs on the processor's bfloat16 units where it has them (AVX-512 BF16, AMX) and is emulated where not."""
+    left, right = torch.randn(rows, inner, dtype=dtype), torch.randn(inner, columns, dtype=dtype)
     return 2 * rows * inner * columns / _best_seconds(lambda: left @ right, repeats) / 1e9
+
+
+def bfloat16_gflops(rows: int, inner: int, columns: int, repeats: int = 10) -> float:
+    """``float32_gflops`` of the same product in bfloat16."""
+    return float32_gflops(rows, inner, columns, repeats, torch.bfloat16)
 
 
 def int8_gops(rows: int, inner: int, columns: int, repeats: int = 10) -> float:

@@ -10,6 +10,7 @@ from torch import nn
 
 from rag.bench.ceilings import (
     attention_flops_per_token,
+    bfloat16_gflops,
     float32_gflops,
     int8_gops,
     linear_weights,
@@ -56,7 +57,7 @@ def test_an_encoder_pass_attends_to_every_token():
     assert encoder > transformer_flops(layers(), CONFIG, tokens=3)
 
 
-@pytest.mark.parametrize("rate", [float32_gflops, int8_gops])
+@pytest.mark.parametrize("rate", [float32_gflops, bfloat16_gflops, int8_gops])
 def test_product_rates_run_their_kernel_and_come_out_as_a_finite_rate(rate):
     # Only that the measurement runs (the int8 one builds an onnxruntime graph): rates are figures, never asserted.
     measured = rate(16, 32, 64, repeats=2)
