@@ -61,3 +61,28 @@ def keep_matrices_in_half(model: nn.Module, dtype: torch.dtype) -> None:
             for name, buffer in module.named_buffers(recurse=False):
                 if buffer.dtype in HALF_DTYPES:
                     setattr(module, name, buffer.float())
+
+
+def run_gated_mlps_in_bfloat16(model: nn.Module) -> int:
+    """Run each gated MLP block (``down_proj(act_fn(gate_proj(x)) * up_proj(x))``, as Qwen2 and Llama have) whose
+    matrices are held in bfloat16 end to end in bfloat16: its input is cast once, and the activation and the product
+    of its two branches stay in bfloat16 instead of going to float32 and back around every matrix. Measured on the
+    1.5B model, two Xeon cores with AMX: a 500-token prompt in 1.22 s instead of 1.61 s, the same next token
+    (eval/log.md, row 61). Returns how many blocks were changed."""
+    changed = 0
+    for module in model.modules():
+        projections = [getattr(module, name, None) for name in ("gate_proj", "up_proj", "down_proj")]
+        if callable(getattr(module, "act_fn", None)) and all(
+            isinstance(p, nn.Linear) and p.bias is None and p.weight.dtype == torch.bfloat16 for p in projections
+        ):
+            module.forward = _gated_mlp_in_bfloat16.__get__(module)
+            changed += 1
+    return changed
+
+
+def _gated_mlp_in_bfloat16(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    inner = x.to(torch.bfloat16)
+    gated = self.act_fn(nn.functional.linear(inner, self.gate_proj.weight)) * nn.functional.linear(
+        inner, self.up_proj.weight
+    )
+    return nn.functional.linear(gated, self.down_proj.weight).to(x.dtype)

@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, Text
 from rag.config import Quantization
 from rag.decoding import LINE_BREAK, SpanConstraint, StopAtLineBreak, constrainable_head
 from rag.generation import AnswerConstraint, GeneratorError
-from rag.half_weights import HALF_DTYPES, keep_matrices_in_half
+from rag.half_weights import HALF_DTYPES, keep_matrices_in_half, run_gated_mlps_in_bfloat16
 from rag.memory_trim import return_freed_memory
 from rag.precision import Precision, PrecisionChoice, largest_matrix
 from rag.precision import choose as choose_precision
@@ -63,12 +63,15 @@ class TransformersGenerator:
         # How the matrices multiply (rag.precision): meaningful for weights held in 16 bits; a float32 or int8
         # model multiplies in float32.
         self.precision_choice: PrecisionChoice | None = None
+        gated_in_bfloat16 = False
         if model.dtype in HALF_DTYPES and quantization == "none":
             if precision == "auto":
                 head = model.get_output_embeddings()
                 self.precision_choice = choose_precision(largest_matrix(model, skip=head), precision_cache)
                 precision = self.precision_choice.precision
             keep_matrices_in_half(model, torch.bfloat16 if precision == "bfloat16" else torch.float16)
+            if precision == "bfloat16":
+                gated_in_bfloat16 = run_gated_mlps_in_bfloat16(model) > 0
         else:
             precision = "float32"
             if model.dtype != torch.float32:
@@ -96,10 +99,10 @@ class TransformersGenerator:
         self._prompt_cache: tuple[list[int], DynamicCache] | None = None
         self.last_prompt_tokens = 0  # tokens of the last prompt, as the model read it (chat template applied)
         self.reused_prompt_tokens = 0  # of those, read from that cache instead of computed
+        # Saved attention caches are only reused by a model computing them the same way.
+        numerics = f"{quantization}-{precision}" + ("-gated-mlp-bf16" if gated_in_bfloat16 else "")
         self._prefixes = (
-            PrefixCacheStore(
-                prefix_dir, model_key(model_dir, gguf_file, f"{quantization}-{precision}"), prefix_budget_mb << 20
-            )
+            PrefixCacheStore(prefix_dir, model_key(model_dir, gguf_file, numerics), prefix_budget_mb << 20)
             if prefix_dir and prefix_budget_mb > 0
             else None
         )

@@ -51,3 +51,32 @@ def test_a_converted_model_is_stored_in_float16_and_loaded_with_its_matrices_in_
     assert torch.allclose(prompt, expected, atol=1e-2)
     assert torch.allclose(step[0, 0], expected[0, 0], atol=1e-2)
     assert constrainable_head(loaded) is not None  # quote mode still narrows the output layer
+
+
+def test_gated_mlps_held_in_bfloat16_run_in_bfloat16_end_to_end_and_give_the_same_logits():
+    from rag.half_weights import run_gated_mlps_in_bfloat16
+
+    model = tiny_causal_lm()
+    model.eval()
+    ids = torch.tensor([[1, 5, 9, 3, 7, 2]])
+    with torch.inference_mode():
+        expected = model(ids).logits
+    keep_matrices_in_half(model, torch.bfloat16)
+    with torch.inference_mode():
+        widened = model(ids).logits
+    assert run_gated_mlps_in_bfloat16(model) == len(model.model.layers)  # each layer's MLP, nothing else
+    seen = []
+    model.model.layers[0].mlp.act_fn.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    with torch.inference_mode():
+        inner = model(ids).logits
+    assert seen == [torch.bfloat16]  # the activation ran in bfloat16, not float32
+    assert inner.dtype == torch.float32 and torch.allclose(inner, expected, atol=2e-2)
+    assert torch.allclose(inner, widened, atol=2e-2)
+
+
+def test_gated_mlps_held_in_float16_are_left_as_they_are():
+    from rag.half_weights import run_gated_mlps_in_bfloat16
+
+    model = tiny_causal_lm()
+    keep_matrices_in_half(model, torch.float16)
+    assert run_gated_mlps_in_bfloat16(model) == 0
