@@ -264,11 +264,11 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-# Named bundles of settings (eval/log.md, rows 51-60). "default" leaves the model to rag.model_choice: the 1.5B
+# Named bundles of settings (eval/log.md, rows 51-61). "default" leaves the model to rag.model_choice: the 1.5B
 # where this processor runs it fast enough, else the 0.5B. External confirmation half, 2026-12-04, on a 2-core Xeon
-# with AMX (the 1.5B chosen): F1 0.686, EM 0.631, abstain recall 0.238, false abstention 0.136, p95 4.8 s.
-# "fast": the 0.5B on every processor, about a third of the compute: F1 0.466, abstain recall 0.267, false
-# abstention 0.291.
+# with AMX (the 1.5B chosen): F1 0.686, EM 0.631, abstain recall 0.238, false abstention 0.136, p95 4.6 s.
+# "fast": the 0.5B on every processor, about a third of the compute: F1 0.468, abstain recall 0.267, false
+# abstention 0.301 (row 61).
 # "cautious": the answerability score fitted on the answering model's drafts withholds answers the generator and
 # retrieval were unsure of, too (the 0.5B's: abstain recall 0.27 -> 0.65, F1 0.47 -> 0.37, 2026-12-03).
 # "verified": the 0.5B answers, and the packaged 1.5B model, shown only the question, the answer and its cited
