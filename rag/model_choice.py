@@ -2,8 +2,8 @@
 enough, else the smaller one.
 
 On the external set the 1.5B model answers far better than the 0.5B one (Rhine confirmation half: F1 0.47 ->
-0.68, eval/log.md rows 56 and 60), but it is about three times the compute. On a processor with bfloat16 units
-(AVX-512 BF16, AMX) it answers in about 3 s; on one without them in about 8 s, too slow to be a default. Processors
+0.69, eval/log.md rows 60 and 61), but it is about three times the compute. On a processor with bfloat16 units
+(AVX-512 BF16, AMX) it answers in about 2.5 s; on one without them in about 8 s, too slow for a default. Processors
 differ from one host to the next, so the choice is made by timing the larger model's largest matrix product here
 (``rag.precision``, cached per processor) and predicting its answer time from it, not by reading flags.
 """
@@ -25,8 +25,8 @@ LARGE = "qwen2.5-coder-1.5b"
 LARGE_MATRIX = (8960, 1536)
 LARGE_MATRIX_UNITS = 95
 # The larger model is chosen when its predicted answer (a 500-token prompt, then 24 decoding steps) takes at most
-# this long. On a 2-core Xeon with AMX the prediction was 2.8 s and the model's answers took 3.2 s at the median
-# and 5.8 s at p95 on the external tuning half; the same host multiplying in float32 predicts 5.8 s.
+# this long. On a 2-core Xeon with AMX the prediction was 2.8 s and the model's answers took 2.2 s at the median
+# and 3.8 s at p95 on the external tuning half (eval/log.md, row 61); that host multiplying in float32 predicts 5.9 s.
 LARGE_MODEL_BUDGET_S = 3.5
 # It holds 3.5 GB while answering, and at most 3.4 GB of its own while loading; the resident peak then reads 6.4 GB
 # because the stored float16 file is mapped while its bfloat16 copy is made, but those pages are the file's, which
