@@ -28,7 +28,7 @@ LARGE_MATRIX_UNITS = 95
 # this long. On a 2-core Xeon with AMX the prediction was 2.8 s and the model's answers took 2.2 s at the median
 # and 3.8 s at p95 on the external tuning half (eval/log.md, row 61); that host multiplying in float32 predicts 5.9 s.
 LARGE_MODEL_BUDGET_S = 3.5
-# It holds 3.5 GB while answering, and at most 3.4 GB of its own while loading; the resident peak then reads 6.4 GB
+# It holds 3.6 GB once loaded, and at most 3.5 GB of its own while loading; the resident peak then reads 6.7 GB
 # because the stored float16 file is mapped while its bfloat16 copy is made, but those pages are the file's, which
 # the system can drop. Below this much free memory the smaller one is used.
 LARGE_MODEL_MIN_MEMORY_GB = 6.0
