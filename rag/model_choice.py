@@ -65,11 +65,9 @@ def choose_packaged_model(cache_dir: Path) -> ModelChoice:
 def predicted_large_answer_s(cache_dir: Path) -> float:
     """Seconds of matrix products for the larger model's answer (``rag.precision``'s prompt and decoding steps), in
     the faster precision, from one timed product of its largest matrix's shape."""
-    import torch  # here: choosing a model is the first thing that needs it
+    from rag.precision import DECODE_STEPS, choose  # torch loads here: choosing a model is the first that needs it
 
-    from rag.precision import DECODE_STEPS, choose
-
-    timing = choose(torch.randn(LARGE_MATRIX) * 0.02, cache_dir / "precision.json")
+    timing = choose(LARGE_MATRIX, cache_dir / "precision.json")  # the shape: no matrix made once it is cached
     answer_ms = min(timing.prompt_ms[p] + DECODE_STEPS * timing.decode_ms[p] for p in timing.prompt_ms)
     return LARGE_MATRIX_UNITS * answer_ms / 1000
 

@@ -110,11 +110,13 @@ def measure(weight: torch.Tensor, repeats: int = 5) -> PrecisionChoice:
     )
 
 
-def choose(weight: torch.Tensor, cache_file: Path | None = None) -> PrecisionChoice:
+def choose(weight: torch.Tensor | tuple[int, int], cache_file: Path | None = None) -> PrecisionChoice:
     """``measure(weight)``, remembered in ``cache_file`` (JSON) per matrix shape, processor, thread count and torch
-    version, so that a later start on the same machine does not time again. An unreadable cache is re-measured."""
+    version, so that a later start on the same machine does not time again. An unreadable cache is re-measured.
+    ``weight`` may be just a shape: a random matrix of it is made only if it has to be timed."""
+    shape = list(weight) if isinstance(weight, tuple) else list(weight.shape)
     key = hashlib.sha256(
-        json.dumps([list(weight.shape), cpu_model(), cpu_flags(), torch.get_num_threads(), torch.__version__])
+        json.dumps([shape, cpu_model(), cpu_flags(), torch.get_num_threads(), torch.__version__])
         .encode()
     ).hexdigest()[:16]
     known: dict = {}
@@ -126,7 +128,7 @@ def choose(weight: torch.Tensor, cache_file: Path | None = None) -> PrecisionCho
                                       "cpu_flags": tuple(entry["cpu_flags"])})
         except (OSError, ValueError, KeyError, TypeError):
             known = known if isinstance(known, dict) else {}
-    choice = measure(weight)
+    choice = measure(weight if isinstance(weight, torch.Tensor) else torch.randn(*shape) * 0.02)
     log.info("matrix products in %s (timed: prompt %s ms, decoding step %s ms)",
              choice.precision, choice.prompt_ms, choice.decode_ms)
     if cache_file is not None:
