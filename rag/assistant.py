@@ -116,7 +116,7 @@ class Assistant:
         self._preparation = Preparation(stage="loaded", done=True) if generator is not None else None
         self._generator_lock = threading.Lock()
         self._judges: dict[str, Judge] = {}
-        self._verifier = Verifier(embedder, self._judge)
+        self._verifier = Verifier(embedder, self._judge, self._answering_judge)
         self._use_index(index)
 
     @classmethod
@@ -173,6 +173,11 @@ class Assistant:
             if self._preparation is None:
                 self._generator_loading, self._preparation = _start_loading(self.settings)
             return self._preparation
+
+    def _answering_judge(self) -> Judge | None:
+        """The answering model, where it gives option probabilities (a model server may not)."""
+        generator = self.generator
+        return generator if hasattr(generator, "option_probabilities") else None  # type: ignore[return-value]
 
     def _judge(self, settings: Settings) -> Judge | None:
         """The verifier model ``settings`` name, loaded on first use and kept; the answering model itself when

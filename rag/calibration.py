@@ -2,7 +2,8 @@
 
 The label of a draft is whether it was right (F1 >= 0.5 against an answerable question's gold answers); drafts to
 unanswerable questions are all wrong. The threshold is the highest that withholds at most the given share of the
-right drafts that the other checks let through.
+right drafts that the other checks let through, or (``bound="answerable"``) of every answerable question, counting
+those the other checks withheld: the false-abstention rate evaluation reports.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from rag.answerability import FEATURES, AnswerabilityModel, auroc, fit
 from rag.evaluation import QuestionResult, is_right
@@ -37,6 +39,20 @@ def choose_threshold(
     return _lowest_kept(right, max_false_abstention)
 
 
+def choose_threshold_over_answerable(
+    model: AnswerabilityModel, results: Sequence[QuestionResult], max_false_abstention: float
+) -> float:
+    """The highest threshold at which the answerable questions withheld, by the score or anything else, stay within
+    ``max_false_abstention`` of them all; 0.0 when the other checks already withhold that many."""
+    answerable = [r for r in results if r.answerable]
+    anyway = sum(1 for r in answerable if withheld_anyway(r))
+    scored = sorted(model.score(r.features) for r in answerable if not withheld_anyway(r) and r.features)
+    allowed = int(max_false_abstention * len(answerable)) - anyway
+    if allowed <= 0 or not scored:
+        return 0.0
+    return scored[allowed] if allowed < len(scored) else 1.0
+
+
 def choose_feature_threshold(
     results: Sequence[QuestionResult], feature: str, check: str, max_false_abstention: float
 ) -> float:
@@ -58,17 +74,19 @@ def _lowest_kept(right_scores: list[float], max_false_abstention: float) -> floa
 
 
 def calibrate(
-    reports: Sequence[Path], max_false_abstention: float = 0.10, features: Sequence[str] = FEATURES
+    reports: Sequence[Path], max_false_abstention: float = 0.10, features: Sequence[str] = FEATURES,
+    bound: Literal["right", "answerable"] = "right",
 ) -> tuple[AnswerabilityModel, str]:
-    """Fit the score over ``features`` on every draft of ``reports`` that has them, and set its threshold;
-    returns the model and a summary."""
+    """Fit the score over ``features`` on every draft of ``reports`` that has them, and set its threshold (bounding
+    the right drafts lost, or every answerable question withheld: ``bound``); returns the model and a summary."""
     results = [r for path in reports for r in load_results(json.loads(Path(path).read_text(encoding="utf-8")))]
     drafted = [r for r in results if r.draft and r.features and all(name in r.features for name in features)]
     if len({is_right(r) for r in drafted}) < 2:
         raise ValueError("calibration needs drafts that were right and drafts that were wrong")
     labels = [is_right(r) for r in drafted]
     model = fit([r.features for r in drafted], labels, ", ".join(str(p) for p in reports), features)
-    threshold = choose_threshold(model, results, max_false_abstention)
+    choose = choose_threshold_over_answerable if bound == "answerable" else choose_threshold
+    threshold = choose(model, results, max_false_abstention)
     scores = [model.score(r.features) for r in drafted]
     model = AnswerabilityModel(**(model.__dict__ | {"threshold": threshold, "auroc": auroc(scores, labels)}))
     return model, summary(model, drafted, labels, scores)

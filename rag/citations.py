@@ -7,7 +7,7 @@ import re
 
 from rag.chunking import split_sentences
 from rag.types import Citation, Hit
-from rag.words import content_words
+from rag.words import as_numerals, content_words
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 
@@ -19,9 +19,11 @@ def is_supported(answer: str, passages: str) -> bool:
     True
     >>> is_supported("$2 billion", "It costs.")
     False
+    >>> is_supported("3 [1]", "The lake has three parts.")  # small numbers in digits or in words alike
+    True
     """
-    words = content_words(strip_markers(answer))
-    return bool(words) and words <= content_words(passages)
+    words = as_numerals(content_words(strip_markers(answer)))
+    return bool(words) and words <= as_numerals(content_words(passages))
 
 
 def supported_by_citations(answer: str, citations: list[Citation], hits: list[Hit]) -> bool:

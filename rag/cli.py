@@ -169,9 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "rag/answerability.json or rag/answerability-1.5b.json)")
     calibrate.add_argument("--max-false-abstention", type=float, default=0.10,
                            help="the threshold withholds at most this share of the right answers (default: 0.10)")
+    calibrate.add_argument("--bound", choices=["right", "answerable"], default="right",
+                           help="what --max-false-abstention bounds: the right answers the other checks let through "
+                           "(default), or every answerable question withheld by any check, as evaluation counts it")
     calibrate.add_argument("--verifier", action="store_true",
                            help="fit the score with the verifier's P(yes) as a feature, from runs with --verifier "
                            "(default out: the packaged rag/answerability-verified.json)")
+    calibrate.add_argument("--features", type=lambda text: tuple(n.strip() for n in text.split(",") if n.strip()),
+                           help="comma-separated features to fit over (default: those the score at --out reads, "
+                           "else rag.answerability.FEATURES)")
     calibrate.add_argument("--confirmation-threshold", action="store_true",
                            help="only print the 'confirmed' check's min_confirmation for these runs (with --verifier)")
 
@@ -318,7 +324,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.answerability import FEATURES, PACKAGED_SCORES, VERIFIED_FEATURES, VERIFIED_MODEL
+    from rag.answerability import FEATURES, PACKAGED_SCORES, VERIFIED_FEATURES, VERIFIED_MODEL, AnswerabilityModel
     from rag.calibration import calibrate, choose_feature_threshold
 
     if args.confirmation_threshold:
@@ -335,8 +341,10 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     # By default the packaged score of the model whose drafts the reports hold (the one the default answers with).
     answering = json.loads(args.reports[0].read_text(encoding="utf-8")).get("settings", {}).get("generator_model")
     out = args.out or (VERIFIED_MODEL if args.verifier else PACKAGED_SCORES.get(answering, PACKAGED_MODEL))
-    model, summary = calibrate(args.reports, args.max_false_abstention,
-                               VERIFIED_FEATURES if args.verifier else FEATURES)
+    features = args.features or (VERIFIED_FEATURES if args.verifier else None)
+    if features is None:  # refit what the score being replaced reads
+        features = AnswerabilityModel.load(out).features if out.exists() else FEATURES
+    model, summary = calibrate(args.reports, args.max_false_abstention, features, args.bound)
     out.write_text(model.to_json() + "\n", encoding="utf-8")
     print(summary)
     print(f"\nmodel: {out}")

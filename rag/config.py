@@ -270,7 +270,11 @@ class Settings:
 # "fast": the 0.5B on every processor, about a third of the compute: F1 0.468, abstain recall 0.267, false
 # abstention 0.301 (row 61).
 # "cautious": the answerability score fitted on the answering model's drafts withholds answers the generator and
-# retrieval were unsure of, too (the 0.5B's: abstain recall 0.27 -> 0.65, F1 0.47 -> 0.37, 2026-12-03).
+# retrieval were unsure of, too (the 0.5B's: abstain recall 0.27 -> 0.65, F1 0.47 -> 0.37, 2026-12-03). The
+# 1.5B's also reads the model's P(yes) that the cited sentence answers the question: confirmation half F1 0.657,
+# abstain recall 0.545, false abstention 0.184, against 0.618, 0.574, 0.243 for its score without it (row 62).
+# Not the default: on the dev and held-out sets it withheld right answers whose sentence needs its passage to be
+# read (F1 0.891 -> 0.737 and 0.914 -> 0.840).
 # "verified": the 0.5B answers, and the packaged 1.5B model, shown only the question, the answer and its cited
 # sentences, says whether they state it; its P(yes) is one more feature of the score
 # (rag/answerability-verified.json). Confirmation half: F1 0.415, abstain recall 0.594, false abstention 0.379, at

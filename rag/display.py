@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from rag.citations import normalized, strip_markers
+from rag.words import NUMERALS
 
 _TOKEN = re.compile(r"\w+|%")
 _SKIPPABLE = frozenset("and or the a an".split())  # what a model drops when it shortens a list or a name
@@ -18,6 +19,8 @@ def as_written(answer: str, quotes: list[str]) -> str:
 
     >>> as_written("40% [2]", ["Members voted 40 percent in favour."])
     '40 percent [2]'
+    >>> as_written("3 [1]", ["The lake has three parts."])
+    'three [1]'
     """
     text = strip_markers(answer)
     markers = answer[len(text) :]
@@ -50,10 +53,11 @@ def _match_end(tokens: list[tuple[str, int, int]], first: int, wanted: list[str]
 
 
 def _tokens(text: str) -> list[tuple[str, int, int]]:
-    """Lower-cased words of ``text`` with their offsets; "%" and "per cent" read as "percent"."""
+    """Lower-cased words of ``text`` with their offsets; "%" and "per cent" read as "percent", "three" as "3"."""
     tokens: list[tuple[str, int, int]] = []
     for match in _TOKEN.finditer(text):
         word = "percent" if match.group() == "%" else match.group().lower()
+        word = NUMERALS.get(word, word)
         if word == "cent" and tokens and tokens[-1][0] == "per":
             tokens[-1] = ("percent", tokens[-1][1], match.end())
         else:

@@ -113,6 +113,27 @@ VERIFY_SYSTEM_PROMPT = "You check answers against their source. Reply with Yes o
 VERIFY_OPTIONS = ("Yes", "No")
 
 
+# The answering model's own question about the sentences its draft cites (the "answered_prob" feature of the
+# answerability score, rag/answerability.py). It is not shown the answer: a decoy question that reuses a sentence's
+# words while asking what the sentence does not say is told apart better that way (Rhine tuning half, eval log
+# row 62: AUROC 0.85 for answerable against not, against 0.74 when it also reads the answer).
+ANSWERED_SYSTEM_PROMPT = "You decide whether a text answers a question. Reply with Yes or No only."
+ANSWERED_OPTIONS = ("Yes", "No")
+
+
+def answered_messages(question: str, sources: list[str]) -> list[dict[str, str]]:
+    """Chat messages asking whether ``sources`` answer ``question``; the reply is one of ``ANSWERED_OPTIONS``."""
+    text = " ".join(withhold_instructions(source) for source in sources)
+    return [
+        {"role": "system", "content": ANSWERED_SYSTEM_PROMPT},
+        {"role": "user", "content": (
+            f"Text: {text}\n\nQuestion: {question}\n\n"
+            "Does the text answer this question? A question can reuse the text's words yet ask something the text "
+            "does not say. Reply Yes or No."
+        )},
+    ]
+
+
 def verification_messages(question: str, answer: str, sources: list[str]) -> list[dict[str, str]]:
     """Chat messages asking whether ``sources`` state that ``answer`` answers ``question``; the reply is one of
     ``VERIFY_OPTIONS``."""

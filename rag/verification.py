@@ -22,7 +22,7 @@ from rag.citations import strip_markers, supported_by_citations
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.generation import Judge
-from rag.prompts import VERIFY_OPTIONS, verification_messages
+from rag.prompts import ANSWERED_OPTIONS, VERIFY_OPTIONS, answered_messages, verification_messages
 from rag.types import Draft, Hit, Verdict
 from rag.words import content_words
 
@@ -94,10 +94,14 @@ def answerability(draft: Draft, context: CheckContext) -> Verdict:
     score = context.model.score(context.features)
     limit = context.settings.min_answerability
     limit = context.model.threshold if limit is None else limit
+    asked = context.features.get("answered_prob") if "answered_prob" in context.model.features else None
+    # The one input a person can read: how sure the model was that the cited sentence answers the question.
+    said = "" if asked is None else f"; the model gave {asked:.2f} that the cited sentence answers the question"
     if score >= limit:
-        return Verdict("answerability", True, f"answerability score {score:.2f} >= {limit:.2f}")
+        return Verdict("answerability", True, f"answerability score {score:.2f} >= {limit:.2f}{said}")
     return Verdict(
-        "answerability", False, f"answerability score {score:.2f} < {limit:.2f}: the passages probably do not say"
+        "answerability", False,
+        f"answerability score {score:.2f} < {limit:.2f}: the passages probably do not say{said}",
     )
 
 
@@ -114,6 +118,13 @@ def confirmed(draft: Draft, context: CheckContext) -> Verdict:
     return Verdict(
         "confirmed", False, f"the verifier did not find the answer in the cited sentence (P(yes) {yes:.2f} < {limit})"
     )
+
+
+def answered(reader: Judge, draft: Draft) -> float:
+    """The probability ``reader`` gives "Yes" when asked, without the answer, whether the sentences ``draft`` cites
+    answer its question."""
+    messages = answered_messages(draft.question, [c.quote for c in draft.citations])
+    return reader.option_probabilities(messages, ANSWERED_OPTIONS)[0]
 
 
 def confirm(judge: Judge, draft: Draft) -> float:
@@ -153,10 +164,17 @@ def refused() -> Verdict:
 class Verifier:
     """Runs every check on a draft; ``settings.checks`` decide which verdicts count."""
 
-    def __init__(self, embedder: Embedder, judge: Callable[[Settings], Judge | None] = lambda settings: None) -> None:
-        """``judge`` gives the verifier model the settings name (loading it on first use), or None."""
+    def __init__(
+        self,
+        embedder: Embedder,
+        judge: Callable[[Settings], Judge | None] = lambda settings: None,
+        reader: Callable[[], Judge | None] = lambda: None,
+    ) -> None:
+        """``judge`` gives the verifier model the settings name (loading it on first use), or None; ``reader`` the
+        answering model, where it gives option probabilities, for the score's ``answered_prob``."""
         self.embedder = embedder
         self._judge = judge
+        self._reader = reader
         self._models: dict[Path, AnswerabilityModel | None] = {}
 
     def model(self, settings: Settings) -> AnswerabilityModel | None:
@@ -174,6 +192,10 @@ class Verifier:
         if judge is not None and draft.citations:
             features["confirmation_prob"] = confirm(judge, draft)
         model = self.model(settings)
+        if model is not None and "answered_prob" in model.features and draft.citations:
+            reader = judge or self._reader()
+            if reader is not None:
+                features["answered_prob"] = answered(reader, draft)
         context = CheckContext(settings, features, self.embedder.embed, model, judge)
         order = [name for name in settings.checks if name in CHECKS] + [n for n in CHECKS if n not in settings.checks]
         verdicts = []

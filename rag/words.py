@@ -19,3 +19,20 @@ def content_words(text: str) -> set[str]:
     ['fair', 'ghent']
     """
     return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in STOPWORDS}
+
+
+# Small numbers a model writes in digits where the passage spells them out, or the other way round ("3" for
+# "three"): the same word to the grounding check and to the shown answer's spelling (rag/display.py).
+NUMERALS = dict(zip(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty".split(), (str(n) for n in range(1, 21)),
+))
+
+
+def as_numerals(words: set[str]) -> set[str]:
+    """``words`` with the spelled-out small numbers as digits.
+
+    >>> sorted(as_numerals({"three", "bridges"}))
+    ['3', 'bridges']
+    """
+    return {NUMERALS.get(word, word) for word in words}

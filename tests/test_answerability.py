@@ -8,7 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from rag.answerability import FEATURES, AnswerabilityModel, auroc, fit, measure
-from rag.calibration import calibrate, choose_feature_threshold, choose_threshold
+from rag.calibration import calibrate, choose_feature_threshold, choose_threshold, choose_threshold_over_answerable
 from rag.evaluation import QuestionResult
 from rag.types import Chunk, Citation, Draft, GenerationSignals, Hit
 from tests.conftest import FakeEmbedder
@@ -83,6 +83,20 @@ def test_the_threshold_withholds_at_most_the_bound_of_the_right_answers_the_othe
     assert all(model.score(r.features) < threshold for r in wrong)
 
 
+def test_bounding_every_answerable_question_counts_wrong_drafts_and_other_checks_withholdings_too():
+    model = AnswerabilityModel(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES),
+                               tuple(-5.0 if n == "refusal_prob" else 0.0 for n in FEATURES), 2.5, 0.5)
+    right = [result(f"a{i}", True, True, refusal=i / 40) for i in range(15)]
+    wrong = [result(f"w{i}", True, False, refusal=0.5 + i / 40) for i in range(4)]
+    other = [result("o", True, True, refusal=0.0, withheld_by_other=True)]  # 20 answerable in all
+    unanswerable = [result(f"u{i}", False, False, refusal=0.95) for i in range(10)]
+    results = right + wrong + other + unanswerable
+    threshold = choose_threshold_over_answerable(model, results, max_false_abstention=0.20)
+    withheld = [r.id for r in right + wrong if model.score(r.features) < threshold]
+    assert withheld == ["w1", "w2", "w3"]  # 20% of 20 is 4, and the other check already withheld one
+    assert choose_threshold_over_answerable(model, results, max_false_abstention=0.05) == 0.0
+
+
 def test_the_verifiers_threshold_is_chosen_the_same_way_from_its_recorded_probability():
     right = [result(f"a{i}", True, True, refusal=0.1) for i in range(10)]
     for i, r in enumerate(right):
@@ -138,3 +152,21 @@ def test_rag_calibrate_writes_by_default_the_packaged_score_of_the_model_whose_d
                                   "questions": [asdict(r) for r in rows]}))
     assert main(["calibrate", str(report), "--max-false-abstention", "0.3"]) == 0
     assert scores["qwen2.5-coder-1.5b"].is_file() and not scores["qwen2.5-coder-0.5b"].exists()
+    refit = json.loads(scores["qwen2.5-coder-1.5b"].read_text())
+    assert tuple(refit["features"]) == answerability.FEATURES  # nothing there before: the general features
+
+
+def test_rag_calibrate_refits_the_features_the_score_it_replaces_reads_unless_told_others(tmp_path):
+    from rag.cli import main
+
+    rows = [result(f"a{i}", True, right=i % 4 != 0, refusal=0.9 if i % 4 == 0 else 0.1) for i in range(40)]
+    for i, r in enumerate(rows):
+        r.features["answered_prob"] = 0.2 if i % 4 == 0 else 0.8
+    report, out = tmp_path / "report.json", tmp_path / "score.json"
+    report.write_text(json.dumps({"questions": [asdict(r) for r in rows]}))
+    two = ("refusal_prob", "answered_prob")
+    out.write_text(AnswerabilityModel(two, (0.0, 0.0), (1.0, 1.0), (0.0, 0.0), 0.0, 0.5).to_json())
+    assert main(["calibrate", str(report), "--out", str(out), "--max-false-abstention", "0.3"]) == 0
+    assert AnswerabilityModel.load(out).features == two
+    assert main(["calibrate", str(report), "--out", str(out), "--features", "refusal_prob"]) == 0
+    assert AnswerabilityModel.load(out).features == ("refusal_prob",)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from rag import Answer, Assistant, QuestionError, Settings
-from rag.answerability import FEATURES, AnswerabilityModel
+from rag.answerability import ANSWERED_FEATURES, FEATURES, AnswerabilityModel
 from rag.assistant import NOT_IN_DOCUMENTS
 from rag.config import KNOWN_CHECKS
 from rag.conversation import Turn
@@ -463,3 +463,55 @@ def test_a_restatement_the_cited_passage_does_not_support_withholds_the_answer(m
     answer = assistant.ask("Where does the Rhine rise in the eastern Alps?")
     assert answer.abstained and [v.check for v in answer.withheld_by] == ["supported"]
     assert "eastern" in answer.withheld_by[0].reason and answer.draft.text.startswith("Swiss Alps [")
+
+
+class ReadingGenerator(FakeGenerator):
+    """A FakeGenerator that also answers yes/no questions (as the transformers generator does), saying Yes with a
+    fixed probability and recording what it was asked."""
+
+    def __init__(self, replies: list[str], yes: float, signals: object = None) -> None:
+        super().__init__(replies, signals)
+        self.yes = yes
+        self.asked: list[list[dict[str, str]]] = []
+
+    def option_probabilities(self, messages, options):
+        self.asked.append(messages)
+        return [self.yes, 1.0 - self.yes]
+
+
+def test_a_score_that_reads_whether_the_cited_sentence_answers_asks_the_answering_model_without_the_answer(
+    docs_dir, tmp_path, fake_embedder
+):
+    # A made-up score that follows the answering model's P(the cited sentence answers the question) alone.
+    names = ANSWERED_FEATURES
+    model = AnswerabilityModel(names, (0.0,) * len(names), (1.0,) * len(names),
+                               tuple(8.0 if n == "answered_prob" else 0.0 for n in names), -4.0, threshold=0.5)
+    (tmp_path / "answered.json").write_text(model.to_json(), encoding="utf-8")
+    settings = SETTINGS.with_changes(answerability_model=tmp_path / "answered.json").with_checks("answerability")
+    signals = GenerationSignals(refusal_prob=0.01, mean_logprob=-0.1, min_logprob=-0.2, tokens=3)
+
+    def ask(yes: float) -> tuple[Answer, ReadingGenerator]:
+        generator = ReadingGenerator(["In the Swiss Alps [1]."], yes, signals)
+        assistant = Assistant.from_folder(
+            docs_dir, tmp_path / "index", settings=settings, generator=generator, embedder=fake_embedder
+        )
+        return assistant.ask("Where does the Rhine rise?"), generator
+
+    sure, generator = ask(0.9)
+    assert not sure.abstained and sure.features["answered_prob"] == 0.9
+    [prompt] = generator.asked
+    shown = prompt[-1]["content"]
+    assert "Question: Where does the Rhine rise?" in shown and sure.citations[0].quote in shown
+    assert "In the Swiss Alps" not in shown and "answer:" not in shown  # asked about the sentence, not the answer
+    doubted, _ = ask(0.2)
+    assert doubted.abstained and [v.check for v in doubted.withheld_by] == ["answerability"]
+    assert "the model gave 0.20 that the cited sentence answers the question" in doubted.withheld_by[0].reason
+
+
+def test_a_score_that_does_not_read_it_costs_no_extra_question(docs_dir, tmp_path, fake_embedder):
+    generator = ReadingGenerator(["In the Swiss Alps [1]."], 0.9)
+    assistant = Assistant.from_folder(
+        docs_dir, tmp_path / "index", settings=SETTINGS, generator=generator, embedder=fake_embedder
+    )
+    answer = assistant.ask("Where does the Rhine rise?")
+    assert not generator.asked and "answered_prob" not in answer.features

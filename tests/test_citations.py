@@ -3,7 +3,7 @@ an unmarked answer is cited to the sentence that holds it, and shown in that sen
 
 import pytest
 
-from rag.citations import attribute_unmarked, naming_sentences, parse_citations
+from rag.citations import attribute_unmarked, is_supported, naming_sentences, parse_citations
 from rag.display import as_written
 from rag.refusals import is_abstention
 from rag.types import Chunk, Hit
@@ -86,6 +86,13 @@ def test_an_answer_is_shown_in_the_words_of_the_sentence_it_cites():
     assert as_written("71%", ["Only 71 per cent of trains ran on time."]) == "71 per cent"
     listed = "The farm grows wheat, barley, and oats."
     assert as_written("Wheat, barley, oats [1]", [listed]) == "wheat, barley, and oats [1]"
+    assert as_written("4 [1]", ["The bridge has four arches."]) == "four [1]"
+
+
+def test_a_small_number_in_digits_is_grounded_by_the_same_number_in_words_and_no_other():
+    assert is_supported("4 [1]", "The bridge has four arches.")
+    assert is_supported("four", "It took 4 years.")
+    assert not is_supported("5 [1]", "The bridge has four arches.")
 
 
 def test_an_answer_already_as_written_or_not_written_at_all_is_left_alone():
