@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from rag.config import Settings
+from rag.model_lock import MODEL_LOADING
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class SentenceTransformerEmbedder:
         # Imported here: sentence-transformers takes about 7 s to import, which the default backend does not need.
         from sentence_transformers import SentenceTransformer
 
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        with MODEL_LOADING:
+            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._tokenizer = self._model.tokenizer
         self.batch_size = batch_size
         self.name = _display_name(model_path)
@@ -183,7 +185,8 @@ def _exported_model(source: Path, cache_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("exporting the embedding model to ONNX int8 in %s (once)", target.parent)
     with tempfile.TemporaryDirectory(prefix=".tmp-", dir=target.parent) as scratch:
-        _export_int8(source, Path(scratch))
+        with MODEL_LOADING:
+            _export_int8(source, Path(scratch))
         os.replace(Path(scratch) / "model-int8.onnx", target)
     return target
 

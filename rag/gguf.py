@@ -19,6 +19,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rag.generation import GeneratorError
+from rag.model_lock import MODEL_LOADING
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     """De-quantise a GGUF file into a transformers folder at ``target`` (written aside, then renamed in)."""
     log.warning("converting %s once into %s (about a minute)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    with MODEL_LOADING:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     _share_embeddings_if_copies(model)
     _store_matrices_in_half(model)
     # transformers refuses to save a model it still considers GGUF-quantised; the weights are plain floats now.

@@ -17,6 +17,7 @@ from rag.decoding import LINE_BREAK, SpanConstraint, StopAtLineBreak, constraina
 from rag.generation import AnswerConstraint, GeneratorError
 from rag.half_weights import HALF_DTYPES, keep_matrices_in_half, run_gated_mlps_in_bfloat16
 from rag.memory_trim import return_freed_memory
+from rag.model_lock import MODEL_LOADING
 from rag.precision import Precision, PrecisionChoice, largest_matrix
 from rag.precision import choose as choose_precision
 from rag.prefix_cache import PrefixCacheStore, model_key
@@ -54,12 +55,11 @@ class TransformersGenerator:
         remembering the choice in ``precision_cache``."""
         self.name = gguf_file or model_dir.name
         source = {"gguf_file": gguf_file} if gguf_file else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, **source)
         # A folder stored in float16 or bfloat16 (the converted cache is float16) keeps its matrices so: half the
         # memory, and decoding reads half the bytes. A GGUF read directly is de-quantised to float32.
         stored = "auto" if gguf_file is None else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=stored, **source)
-        model.eval()
+        model = _load_complete(model_dir, stored, source)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, **source)
         # How the matrices multiply (rag.precision): meaningful for weights held in 16 bits; a float32 or int8
         # model multiplies in float32.
         self.precision_choice: PrecisionChoice | None = None
@@ -289,3 +289,27 @@ def _common_prefix_length(a: list[int], b: list[int]) -> int:
             break
         shared += 1
     return shared
+
+
+def _load_complete(model_dir: Path, dtype: str | torch.dtype, source: dict[str, str]) -> torch.nn.Module:
+    """The model in ``model_dir`` with every weight read from its files, in eval mode.
+
+    transformers starts a weight the files lack from random values and only logs it; a model run so answers in
+    random tokens. A load that left any weight out is tried once more (a load disturbed by another thread's comes
+    out whole the second time) and then refused, naming what is missing.
+    """
+    missing: list[str] = []
+    for _ in range(2):
+        with MODEL_LOADING:
+            model, info = AutoModelForCausalLM.from_pretrained(
+                model_dir, local_files_only=True, dtype=dtype, output_loading_info=True, **source
+            )
+        missing = sorted(info["missing_keys"])
+        if not missing:
+            return model.eval()
+        del model
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    raise GeneratorError(
+        f"the model in {model_dir} lacks weights its configuration needs ({shown}); it would answer in random "
+        "tokens. Delete that folder to convert the model again, or point generator_model at a complete one."
+    )

@@ -1,10 +1,13 @@
-"""The local generator's attention-cache reuse: a prompt starts from the longest start it shares with the last prompt
-or with a saved one, and computes only the rest."""
+"""The local generator: a model folder missing weights is refused, and the attention-cache reuse: a prompt starts
+from the longest start it shares with the last prompt or with a saved one, and computes only the rest."""
 
+import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
+from rag.generation import GeneratorError
 from rag.prefix_cache import PrefixCacheStore
-from rag.transformers_generator import TransformersGenerator
+from rag.transformers_generator import TransformersGenerator, _load_complete
 from tests.conftest import tiny_causal_lm
 
 
@@ -99,3 +102,20 @@ def last_logits_cache(model, ids: list[int]):
     cache = DynamicCache(config=model.config)
     last_logits(model, ids, cache)
     return cache
+
+
+def test_a_model_folder_missing_a_weight_is_refused_by_name_rather_than_run_with_random_values(tmp_path):
+    tiny_causal_lm().save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["lm_head.weight"]  # the output layer: transformers would start it from random values
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(GeneratorError, match=r"lacks weights .*lm_head\.weight.*Delete that folder"):
+        TransformersGenerator(tmp_path)
+
+
+def test_a_complete_folder_loads_with_every_weight_from_its_files(tmp_path):
+    model = tiny_causal_lm()
+    model.save_pretrained(tmp_path)
+    loaded = _load_complete(tmp_path, torch.float32, {})
+    assert not loaded.training
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
