@@ -3,6 +3,12 @@ results on each set, with intervals where measured, and notes); ``eval/log.md`` 
 
     python eval/log.py          # rewrite eval/log.md
     python eval/log.py --check  # exit 1 when eval/log.md is not what eval/log.jsonl gives
+    python eval/log.py add ROW "CHANGE" "STATUS" SET=RUN_DIR [SET=RUN_DIR ...] [--baseline SET=RUN_DIR ...]
+                                # append a row measured by `rag eval` runs, then rewrite eval/log.md
+
+A row names the machine it was measured on (``host``: processor, its relevant instruction sets, cores), the
+answering ``model`` (its file's SHA-256), the ``engine`` and the ``precision``: `add` copies them from the runs.
+Rows from before this was recorded say ``"host": "not recorded"``.
 
 A row's ``results`` are objects with ``set`` (dev, heldout, rhine-tuning, rhine-confirmation, ...) and metrics:
 ``f1``, ``em``, ``citation_precision``, ``abstain_recall``, ``false_abstention``, ``p50_s``, ``p95_s``, ...;
@@ -71,18 +77,100 @@ def render(rows: list[dict]) -> str:
                                         others(result)]) + " |")
     lines += ["", "## Notes by row"]
     for row in rows:
-        if row["notes"] and row["change"] is not None:
-            lines += ["", f"### Row {row['row']}: {_inline(row['change'])}", "", row["notes"]]
+        machine = measured_on(row)
+        if (row["notes"] or machine) and row["change"] is not None:
+            lines += ["", f"### Row {row['row']}: {_inline(row['change'])}", ""]
+            lines += [line for line in (machine, row["notes"]) if line]
     lines += ["", "## Findings without a row of their own"]
     lines += [line for row in rows if row["change"] is None for line in ("", row["notes"])]
     return "\n".join(lines) + "\n"
+
+
+def measured_on(row: dict) -> str:
+    """Where and with what a row was measured, in one line; empty for rows from before that was recorded."""
+    host = row.get("host")
+    if not isinstance(host, dict):
+        return ""
+    model = row.get("model")
+    model = model.get("model", "") + (f" (sha256 {model['sha256'][:12]})" if "sha256" in model else "") \
+        if isinstance(model, dict) else str(model)
+    return (f"Measured on {host.get('processor') or 'an unnamed processor'} ({host.get('cores')} cores; "
+            f"{', '.join(host.get('flags', [])) or 'no AVX-512 or AMX'}), {model}, {row.get('engine')}, "
+            f"{row.get('precision')}.")
 
 
 def _inline(text: str | None) -> str:
     return (text or "").replace("|", "\\|")
 
 
+# How a report's metrics are named in a log row.
+FROM_REPORT = (("answer_f1", "f1"), ("answer_em", "em"), ("citation_precision", "citation_precision"),
+               ("abstain_recall", "abstain_recall"), ("abstain_false_rate", "false_abstention"),
+               ("latency_p50_s", "p50_s"), ("latency_p95_s", "p95_s"))
+
+
+def result_from_report(name: str, report: dict, baseline: dict | None = None) -> dict:
+    """A row's result for set ``name`` from a ``report.json``: its metrics with their intervals and, given the
+    ``baseline`` run's report, their paired differences; a sample or a partial run says so."""
+    from rag.evaluation import paired_differences
+    from rag.reports import load_results
+
+    result: dict = {"set": name}
+    intervals = report.get("intervals", {})
+    paired = paired_differences(load_results(baseline), load_results(report)) if baseline else {}
+    for metric, column in FROM_REPORT:
+        if metric not in report:
+            continue
+        result[column] = round(report[metric], 3)
+        if metric in intervals:
+            result[f"{column}_ci"] = [round(v, 3) for v in intervals[metric]]
+        if metric in paired:
+            result[f"{column}_paired"] = [round(v, 3) for v in paired[metric]]
+    result["n"] = report.get("n_questions")
+    if report.get("sample"):
+        result["sample_of"] = report["sample"]["of"]
+    if report.get("partial"):
+        result["partial"] = f"{report.get('answered')} of {report.get('of')}"
+    return result
+
+
+def row_from_runs(row: str, change: str, status: str, runs: dict[str, Path],
+                  baselines: dict[str, Path] | None = None) -> dict:
+    """A log row from ``rag eval`` run folders, one per set, naming the host, model, engine and precision the
+    first of them answered with."""
+    reports = {name: json.loads((Path(path) / "report.json").read_text(encoding="utf-8")) for name, path in
+               runs.items()}
+    base = {name: json.loads((Path(path) / "report.json").read_text(encoding="utf-8")) for name, path in
+            (baselines or {}).items()}
+    first = next(iter(reports.values()))
+    model = first.get("model") or {}
+    precision = (first.get("generator_precision") or {}).get("precision", first.get("precision"))
+    return {
+        "row": row, "change": change, "status": status,
+        "host": first.get("host") or "not recorded",
+        "model": {k: v for k, v in model.items() if k != "engine"} or first.get("generator_model"),
+        "engine": model.get("engine"), "precision": precision,
+        "results": [result_from_report(name, report, base.get(name)) for name, report in reports.items()],
+        "notes": "",
+    }
+
+
+def _pairs(items: list[str]) -> dict[str, Path]:
+    return {name: Path(path) for name, _, path in (item.partition("=") for item in items)}
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["add"]:
+        args, baselines = argv[1:], []
+        if "--baseline" in args:
+            at = args.index("--baseline")
+            args, baselines = args[:at], args[at + 1:]
+        row, change, status, *runs = args
+        entry = row_from_runs(row, change, status, _pairs(runs), _pairs(baselines))
+        with LOG.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        print(json.dumps(entry, indent=2, ensure_ascii=False))
+        argv = []
     page = render(load())
     if "--check" in argv:
         if PAGE.read_text(encoding="utf-8") != page:

@@ -8,14 +8,13 @@ those the other checks withheld: the false-abstention rate evaluation reports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from rag.answerability import FEATURES, AnswerabilityModel, auroc, fit
+from rag.eval_runs import load_results
 from rag.evaluation import QuestionResult, is_right
-from rag.reports import load_results
 
 
 def withheld_anyway(result: QuestionResult, check: str = "answerability") -> bool:
@@ -79,7 +78,7 @@ def calibrate(
 ) -> tuple[AnswerabilityModel, str]:
     """Fit the score over ``features`` on every draft of ``reports`` that has them, and set its threshold (bounding
     the right drafts lost, or every answerable question withheld: ``bound``); returns the model and a summary."""
-    results = [r for path in reports for r in load_results(json.loads(Path(path).read_text(encoding="utf-8")))]
+    results = load_results(reports)
     drafted = [r for r in results if r.draft and r.features and all(name in r.features for name in features)]
     if len({is_right(r) for r in drafted}) < 2:
         raise ValueError("calibration needs drafts that were right and drafts that were wrong")

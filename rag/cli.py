@@ -7,10 +7,12 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
+import signal
 import sys
 import tempfile
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import get_args
@@ -33,12 +35,16 @@ from rag.config import (
     Store,
 )
 from rag.embedding import load_embedder
-from rag.evaluation import GoldFormatError, load_gold, run_evaluation
+from rag.eval_runs import RunError
+from rag.evaluation import GoldFormatError, load_gold, run_evaluation, sample_gold
 from rag.generation import GeneratorError
 from rag.index import IndexStoreError
 from rag.indexing import open_and_update
 from rag.squad import parse_paragraphs, squad_to_corpus
 from rag.types import Answer
+
+# SQuAD's data stays outside the repository: the Rhine article sits in the shared folder beside a checkout.
+DEFAULT_SQUAD_FILE = os.environ.get("RAG_SQUAD_FILE", "../shared/external/squad2-dev-rhine.json")
 
 
 def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +112,9 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verifier", dest="verifier_model", metavar="MODEL",
                         help="a model that the 'confirmed' check asks whether the cited sentence states the answer "
                              "(e.g. qwen2.5-coder-1.5b); enforce it with --with confirmed")
+    parser.add_argument("--min-answerability", dest="min_answerability", type=float,
+                        help="the answerability score (0..1) below which that check withholds an answer (default: "
+                        "the threshold fitted with the score)")
     parser.add_argument("--min-confirmation", dest="min_confirmation", type=float,
                         help="the verifier's P(yes) below which 'confirmed' withholds an answer")
     parser.add_argument(
@@ -147,15 +156,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("gold", nargs="?", help="gold JSONL file (see eval/gold/dev.jsonl)")
     _add_corpus_options(evaluate)
     _add_answer_options(evaluate)
-    evaluate.add_argument("--out", help="report folder (default: eval/reports/<timestamp>)")
+    evaluate.add_argument("--out", help="run folder: answers.jsonl as they come, then report.json, .md and .png "
+                          "(default: eval/reports/<timestamp>)")
+    evaluate.add_argument("--resume", action="store_true",
+                          help="finish the run in --out: ask only the questions its answers.jsonl lacks (the same "
+                          "options as the stopped run, or an error names what differs)")
     evaluate.add_argument("--limit", type=int, help="score only the first N questions")
+    evaluate.add_argument("--sample", type=int, metavar="N",
+                          help="score a seeded sample of N questions that keeps the set's share of unanswerable ones")
+    evaluate.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
     evaluate.add_argument("--retrieval-only", action="store_true", help="score retrieval, skip generation")
-    evaluate.add_argument("--squad", metavar="FILE", help="a SQuAD v1.1/v2.0 JSON file as corpus and questions")
+    evaluate.add_argument("--squad", metavar="FILE", nargs="?", const=DEFAULT_SQUAD_FILE,
+                          help="a SQuAD v1.1/v2.0 JSON file as corpus and questions (alone: $RAG_SQUAD_FILE, else "
+                          f"{DEFAULT_SQUAD_FILE}, the Rhine article of SQuAD 2.0's dev set)")
     evaluate.add_argument(
         "--paragraphs", metavar="FIRST-LAST",
         help="with --squad: ask only the questions of these paragraphs (from 0, in file order); the corpus stays "
-        "every paragraph. eval/external: 0-21 to tune on, 22-43 to confirm",
+        "every paragraph. The Rhine article: 0-21 to tune on, 22-43 to confirm",
     )
+    evaluate.add_argument("--rescore", metavar="DIR",
+                          help="write a new report from the run in DIR without loading a model, its checks judged "
+                          "again under --with, --without, --preset, --min-answerability or --min-confirmation "
+                          "(default out: DIR/rescored)")
     evaluate.add_argument("--compare", nargs=2, metavar="REPORT",
                           help="compare two report.json files (or report folders), with paired bootstrap intervals "
                           "of the differences")
@@ -163,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser(
         "calibrate", help="fit the answerability score on evaluation reports (the external set's tuning half)"
     )
-    calibrate.add_argument("reports", nargs="+", type=Path, help="report.json files of `rag eval` runs")
+    calibrate.add_argument("reports", nargs="+", type=Path,
+                           help="`rag eval` run folders (or their report.json files)")
     calibrate.add_argument("--out", type=Path,
                            help="model JSON to write (default: the packaged score of the reports' answering model, "
                            "rag/answerability.json or rag/answerability-1.5b.json)")
@@ -275,17 +298,27 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     # matplotlib costs about 0.5 s to import; only evaluation draws plots.
-    from rag.reports import compare_reports, summary_table, write_report
+    from rag import eval_runs
+    from rag.evaluation import summarize
+    from rag.reports import compare_reports, write_report
 
     if args.compare:
         print(compare_reports(Path(args.compare[0]), Path(args.compare[1])))
         return 0
+    if args.rescore:
+        return _rescore(args)
     if bool(args.gold) == bool(args.squad):
-        raise SettingsError("give either a gold JSONL file or --squad FILE (or --compare A B)")
-    if args.limit is not None and args.limit < 1:
-        raise SettingsError("--limit must be a positive integer")
+        raise SettingsError("give either a gold JSONL file or --squad FILE (or --compare A B, or --rescore DIR)")
+    for name in ("limit", "sample"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise SettingsError(f"--{name} must be a positive integer")
+    if args.resume and not args.out:
+        raise SettingsError("--resume finishes the run in a folder: name it with --out DIR")
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as scratch:
         if args.squad:
+            if not Path(args.squad).is_file():
+                raise FileNotFoundError(f"no SQuAD file at {args.squad}: SQuAD 2.0 is at "
+                                        "https://rajpurkar.github.io/SQuAD-explorer/ (dev-v2.0.json); pass its path")
             if args.index_dir is None or Path(args.index_dir).resolve() == Path("index").resolve():
                 # A benchmark corpus must never replace the user's own index.
                 settings = settings.with_changes(index_dir=Path(scratch) / "index")
@@ -300,27 +333,117 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             gold = load_gold(args.gold)
             source = args.gold
         gold = gold[: args.limit] if args.limit else gold
+        sample = None
+        if args.sample:
+            sample = {"size": min(args.sample, len(gold)), "of": len(gold), "seed": args.seed}
+            gold = sample_gold(gold, args.sample, args.seed)
+        out = Path(args.out) if args.out else Path("eval/reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
         assistant = Assistant.from_folder(settings=settings, preload_generator=not args.retrieval_only)
-        metrics, results = run_evaluation(assistant, gold, retrieval_only=args.retrieval_only)
+        precision = None if args.retrieval_only else _precision_info(assistant.generator)
+        identity = eval_runs.run_identity(
+            str(source), [item.id for item in gold], sample, assistant.settings,
+            None if precision is None else precision["precision"], assistant.index.settings.embedding_model,
+        ) | {"retrieval_only": args.retrieval_only}
+        done = eval_runs.start_run(out, identity, args.resume)
+        if done:
+            print(f"resuming: {len(done)} of {len(gold)} questions already answered in {out}", file=sys.stderr)
+        stopped = False
+        try:
+            with _sigterm_as_interrupt():
+                metrics, results = run_evaluation(assistant, gold, retrieval_only=args.retrieval_only, done=done,
+                                                  on_result=eval_runs.AnswerLog(out / eval_runs.ANSWERS_FILE))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: report what is done
+            stopped = True
+            wanted = {item.id for item in gold}
+            results = [r for r in eval_runs.read_answers(out / eval_runs.ANSWERS_FILE) if r.id in wanted]
+            metrics = summarize(results, args.retrieval_only)
         run_info = {
             "gold": str(source),
             "created_at": datetime.now().isoformat(timespec="seconds"),
+            "partial": stopped,
+            "answered": len(results),
+            "of": len(gold),
+            "sample": sample,
             "generator_model": None if args.retrieval_only else assistant.generator.name,
-            "generator_precision": None if args.retrieval_only else _precision_info(assistant.generator),
+            "generator_precision": precision,
+            "model": identity["model"],
+            "host": identity["host"],
             # Why this packaged model answers here, where the settings left it to the processor (rag.model_choice).
             "model_choice": assistant.model_choice.reason if assistant.model_choice else None,
             "embedding_model": assistant.index.settings.embedding_model,
             "retrieval_only": args.retrieval_only,
-            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(assistant.settings).items()},
+            "settings": eval_runs.settings_record(assistant.settings),
         }
-        out = Path(args.out) if args.out else Path("eval/reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
         paths = write_report(out, metrics, results, run_info, assistant.settings)
+    _print_report(paths, metrics)
+    if stopped:
+        print(f"stopped after {len(results)} of {len(gold)} questions (report marked partial); finish with the same "
+              "command and --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    """``rag eval --rescore DIR``: the run's recorded drafts judged again under changed checks, no model loaded."""
+    from rag import eval_runs
+    from rag.evaluation import summarize
+    from rag.reports import write_report
+
+    allowed = {"min_answerability", "min_confirmation", "preset", "with_checks", "without"}
+    changing = sorted(name for name in (f.name for f in dataclasses.fields(Settings))
+                      if name not in allowed and getattr(args, name, None) is not None)
+    if changing or args.gold or args.squad or args.resume or args.sample or args.limit:
+        raise SettingsError("--rescore judges recorded drafts again; it takes only --with, --without, --preset, "
+                            "--min-answerability, --min-confirmation and --out"
+                            + (f" (these change what is generated: {', '.join(changing)})" if changing else ""))
+    identity, results = eval_runs.load_run(Path(args.rescore))
+    recorded = eval_runs.settings_from_record(identity.get("settings", {}))
+    settings = eval_runs.changed_settings(recorded, args.with_checks, args.without, args.preset,
+                                          args.min_answerability)
+    if args.min_confirmation is not None:
+        settings = settings.with_changes(min_confirmation=args.min_confirmation)
+    rescored, notes = eval_runs.rescore(results, recorded, settings)
+    retrieval_only = bool(identity.get("retrieval_only"))
+    metrics = summarize(rescored, retrieval_only)
+    run_info = {
+        "gold": identity.get("gold"), "rescored_from": str(args.rescore),
+        "created_at": datetime.now().isoformat(timespec="seconds"), "answered": len(rescored),
+        "of": identity.get("questions", len(rescored)), "sample": identity.get("sample"),
+        "model": identity.get("model"), "precision": identity.get("precision"), "host": identity.get("host"),
+        "embedding_model": identity.get("embedding_model"),
+        "retrieval_only": retrieval_only, "notes": notes,
+        "settings": eval_runs.settings_record(settings),
+    }
+    out = Path(args.out) if args.out else Path(args.rescore) / "rescored"
+    paths = write_report(out, metrics, rescored, run_info, settings)
+    _print_report(paths, metrics)
+    for note in notes:
+        print(note)
+    return 0
+
+
+def _print_report(paths: dict[str, Path], metrics: dict[str, float]) -> None:
+    from rag.reports import summary_table
+
     report = json.loads(paths["json"].read_text(encoding="utf-8"))
     print(summary_table(metrics, report.get("intervals")))
     if report.get("withheld_by_check"):
         print("\nwithheld by check: " + ", ".join(f"{k} {v}" for k, v in report["withheld_by_check"].items()))
     print(f"\nreport: {paths['md']}  ({paths['json'].name}, {paths['png'].name})")
-    return 0
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run as Ctrl-C does, so that what is done is reported (a SIGKILL cannot be caught; what it
+    cuts off is resumed with --resume)."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -328,9 +451,9 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     from rag.calibration import calibrate, choose_feature_threshold
 
     if args.confirmation_threshold:
-        from rag.reports import load_results
+        from rag.eval_runs import load_results
 
-        results = [r for path in args.reports for r in load_results(json.loads(path.read_text(encoding="utf-8")))]
+        results = load_results(args.reports)
         judged = sum("confirmation_prob" in r.features for r in results)
         if not judged:
             raise SystemExit("no draft in these reports was judged by a verifier: run `rag eval --verifier MODEL`")
@@ -339,7 +462,9 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
               f"{args.max_false_abstention:.0%} of the right answers the other checks let through")
         return 0
     # By default the packaged score of the model whose drafts the reports hold (the one the default answers with).
-    answering = json.loads(args.reports[0].read_text(encoding="utf-8")).get("settings", {}).get("generator_model")
+    from rag.eval_runs import load_run
+
+    answering = load_run(args.reports[0])[0].get("settings", {}).get("generator_model")
     out = args.out or (VERIFIED_MODEL if args.verifier else PACKAGED_SCORES.get(answering, PACKAGED_MODEL))
     features = args.features or (VERIFIED_FEATURES if args.verifier else None)
     if features is None:  # refit what the score being replaced reads
@@ -460,7 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args, settings_from(args))
-    except (SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, FileNotFoundError) as exc:
+    except (SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, RunError,
+            FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -12,7 +12,7 @@ import re
 import statistics
 import string
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from rag.chunking import split_sentences
 from rag.citations import strip_markers, supported_by_citations
 from rag.config import KNOWN_CHECKS, Settings
 from rag.loaders import clean_text
-from rag.types import Answer, Document, Hit
+from rag.types import Answer, Citation, Document, Hit
 from rag.words import content_words
 
 logger = logging.getLogger(__name__)
@@ -256,6 +256,23 @@ class QuestionResult:
     draft_f1: float = 0.0
     draft_em: float = 0.0
     features: dict[str, float] = field(default_factory=dict)
+    # What re-running the checks on this draft without a model needs (``rag.eval_runs.rescore``): the model's whole
+    # reply, the draft's citations and how many overlap evidence, the passages the model read (text included: a
+    # SQuAD run's index is gone once it ends), and the generator's signals.
+    draft_reply: str = ""
+    draft_citations: list[dict] = field(default_factory=list)
+    draft_citation_hits: int = 0
+    passages: list[dict] = field(default_factory=list)
+    signals: dict | None = None
+
+    @classmethod
+    def from_record(cls, row: dict) -> QuestionResult:
+        """A result read back from JSON: fields a record of another version lacks take their defaults; ones this
+        version does not know are dropped."""
+        return cls(**{k: v for k, v in row.items() if k in _RESULT_FIELDS})
+
+
+_RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(QuestionResult))
 
 
 def evaluate_question(
@@ -283,9 +300,14 @@ def evaluate_question(
     result.verdicts = [asdict(v) for v in answer.verdicts]
     result.withheld_by = [v.check for v in answer.withheld_by]
     result.features = answer.features
+    result.passages = [asdict(hit) for hit in answer.hits]
     if answer.draft is not None:
         result.draft = answer.draft.text
         result.draft_quotes = [c.quote for c in answer.draft.citations]
+        result.draft_reply = answer.draft.reply
+        result.draft_citations = [asdict(c) for c in answer.draft.citations]
+        result.draft_citation_hits = _evidence_hits(answer.draft.citations, spans)
+        result.signals = asdict(answer.draft.signals) if answer.draft.signals is not None else None
     result.raw_output = answer.raw_output if answer.raw_output != NOT_IN_DOCUMENTS else ""
     result.draft_f1 = best_f1(strip_markers(result.draft), item.answers) if result.draft else 0.0
     result.draft_em = best_exact_match(strip_markers(result.draft), item.answers) if result.draft else 0.0
@@ -294,7 +316,7 @@ def evaluate_question(
     result.em = 0.0 if answer.abstained else best_exact_match(scored_text, item.answers)
     result.citations = [asdict(c) for c in answer.citations]
     result.cited_docs = sorted({c.doc for c in answer.citations})
-    result.citation_hits = sum(any(s.overlaps(c.doc, c.start, c.end) for s in spans) for c in answer.citations)
+    result.citation_hits = _evidence_hits(answer.citations, spans)
     cited_ids = {c.chunk_id for c in answer.citations}
     result.evidence_cited = any(
         any(s.overlaps(h.chunk.doc_name, h.chunk.start, h.chunk.end) for s in spans)
@@ -308,6 +330,25 @@ def evaluate_question(
     if answer.raw_output and answer.raw_output != NOT_IN_DOCUMENTS:  # else the generator was not called
         result.generated_tokens = assistant.generator.count_tokens(answer.raw_output)
     return result
+
+
+def _evidence_hits(citations: Iterable[Citation], spans: list[Span]) -> int:
+    """How many of ``citations`` quote text overlapping an evidence span."""
+    return sum(any(s.overlaps(c.doc, c.start, c.end) for s in spans) for c in citations)
+
+
+def sample_gold(gold: list[GoldItem], size: int, seed: int = 0) -> list[GoldItem]:
+    """A seeded sample of ``size`` questions that keeps the set's share of unanswerable ones (rounded), in the
+    set's order; the whole set when ``size`` is not smaller. The same seed gives the same questions."""
+    if size >= len(gold):
+        return list(gold)
+    unanswerable = [i for i, item in enumerate(gold) if not item.answerable]
+    answerable = [i for i, item in enumerate(gold) if item.answerable]
+    wanted = min(len(unanswerable), round(size * len(unanswerable) / len(gold)))
+    wanted = max(wanted, size - len(answerable))
+    rng = np.random.default_rng(seed)
+    chosen = [*rng.choice(unanswerable, wanted, replace=False), *rng.choice(answerable, size - wanted, replace=False)]
+    return [gold[i] for i in sorted(int(i) for i in chosen)]
 
 
 def summarize(results: list[QuestionResult], retrieval_only: bool = False) -> dict[str, float]:
@@ -440,7 +481,7 @@ def withheld_by_check(results: list[QuestionResult]) -> dict[str, int]:
 
 def check_ablation(results: list[QuestionResult], settings: Settings) -> list[dict[str, object]]:
     """What turning each check off (if enforced) or on (if not) would have given, computed from the verdicts the
-    run recorded: a draft is shown when no enforced check but the switched one failed, scored as the draft.
+    run recorded (``decide``).
 
     Exact for the checks of a draft; a question the relevance check stopped before generation has no draft, so
     "relevance off" keeps it abstained (and says how many such questions there were: those need a re-run).
@@ -448,7 +489,10 @@ def check_ablation(results: list[QuestionResult], settings: Settings) -> list[di
     rows = []
     for check in KNOWN_CHECKS:
         enforced = check in settings.checks
-        variant = [_with_check(r, check, not enforced) for r in results]
+        variant = [
+            decide(r, [v | {"enforced": not enforced} if v["check"] == check else v for v in r.verdicts])
+            for r in results
+        ]
         metrics = summarize(variant)
         rows.append({
             "check": check,
@@ -460,18 +504,30 @@ def check_ablation(results: list[QuestionResult], settings: Settings) -> list[di
     return rows
 
 
-def _with_check(result: QuestionResult, check: str, enforce: bool) -> QuestionResult:
-    """``result`` as it would have been with ``check`` enforced or not (answers scored as their drafts)."""
-    verdicts = result.verdicts
-    if not verdicts or not result.draft:
-        return result  # refused by the model or stopped before generation: nothing to show either way
-    failed = {
-        v["check"] for v in verdicts
-        if not v["passed"] and (v["enforced"] if v["check"] != check else enforce)
-    }
-    if not failed:
-        return dataclasses.replace(result, abstained=False, f1=result.draft_f1, em=result.draft_em)
-    return dataclasses.replace(result, abstained=True, f1=0.0, em=0.0, citations=[], citation_hits=0)
+def decide(result: QuestionResult, verdicts: list[dict]) -> QuestionResult:
+    """``result`` as it would have been with these ``verdicts`` (dicts with ``check``, ``passed``, ``enforced``):
+    its draft shown when no enforced one failed, else withheld.
+
+    A question refused by the model or stopped before generation has no draft and stays as it was. An answer
+    shown before and after keeps what it showed; one newly shown is scored as its draft, citing the draft's
+    citations (the live pipeline may move a lone citation to a closer sentence, which needs the embedder).
+    """
+    if not result.verdicts or not result.draft:
+        return result
+    withheld_by = [v["check"] for v in verdicts if v["enforced"] and not v["passed"]]
+    if withheld_by:
+        return dataclasses.replace(result, abstained=True, f1=0.0, em=0.0, answer=NOT_IN_DOCUMENTS, citations=[],
+                                   cited_docs=[], citation_hits=0, evidence_cited=False, grounded=True,
+                                   verdicts=verdicts, withheld_by=withheld_by)
+    if not result.abstained:
+        return dataclasses.replace(result, verdicts=verdicts, withheld_by=[])
+    citations = result.draft_citations
+    return dataclasses.replace(
+        result, abstained=False, f1=result.draft_f1, em=result.draft_em, answer=result.draft, citations=citations,
+        cited_docs=sorted({c["doc"] for c in citations}), citation_hits=result.draft_citation_hits,
+        evidence_cited=result.draft_citation_hits > 0, verdicts=verdicts, withheld_by=[],
+        grounded=all(v["passed"] for v in verdicts if v["check"] == "supported"),
+    )
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -481,15 +537,20 @@ def _mean(values: Iterable[float]) -> float:
 
 def run_evaluation(
     assistant: Assistant, gold: list[GoldItem], retrieval_only: bool = False, progress: bool = True,
-    settings: Settings | None = None,
+    settings: Settings | None = None, done: Sequence[QuestionResult] = (),
+    on_result: Callable[[QuestionResult], None] | None = None,
 ) -> tuple[dict[str, float], list[QuestionResult]]:
-    """Ask every gold question (with a progress bar; ``settings`` override the assistant's) and return the summary
-    metrics and per-question results."""
-    results = [
-        evaluate_question(assistant, item, retrieval_only, settings)
-        for item in tqdm(gold, desc="evaluating", unit="question", disable=not progress)
-    ]
-    for result in results:
+    """Ask every gold question not already ``done`` (with a progress bar; ``settings`` override the assistant's),
+    handing each result to ``on_result`` as soon as it is scored; return the summary metrics and the per-question
+    results of the whole set, in its order, ``done`` ones included."""
+    finished = {r.id: r for r in done}
+    pending = [item for item in gold if item.id not in finished]
+    for item in tqdm(pending, desc="evaluating", unit="question", disable=not progress):
+        result = evaluate_question(assistant, item, retrieval_only, settings)
         for quote in result.evidence_not_found:
             logger.warning("%s: evidence not found in the documents, so retrieval counts a miss: %s", result.id, quote)
+        finished[result.id] = result
+        if on_result is not None:
+            on_result(result)
+    results = [finished[item.id] for item in gold]
     return summarize(results, retrieval_only), results

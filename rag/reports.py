@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib
@@ -93,7 +93,18 @@ def markdown_report(
     """The summary table with intervals, withholdings by check, the checks' ablation, the run's settings, and one
     row per question with failures first."""
     extra = extra or {}
-    lines = [f"# Evaluation: {run_info.get('gold', '')}", "", summary_table(metrics, extra.get("intervals")), ""]
+    lines = [f"# Evaluation: {run_info.get('gold', '')}", ""]
+    if run_info.get("partial"):
+        lines += [f"**Partial**: stopped after {run_info.get('answered')} of {run_info.get('of')} questions; "
+                  "the same command with `--resume` finishes it.", ""]
+    if run_info.get("sample"):
+        sample = run_info["sample"]
+        lines += [f"A sample of {sample['size']} of {sample['of']} questions (seed {sample['seed']}), keeping the "
+                  "set's share of unanswerable ones; the intervals are the sample's.", ""]
+    if run_info.get("rescored_from"):
+        lines += [f"Re-scored from the drafts recorded in `{run_info['rescored_from']}`, no model loaded: "
+                  + "; ".join(run_info.get("notes", [])) + ".", ""]
+    lines += [summary_table(metrics, extra.get("intervals")), ""]
     if extra.get("withheld_by_check"):
         lines += ["Answers withheld, by check: " + ", ".join(f"{k} {v}" for k, v in extra["withheld_by_check"].items()),
                   ""]
@@ -147,8 +158,7 @@ def plot_report(metrics: dict[str, float], results: list[QuestionResult], path: 
 def load_results(report: dict) -> list[QuestionResult]:
     """The per-question results of a loaded report.json (fields a report of another version lacks take their
     defaults; ones this version does not know are dropped)."""
-    known = {f.name for f in fields(QuestionResult)}
-    return [QuestionResult(**{k: v for k, v in q.items() if k in known}) for q in report.get("questions", [])]
+    return [QuestionResult.from_record(q) for q in report.get("questions", [])]
 
 
 def compare_reports(first: Path, second: Path) -> str:
