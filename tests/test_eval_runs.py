@@ -76,7 +76,6 @@ def test_a_resumed_run_asks_only_what_is_missing_and_reports_the_whole_set_in_or
                                                                                    fake_embedder):
     generator = CountingGenerator(["In the Swiss Alps [1]."] * 4)
     assistant = assistant_with(docs_dir, tmp_path, fake_embedder, generator)
-    first, _ = run_evaluation(assistant, gold_items(4)[:1] + gold_items(4)[2:3], progress=False)
     _, done = run_evaluation(assistant, gold_items(4)[:1] + gold_items(4)[2:3], progress=False)
     calls = generator.calls
     _, results = run_evaluation(assistant, gold_items(4), progress=False, done=done)
