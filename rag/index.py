@@ -245,7 +245,7 @@ def _write_generation(index: KnowledgeIndex, folder: Path) -> None:
         **asdict(index.settings),
         "counts": {"documents": len(index.documents), "chunks": len(index.chunks)},
         "documents": [
-            {"name": d.name, "id": d.id, "title": d.title, "chunks": sum(c.doc_id == d.id for c in index.chunks)}
+            {"name": d.name, "id": d.id, "title": d.title, "chunks": index.chunk_count(d.name)}
             for d in index.documents.values()
         ],
         "files": files,
@@ -295,6 +295,9 @@ def save_index(index: KnowledgeIndex, index_dir: Path | str) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     name = f"gen-{stamp}-{secrets.token_hex(3)}"
+    problem = inconsistency(index)
+    if problem is not None:  # a bug upstream: keep the live generation rather than publish a broken one
+        raise IndexCorrupt(f"refusing to write an inconsistent index to {index_dir}: {problem}")
     staging = index_dir / f".tmp-{name}"
     _write_generation(index, staging)
     os.rename(staging, index_dir / name)
@@ -375,16 +378,29 @@ def load_index(index_dir: Path | str) -> KnowledgeIndex:
         raise IndexCorrupt(f"cannot read the index in {folder} ({exc.__class__.__name__}: {exc}){hint}") from exc
 
     counts = manifest["counts"]
-    keyword_rows = int(keyword.scores["num_docs"]) if keyword is not None else 0
-    if not (
-        dense.ntotal == len(chunks) == counts["chunks"] == keyword_rows
-        and dense.d == settings.dimensions
-        and len(documents) == counts["documents"]
-        and {c.doc_id for c in chunks} <= {d.id for d in documents}
-        and len({c.id for c in chunks}) == len(chunks)
-    ):
-        raise IndexCorrupt(
-            f"index in {folder} is inconsistent: {dense.ntotal} vectors, {len(chunks)} chunk rows, "
-            f"{keyword_rows} keyword rows, {len(documents)} documents{hint}"
-        )
-    return KnowledgeIndex(settings, {d.name: d for d in documents}, chunks, dense, keyword)
+    index = KnowledgeIndex(settings, {d.name: d for d in documents}, chunks, dense, keyword)
+    problem = inconsistency(index)
+    if problem is None and (len(chunks), len(documents)) != (counts["chunks"], counts["documents"]):
+        problem = f"the manifest counts {counts['chunks']} chunks and {counts['documents']} documents"
+    if problem is not None:
+        raise IndexCorrupt(f"index in {folder} is inconsistent: {problem}{hint}")
+    return index
+
+
+def inconsistency(index: KnowledgeIndex) -> str | None:
+    """What makes ``index`` unusable, in words (vectors, chunk rows and keyword rows that do not match, a chunk
+    of no document, two chunks with one id); None when it is whole. Checked before a generation is written, so a
+    broken one is never published, and again on load."""
+    keyword_rows = int(index.keyword.scores["num_docs"]) if index.keyword is not None else 0
+    chunks = index.chunks
+    if not index.dense.ntotal == len(chunks) == keyword_rows:
+        return f"{index.dense.ntotal} vectors, {len(chunks)} chunk rows, {keyword_rows} keyword rows"
+    if index.dense.d != index.settings.dimensions:
+        return f"vectors of {index.dense.d} dimensions where the settings say {index.settings.dimensions}"
+    names = {name: document.id for name, document in index.documents.items()}
+    strays = [c.id for c in chunks if names.get(c.doc_name) != c.doc_id]
+    if strays:
+        return f"{len(strays)} chunks of no document (e.g. {strays[0]})"
+    if len({c.id for c in chunks}) != len(chunks):
+        return "two chunks share one id"
+    return None

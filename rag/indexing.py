@@ -92,16 +92,27 @@ def update_index(
         report.total_chunks = len(reusable.chunks)
         return reusable, report
 
-    old_rows_by_doc: dict[str, list[int]] = {}
+    # The rows of one document per content: copies of a text (under several names) share its chunks' vectors.
+    old_rows_by_content: dict[str, list[int]] = {}
     if reusable is not None:
+        rows_by_name: dict[str, list[int]] = {}
         for row, chunk in enumerate(reusable.chunks):
-            old_rows_by_doc.setdefault(chunk.doc_id, []).append(row)
+            rows_by_name.setdefault(chunk.doc_name, []).append(row)
+        for rows in rows_by_name.values():
+            old_rows_by_content.setdefault(reusable.chunks[rows[0]].doc_id, rows)
     old_vectors = reusable.vectors() if reusable is not None else None
     chunks: list[Chunk] = []
     vector_parts: list[np.ndarray] = []
     pending: list[Chunk] = []  # chunks to embed, in order, appended to ``chunks`` as a block at the end
+    indexed: set[str] = set()
     for document in documents:
-        rows = old_rows_by_doc.get(document.id)
+        if document.id in indexed:
+            # A copy of a text already indexed (the same file kept twice): a document of its own, whose passages
+            # are those of the first name holding that text, as in the Milvus store. Indexing them twice gave
+            # chunks one id, and a duplicate passage took a place among the few the model reads.
+            continue
+        indexed.add(document.id)
+        rows = old_rows_by_content.get(document.id)
         if rows and reusable is not None and old_vectors is not None:
             # Same text under any name: same chunks and vectors; only the name and title may differ.
             chunks.extend(_renamed(reusable.chunks[r], document) for r in rows)

@@ -102,3 +102,42 @@ def test_damaged_index_needs_rebuild_and_rebuild_recovers(docs_dir, tmp_path, fa
     index, report = build(docs_dir, tmp_path / "index", fake_embedder, rebuild=True)
     assert sorted(report.added) == ["cities.md", "rivers.txt"]
     assert load_index(tmp_path / "index").chunks == index.chunks
+
+
+def test_two_files_with_the_same_text_index_once_and_the_index_stays_usable(docs_dir, tmp_path, fake_embedder):
+    (docs_dir / "copy").mkdir()
+    (docs_dir / "copy" / "rivers.txt").write_text((docs_dir / "rivers.txt").read_text())
+    index, report = build(docs_dir, tmp_path / "index", fake_embedder)
+    assert "copy/rivers.txt" in report.added and "copy/rivers.txt" in index.documents
+    assert len({c.id for c in index.chunks}) == len(index.chunks)  # no two passages share an id
+    assert sum("Swiss Alps" in c.text for c in index.chunks) == 1  # the text is one passage, not two
+    reloaded = load_index(tmp_path / "index")  # what every later command does first
+    assert reloaded.chunks == index.chunks
+    (docs_dir / "lakes.txt").write_text("Lake Constance borders three countries.", encoding="utf-8")
+    build(docs_dir, tmp_path / "index", fake_embedder)  # a later update
+    build(docs_dir, tmp_path / "index", fake_embedder, rebuild=True)
+    assert load_index(tmp_path / "index").documents.keys() == {"cities.md", "rivers.txt", "copy/rivers.txt",
+                                                                "lakes.txt"}
+
+
+def test_removing_the_first_of_two_copies_keeps_the_text_findable_under_the_other(docs_dir, tmp_path, fake_embedder):
+    (docs_dir / "z.txt").write_text((docs_dir / "rivers.txt").read_text())
+    build(docs_dir, tmp_path / "index", fake_embedder)
+    (docs_dir / "rivers.txt").unlink()
+    fake_embedder.calls.clear()
+    index, _ = build(docs_dir, tmp_path / "index", fake_embedder)
+    assert fake_embedder.calls == []  # its vectors are reused
+    assert {c.doc_name for c in index.chunks if "Swiss Alps" in c.text} == {"z.txt"}
+
+
+def test_an_inconsistent_index_is_never_published(docs_dir, tmp_path, fake_embedder):
+    from rag.index import KnowledgeIndex, save_index
+
+    index, _ = build(docs_dir, tmp_path / "index", fake_embedder)
+    live = current_generation(tmp_path / "index")
+    doubled = KnowledgeIndex.build(index.settings, list(index.documents.values()), index.chunks + index.chunks[:1],
+                                   fake_embedder.embed([c.text for c in index.chunks + index.chunks[:1]]),
+                                   exact_search_limit=100)
+    with pytest.raises(IndexCorrupt, match="share one id"):
+        save_index(doubled, tmp_path / "index")
+    assert current_generation(tmp_path / "index") == live and load_index(tmp_path / "index").chunks == index.chunks
