@@ -155,7 +155,16 @@ class MilvusIndex:
         self.documents: dict[str, Document] = {}
         self._by_id: dict[str, Document] = {}
         self._counts: dict[str, int] = {}
+        self.load_collections()
         self.reload()
+
+    def load_collections(self) -> None:
+        """Load this store's collections into the Milvus server's memory. A collection is searchable only once
+        loaded, and a database opened by a new process (or a restarted server) starts with them released."""
+        for collection in (CHUNKS, TEXTS, DOCUMENTS, META):
+            name = self._name(collection)
+            if self.client.has_collection(name):
+                self.client.load_collection(name)
 
     # ------------------------------------------------------------------ documents and manifest
 
@@ -284,6 +293,7 @@ def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder:
         index._version = -1
         index.reload()
     _create_collections(client, prefix, wanted.dimensions)
+    index.load_collections()
     manifest = index.manifest() or {"version": 0}
 
     report = BuildReport()

@@ -112,3 +112,46 @@ def test_the_dev_questions_get_the_same_passages_as_from_the_faiss_store(real_as
         milvus.index.client.close()
     assert milvus_summary["recall_at_5"] == faiss_summary["recall_at_5"]
     assert len(differing) <= 1, differing  # BM25 tokenises a little differently (one-letter words)
+
+
+READER = """
+import sys
+from rag.milvus_store import open_milvus_index
+from tests.conftest import FakeEmbedder
+index = open_milvus_index(sys.argv[1])
+dense = index.dense_search(FakeEmbedder().embed(["Where does the Rhine rise?"])[0], 3)
+words = index.keyword_search("Rhine rises", 3)
+print(len(index.documents), index.chunk(dense[0][0]).doc_name, index.chunk(words[0][0]).doc_name, flush=True)
+"""
+
+
+def python(code: str, *args: str, wait: bool = True):
+    command = [sys.executable, "-c", code, *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if wait:
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def test_an_index_built_by_one_process_is_searched_by_the_next_ones(docs_dir, tmp_path):
+    uri = str(tmp_path / "db" / "milvus.db")
+    built = python(WRITER.replace('store="milvus"', f'store="milvus", milvus_uri={uri!r}'), str(docs_dir),
+                   str(tmp_path / "unused"))
+    assert built.returncode == 0, built.stderr
+    for _ in range(2):  # Milvus Lite's file is one process's at a time: one reader, then another
+        read = python(READER, uri)
+        assert read.returncode == 0, read.stderr[-2000:]
+        assert read.stdout.split() == ["2", "rivers.txt", "rivers.txt"]
+
+
+def test_an_index_on_a_milvus_server_is_searched_by_two_processes_at_once(docs_dir, tmp_path):
+    from tests.integration.servers import milvus_server
+
+    with milvus_server(tmp_path / "data", tmp_path / "milvus.log") as uri:
+        built = python(WRITER.replace('store="milvus"', f'store="milvus", milvus_uri={uri!r}'), str(docs_dir),
+                       str(tmp_path / "unused"))
+        assert built.returncode == 0, built.stderr
+        readers = [python(READER, uri, wait=False) for _ in range(2)]
+        outputs = [reader.communicate(timeout=300) for reader in readers]
+        assert all(reader.returncode == 0 for reader in readers), outputs[0][1][-2000:]
+        assert all(out.split() == ["2", "rivers.txt", "rivers.txt"] for out, _ in outputs)
