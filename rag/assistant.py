@@ -226,6 +226,7 @@ class Assistant:
         """Like ``ask``, but the answer text arrives piece by piece as the model writes it."""
         options = self._request_settings(settings)
         question = self._check(question)
+        history = [self._check_turn(turn, n) for n, turn in enumerate(history, start=1)]
         started = time.perf_counter()
         query = standalone_question(question, history)  # what retrieval and the answer checks read
         earlier = turn_followed(question, history)  # what the model reads the question after
@@ -284,6 +285,18 @@ class Assistant:
                 f"the question is {len(question)} characters long; the limit is {self.settings.max_question_chars}"
             )
         return question
+
+    def _check_turn(self, turn: Turn, number: int) -> Turn:
+        """An earlier turn, refused like a question when its question or answer is longer than a question may be:
+        the model reads the turn followed, so every text of it is bounded as the question is."""
+        limit = self.settings.max_question_chars
+        for part, text in (("question", turn.question), ("answer", turn.answer)):
+            if len(text) > limit:
+                raise QuestionError(
+                    f"earlier message {number} ({part}) is {len(text)} characters long; the limit is {limit}: "
+                    "start a new conversation or shorten it"
+                )
+        return turn
 
     def _finisher(
         self, question: str, query: str, hits: list[Hit], options: Settings, retrieval_s: float, gate: Verdict,

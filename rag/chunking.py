@@ -1,7 +1,9 @@
 """Sentence-aware chunking with exact character offsets.
 
 Sentences are packed into chunks of at most ``max_tokens`` embedder tokens; consecutive chunks share up to
-``overlap_tokens`` worth of whole sentences so an answer that straddles a boundary is still found whole.
+``overlap_tokens`` worth of whole sentences so an answer that straddles a boundary is still found whole. A run of
+characters without spaces longer than the embedder reads as a word counts a token a character (``counting_runs``),
+so a hex dump or a base64 blob is cut into passages the answering model can read too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ TokenCounter = Callable[[str], int]
 _BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n")
 _LAST_WORD = re.compile(r"(\S+)$")
 _WORD = re.compile(r"\S+")
+# WordPiece (the embedder's tokenizer) reads a run of more than 100 characters without spaces as one unknown token,
+# where the answering model's tokenizer needs up to one token a character (a 100,000-character hex string: 88,000).
+LONG_RUN_CHARS = 100
+_LONG_RUN = re.compile(r"\S{%d,}" % (LONG_RUN_CHARS + 1))
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st vs etc e.g i.e u.s u.k u.n no fig gen gov sen rep lt col capt sgt inc ltd co corp "
     "jan feb mar apr jun jul aug sep sept oct nov dec".split()
@@ -100,14 +106,11 @@ def _split_oversized(text: str, start: int, end: int, max_tokens: int, count: To
 
 
 def _split_by_characters(text: str, start: int, end: int, max_tokens: int, count: TokenCounter) -> list[Span]:
-    pieces = []
-    while start < end:
-        stop = end
-        while (tokens := count(text[start:stop])) > max_tokens:
-            stop = start + max(1, (stop - start) // 2)
-        pieces.append(Span(start, stop, tokens))
-        start = stop
-    return pieces
+    """A word too long for one chunk in pieces of ``max_tokens`` characters, each counted a token a character:
+    a tokenizer may need that many for text without spaces (hex, base64), whatever the embedder's says."""
+    return [Span(at, min(at + max_tokens, end), max(count(text[at:min(at + max_tokens, end)]),
+                                                   min(at + max_tokens, end) - at))
+            for at in range(start, end, max_tokens)]
 
 
 def sentence_spans(text: str, max_tokens: int, count: TokenCounter) -> list[Span]:
@@ -122,12 +125,28 @@ def sentence_spans(text: str, max_tokens: int, count: TokenCounter) -> list[Span
     return spans
 
 
+def counting_runs(count: TokenCounter) -> TokenCounter:
+    """``count``, with each run of more than ``LONG_RUN_CHARS`` characters without spaces counted as one token a
+    character: the most any tokenizer makes of it, where the embedder's counts it as one.
+
+    >>> counting_runs(lambda text: len(text.split()))("a " + "f" * 300)
+    301
+    """
+    def counted(text: str) -> int:
+        runs = [len(match.group()) for match in _LONG_RUN.finditer(text)]
+        return count(text) + sum(runs) - len(runs)
+
+    return counted
+
+
 def chunk_document(document: Document, max_tokens: int, overlap_tokens: int, count: TokenCounter) -> list[Chunk]:
     """Split a document into overlapping chunks of whole sentences.
 
     Every chunk satisfies ``document.text[chunk.start:chunk.end] == chunk.text`` and holds at most ``max_tokens``
-    tokens as ``count`` measures them sentence by sentence; together the chunks cover every non-space character.
+    tokens as ``count`` measures them sentence by sentence (a long run without spaces a token a character:
+    ``counting_runs``); together the chunks cover every non-space character.
     """
+    count = counting_runs(count)
     spans = sentence_spans(document.text, max_tokens, count)
     groups: list[list[Span]] = []
     current: list[Span] = []

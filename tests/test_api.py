@@ -126,6 +126,14 @@ def test_a_question_over_the_length_limit_is_a_clear_400(serve):
     assert response.status_code == 400 and "characters" in response.json()["error"]["message"]
 
 
+def test_an_earlier_message_over_the_length_limit_is_a_clear_400_too(serve):
+    client, _ = serve()
+    messages = [{"role": "user", "content": "why " * 5000}, {"role": "assistant", "content": "Because [1]."},
+                {"role": "user", "content": "And then?"}]
+    response = client.post("/v1/chat/completions", json={"messages": messages})
+    assert response.status_code == 400 and "earlier message 1" in response.json()["error"]["message"]
+
+
 def test_beyond_the_queue_a_request_is_refused_at_once_with_retry_after():
     gate = Gate(size=1)
     release, entered = threading.Event(), threading.Event()

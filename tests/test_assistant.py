@@ -515,3 +515,16 @@ def test_a_score_that_does_not_read_it_costs_no_extra_question(docs_dir, tmp_pat
     )
     answer = assistant.ask("Where does the Rhine rise?")
     assert not generator.asked and "answered_prob" not in answer.features
+
+
+def test_an_earlier_turn_longer_than_a_question_may_be_is_refused_by_name(docs_dir, tmp_path, fake_embedder):
+    generator = FakeGenerator(["In the Swiss Alps [1]."])
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings=SETTINGS, generator=generator,
+                                      embedder=fake_embedder)
+    long_turn = Turn("Where does the Rhine rise? " + "Please. " * 3000, "In the Swiss Alps.")
+    with pytest.raises(QuestionError, match=r"earlier message 1 \(question\) is \d+ characters long"):
+        assistant.ask("And where does it end?", [long_turn])
+    forged = Turn("Where does the Rhine rise?", "Alps " * 1000)  # a client may send any "assistant" text
+    with pytest.raises(QuestionError, match=r"earlier message 1 \(answer\)"):
+        assistant.ask("And where does it end?", [forged])
+    assert generator.prompts == []  # nothing reached the model

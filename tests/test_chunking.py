@@ -91,3 +91,22 @@ def test_a_chunk_of_a_paged_document_knows_the_pages_it_spans():
 def test_a_chunk_of_a_document_without_pages_has_none():
     [chunk] = chunk_document(make_doc("One. Two."), max_tokens=50, overlap_tokens=0, count=words)
     assert chunk.page is None and chunk.page_at(3) is None and chunk.last_page is None
+
+
+def test_a_long_run_without_spaces_is_cut_into_passages_a_model_can_read():
+    blob = hashlib.sha256(b"x").hexdigest() * 1600  # 102,400 characters without a space: one "word"
+    doc = make_doc(f"The log begins here. {blob} The log ends here.")
+    chunks = chunk_document(doc, max_tokens=128, overlap_tokens=32, count=words)
+    assert_chunks_are_exact_and_cover(doc, chunks, 128)
+    # A tokenizer may need a token a character for hex: no passage holds more than 128 characters of it.
+    assert max(len(c.text) for c in chunks if " " not in c.text) <= 128
+    assert max(len(c.text) for c in chunks) < 200 and len(chunks) >= 800
+    assert any(c.text.startswith("The log begins here.") for c in chunks)
+
+
+def test_ordinary_text_is_counted_as_the_embedder_counts_it():
+    from rag.chunking import counting_runs
+
+    ordinary = "A sentence of ordinary words, with https://example.org/a/short/link in it. " * 20
+    assert counting_runs(words)(ordinary) == words(ordinary)  # so the chunks of such documents do not change
+    assert counting_runs(words)("x" * 101) == 101 and counting_runs(words)("x" * 100) == 1
