@@ -36,7 +36,7 @@ from rag.conversation import Turn
 from rag.generation import GeneratorError
 from rag.refusals import is_abstention
 from rag.types import Answer
-from rag.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload
+from rag.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload, removed_dir
 
 MODEL_ID = "rag-assistant"
 QUEUE_SIZE = 16  # requests waiting for the generator beyond this get 503 with Retry-After
@@ -174,13 +174,15 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
     @app.post("/v1/documents")
     def upload(files: list[UploadFile] = File(...)):  # noqa: B008 - FastAPI's way of declaring a form field
         refused = []
+        settings = assistant.settings
         with tempfile.TemporaryDirectory() as scratch:
-            for file in files:
-                path = Path(scratch) / Path(file.filename or "upload.txt").name
+            for number, file in enumerate(files):
+                path = Path(scratch) / f"upload-{number}"  # the client's name is checked by accept_upload
                 with open(path, "wb") as out:
                     while block := file.file.read(1 << 20):
                         out.write(block)
-                if reason := accept_upload(path, assistant.settings.docs_dir):
+                if reason := accept_upload(path, settings.docs_dir, removed_dir(settings),
+                                           name=file.filename or "upload.txt", max_file_mb=settings.max_file_mb):
                     refused.append(reason)
         with gate:
             report = assistant.refresh()

@@ -21,7 +21,7 @@ from rag.index import (
     save_index,
     write_lock,
 )
-from rag.loaders import SkippedFile, load_folder
+from rag.loaders import SkippedFile, load_folder, printable
 from rag.ocr import Ocr
 from rag.types import Chunk, Document
 
@@ -51,11 +51,12 @@ class BuildReport:
             f"unchanged {len(self.unchanged)}, skipped {len(self.skipped)}; "
             f"{self.chunks_embedded} chunks embedded, {self.total_chunks} in the index"
         ]
-        lines += [f"  added:   {name}" for name in self.added]
-        lines += [f"  updated: {name}" for name in self.updated]
-        lines += [f"  removed: {name}" for name in self.removed]
-        lines += [f"  skipped: {s.name} ({s.reason})" for s in self.skipped]
-        lines += [f"  incomplete: {s.name} ({s.reason})" for s in self.incomplete]
+        # Names as the user's files spell them, but a line break or direction mark in one shown as an escape.
+        lines += [f"  added:   {printable(name)}" for name in self.added]
+        lines += [f"  updated: {printable(name)}" for name in self.updated]
+        lines += [f"  removed: {printable(name)}" for name in self.removed]
+        lines += [f"  skipped: {printable(s.name)} ({printable(s.reason)})" for s in self.skipped]
+        lines += [f"  incomplete: {printable(s.name)} ({printable(s.reason)})" for s in self.incomplete]
         return "\n".join(lines)
 
 

@@ -267,6 +267,16 @@ def _printable(name: str) -> str:
     return name if _encodable(name) else name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def printable(name: str) -> str:
+    """A file name as one line of a report: control and format characters (a line break, a right-to-left
+    override) written as escapes, so a name cannot forge a line or turn the text around it.
+
+    >>> printable("a\\nb\\u202ec.txt")
+    'a\\\\nb\\\\u202ec.txt'
+    """
+    return "".join(ascii(ch)[1:-1] if unicodedata.category(ch).startswith("C") else ch for ch in name)
+
+
 def load_folder(folder: Path | str, max_file_mb: int = DEFAULT_MAX_FILE_MB, ocr: Ocr | None = None) -> LoadResult:
     """Load every supported document under ``folder``; unreadable files are skipped with their reason, and scanned
     PDF pages are read by ``ocr`` where it is given and available (and reported in ``incomplete`` otherwise)."""

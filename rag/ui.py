@@ -22,7 +22,7 @@ from rag.conversation import Turn
 from rag.generation import GeneratorError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.types import Answer, Hit
-from rag.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload
+from rag.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload, removed_dir
 
 QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
 CONTEXT_CHARS = 700  # document text shown on each side of a cited span
@@ -181,7 +181,7 @@ def documents_table(assistant: Assistant) -> list[list[object]]:
 
 def build_app(assistant: Assistant) -> gr.Blocks:
     settings = assistant.settings
-    removed_dir = settings.index_dir / "removed"
+    removed = removed_dir(settings)
 
     def show_question(message: str, chat: list):
         # Shown at once, outside the queue, so a waiting person sees their question above the queue position. The
@@ -227,7 +227,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         refused = []
         for file in files:
             uploaded = Path(_path_of(file))
-            if reason := accept_upload(uploaded, settings.docs_dir):
+            if reason := accept_upload(uploaded, settings.docs_dir, removed, max_file_mb=settings.max_file_mb):
                 refused.append(reason)
             uploaded.unlink(missing_ok=True)  # Gradio's upload cache would otherwise keep (and serve) a copy
         progress(0.3, desc="indexing new documents")
@@ -244,12 +244,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         source = (settings.docs_dir / name).resolve()
         if settings.docs_dir.resolve() not in source.parents:
             return "That file is outside the documents folder.", documents_table(assistant), gr.update()
-        removed_dir.mkdir(parents=True, exist_ok=True)
+        removed.mkdir(parents=True, exist_ok=True)
         # Kept aside, not deleted: removing from the assistant should not destroy the user's only copy.
         if source.exists():
-            shutil.move(source, removed_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{source.name}")
+            shutil.move(source, removed / f"{time.strftime('%Y%m%d-%H%M%S')}-{source.name}")
         report = assistant.refresh()
-        message = f"Removed {name} (moved to {removed_dir}). {report.summary().splitlines()[0]}"
+        message = f"Removed {name} (moved to {removed}). {report.summary().splitlines()[0]}"
         return message, documents_table(assistant), gr.update(choices=_names(), value=None)
 
     def _names() -> list[str]:

@@ -3,42 +3,72 @@ checked before they reach the documents folder."""
 
 from __future__ import annotations
 
+import filecmp
 import os
 import re
 import shutil
+import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rag.loaders import SUPPORTED_SUFFIXES
+from rag.config import Settings
+from rag.loaders import DEFAULT_MAX_FILE_MB, SUPPORTED_SUFFIXES, UnreadableFile, load_file, printable
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 AUTH_ENV = "RAG_CHAT_AUTH"  # USER:PASS, the same as --auth
 
 
-def accept_upload(path: Path, docs_dir: Path) -> str | None:
-    """Copy an uploaded file into ``docs_dir``; returns why it was refused, or None when it was accepted."""
-    name = safe_name(path.name)
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        return f"{name}: only {', '.join(sorted(SUPPORTED_SUFFIXES))} files can be added"
+def accept_upload(path: Path, docs_dir: Path, removed_dir: Path, *, name: str | None = None,
+                  max_file_mb: int = DEFAULT_MAX_FILE_MB) -> str | None:
+    """Copy an uploaded file into ``docs_dir`` under ``name`` (the client's, default ``path``'s) made one safe
+    file name; returns why it was refused, or None when it was accepted.
+
+    A file the indexer could not read is refused here, so it never lands in the documents folder. A file of the
+    same name already there is moved to ``removed_dir`` with a timestamp first: an upload never destroys a file.
+    """
+    name = safe_name(path.name if name is None else name)
+    if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        return f"{printable(name)}: only {', '.join(sorted(SUPPORTED_SUFFIXES))} files can be added"
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
-        return f"{name}: {size / 2**20:.1f} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB limit"
+        return f"{printable(name)}: {size / 2**20:.1f} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB limit"
     if size == 0:
-        return f"{name}: the file is empty"
-    target = docs_dir / name
-    staging = docs_dir / f".{name}.uploading"
-    shutil.copyfile(path, staging)
-    os.replace(staging, target)  # a half-copied file is never indexed
+        return f"{printable(name)}: the file is empty"
+    with tempfile.TemporaryDirectory(prefix=".upload-", dir=docs_dir) as scratch:
+        staging = Path(scratch) / name  # on the same file system, so the move below is one rename
+        shutil.copyfile(path, staging)
+        try:
+            load_file(staging, name, max_file_mb)  # scanned pages are read later, at indexing
+        except UnreadableFile as exc:
+            return f"{printable(name)}: {exc}"
+        target = docs_dir / name
+        if target.exists() and not filecmp.cmp(target, staging, shallow=False):
+            removed_dir.mkdir(parents=True, exist_ok=True)
+            shutil.move(target, removed_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}")
+        os.replace(staging, target)  # a half-copied file is never indexed
     return None
 
 
+def removed_dir(settings: Settings) -> Path:
+    """Where files taken out of the documents folder (removed, or replaced by an upload) are kept."""
+    return settings.index_dir / "removed"
+
+
 def safe_name(name: str) -> str:
-    """A plain file name: no folders, no leading dots, only ordinary characters."""
-    name = re.sub(r"[^\w.\- ]", "_", Path(name).name).strip(" .")
-    return name or "upload.txt"
+    """One plain file name: the last part of any path the client sent, ordinary characters only (a NUL, a line
+    break or a right-to-left mark becomes "_"), no leading or trailing dots or spaces, its suffix kept.
+
+    >>> [safe_name(n) for n in ["../../etc/passwd", "..txt", "foo/..", "a\\x00b.txt", "notes\\u202etxt.md"]]
+    ['passwd', 'upload.txt', 'upload', 'a_b.txt', 'notes_txt.md']
+    """
+    base = re.sub(r"[^\w.\- ]", "_", name.replace("\\", "/").rsplit("/", 1)[-1])
+    suffix = Path(base).suffix if base.strip(" .") else ""
+    stem = base[: len(base) - len(suffix)].strip(" .")
+    return (stem or "upload") + suffix
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:

@@ -102,6 +102,28 @@ def test_an_uploaded_document_is_indexed_and_a_refused_one_says_why(serve, docs_
     assert "lakes.txt" in [d["name"] for d in client.get("/v1/documents").json()["documents"]]
 
 
+@pytest.mark.parametrize("name", ["..", "foo/..", "../../../tmp/x.txt", "a\x00b.txt", "..txt"])
+def test_hostile_upload_names_get_an_answer_not_a_500(serve, docs_dir, name):
+    client, _ = serve()
+    response = client.post("/v1/documents", files=[("files", (name, b"Lake Constance lies on the Rhine.", "text/plain"))])
+    assert response.status_code == 200
+    stored = sorted(p.name for p in docs_dir.iterdir())
+    assert response.json()["refused"] or len(stored) == 3  # refused, or saved under one plain name inside
+    assert all("/" not in n and not n.startswith(".") for n in stored)
+
+
+def test_a_copy_and_a_re_upload_keep_every_file_and_the_index_usable(serve, docs_dir, tmp_path):
+    client, _ = serve()
+    copy = [("files", ("copy.txt", (docs_dir / "rivers.txt").read_bytes(), "text/plain"))]
+    assert client.post("/v1/documents", files=copy).status_code == 200
+    again = [("files", ("rivers.txt", b"The Rhine flows into the North Sea.", "text/plain"))]
+    assert client.post("/v1/documents", files=again).status_code == 200  # a later upload still works
+    names = [d["name"] for d in client.get("/v1/documents").json()["documents"]]
+    assert names == ["cities.md", "copy.txt", "rivers.txt"]
+    kept = list((tmp_path / "index" / "removed").iterdir())
+    assert len(kept) == 1 and "Swiss Alps" in kept[0].read_text()  # the replaced file, not destroyed
+
+
 def test_with_a_login_every_route_needs_it_as_basic_auth_or_as_an_api_key(serve):
     client, _ = serve("In the Swiss Alps [1].", "In the Swiss Alps [1].", auth=("ada", "s3cret"))
     assert client.get("/v1/models").status_code == 401

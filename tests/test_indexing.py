@@ -141,3 +141,12 @@ def test_an_inconsistent_index_is_never_published(docs_dir, tmp_path, fake_embed
     with pytest.raises(IndexCorrupt, match="share one id"):
         save_index(doubled, tmp_path / "index")
     assert current_generation(tmp_path / "index") == live and load_index(tmp_path / "index").chunks == index.chunks
+
+
+def test_a_file_name_cannot_forge_a_line_of_the_index_report():
+    from rag.indexing import BuildReport
+
+    report = BuildReport(added=["notes.txt\n  removed: everything.txt", "cod\u202etxt.exe"])
+    lines = report.summary().splitlines()
+    assert len(lines) == 3 and not any(line.startswith("  removed") for line in lines)
+    assert "\u202e" not in report.summary() and "\\u202e" in report.summary()

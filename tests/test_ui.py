@@ -112,25 +112,44 @@ def test_the_side_panel_says_when_a_source_is_gone():
 
 @pytest.mark.parametrize(
     "name, content, reason",
-    [("notes.exe", b"MZ", "only"), ("empty.txt", b"", "empty"), ("big.txt", b"x" * (20 * 1024 * 1024 + 1), "limit")],
+    [("notes.exe", b"MZ", "only"), ("empty.txt", b"", "empty"), ("big.txt", b"x" * (20 * 1024 * 1024 + 1), "limit"),
+     ("report.pdf", b"not a PDF at all", "report.pdf: "), ("binary.txt", bytes(range(256)) * 40, "binary.txt: "),
+     ("..", b"text", "only"), ("foo/..", b"text", "only")],
 )
-def test_uploads_of_the_wrong_type_empty_or_too_large_are_refused(tmp_path, name, content, reason):
-    upload = tmp_path / name
+def test_uploads_the_indexer_could_not_read_never_reach_the_documents_folder(tmp_path, name, content, reason):
+    upload = tmp_path / "upload"
     upload.write_bytes(content)
     docs = tmp_path / "docs"
     docs.mkdir()
-    assert reason in accept_upload(upload, docs)
+    assert reason in accept_upload(upload, docs, tmp_path / "removed", name=name)
     assert list(docs.iterdir()) == []
 
 
-@pytest.mark.parametrize(("name", "stored"), [("..notes (1).txt", "notes _1_.txt"), ("minutes.docx", "minutes.docx")])
-def test_an_accepted_upload_lands_in_the_documents_folder_under_a_plain_name(tmp_path, name, stored):
-    upload = tmp_path / name
+@pytest.mark.parametrize(("name", "stored"), [
+    ("..notes (1).txt", "notes _1_.txt"), ("minutes.md", "minutes.md"), ("..txt", "upload.txt"),
+    ("a\x00b.txt", "a_b.txt"), ("../../x/lake.txt", "lake.txt"), ("line\nbreak\u202e.md", "line_break_.md"),
+])
+def test_an_accepted_upload_lands_in_the_documents_folder_under_one_plain_name(tmp_path, name, stored):
+    upload = tmp_path / "upload"
     upload.write_text("Lake Titicaca lies between Peru and Bolivia.")
     docs = tmp_path / "docs"
     docs.mkdir()
-    assert accept_upload(upload, docs) is None
+    assert accept_upload(upload, docs, tmp_path / "removed", name=name) is None
     assert [p.name for p in docs.iterdir()] == [stored]
+
+
+def test_an_upload_never_destroys_the_file_it_replaces(tmp_path):
+    docs, removed = tmp_path / "docs", tmp_path / "removed"
+    docs.mkdir()
+    (docs / "lake.txt").write_text("The first version.")
+    upload = tmp_path / "upload"
+    upload.write_text("The second version.")
+    assert accept_upload(upload, docs, removed, name="lake.txt") is None
+    assert (docs / "lake.txt").read_text() == "The second version."
+    [kept] = removed.iterdir()
+    assert kept.name.endswith("-lake.txt") and kept.read_text() == "The first version."
+    assert accept_upload(upload, docs, removed, name="lake.txt") is None  # the same file again: nothing to keep
+    assert len(list(removed.iterdir())) == 1
 
 
 def test_login_comes_from_the_option_or_the_environment(monkeypatch):
