@@ -27,6 +27,7 @@ from typing import Literal
 
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from pydantic import BaseModel, Field
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,7 +37,7 @@ from rag.conversation import Turn
 from rag.generation import GeneratorError
 from rag.refusals import is_abstention
 from rag.types import Answer
-from rag.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload, removed_dir
+from rag.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload, allowed_hosts, removed_dir
 
 MODEL_ID = "rag-assistant"
 QUEUE_SIZE = 16  # requests waiting for the generator beyond this get 503 with Retry-After
@@ -121,15 +122,32 @@ def message_of(answer: Answer) -> dict:
             "verdicts": payload["verdicts"], "abstained": answer.abstained}
 
 
-def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_size: int = QUEUE_SIZE) -> FastAPI:
-    """The FastAPI app of ``rag serve`` over ``assistant``; with ``auth`` every route but ``/health`` needs the
-    login, as HTTP Basic or as an OpenAI API key ``USER:PASS``."""
+def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_size: int = QUEUE_SIZE,
+              host: str = "127.0.0.1") -> FastAPI:
+    """The FastAPI app of ``rag serve`` over ``assistant``, listening on ``host``; with ``auth`` every route but
+    ``/health`` needs the login (the API's own pages ``/docs``, ``/redoc`` and ``/openapi.json`` too), as HTTP
+    Basic or as an OpenAI API key ``USER:PASS``."""
     gate = Gate(queue_size)
     app = FastAPI(
         title="rag-assistant", summary="Cited answers from your documents, in the OpenAI schema",
-        middleware=[Middleware(SameOriginOnly), Middleware(BodyLimit, limit=MAX_JSON_BYTES)],
+        middleware=[Middleware(SameOriginOnly, hosts=allowed_hosts(host)),
+                    Middleware(BodyLimit, limit=MAX_JSON_BYTES)],
         dependencies=[Depends(_authenticate(auth))],
+        # FastAPI's own documentation routes skip the app's dependencies: served below as routes that have them.
+        docs_url=None, redoc_url=None, openapi_url=None,
     )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_schema():
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_page():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="rag-assistant API")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc_page():
+        return get_redoc_html(openapi_url="/openapi.json", title="rag-assistant API")
 
     def answer_for(request: ChatRequest) -> Answer:
         question, history = conversation(request.messages)
@@ -269,4 +287,4 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 8000,
     """Serve the API until interrupted; binds only ``host`` (loopback unless the user asks otherwise)."""
     import uvicorn
 
-    uvicorn.run(build_api(assistant, auth), host=host, port=port, log_level="warning")
+    uvicorn.run(build_api(assistant, auth, host=host), host=host, port=port, log_level="warning")

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resources import FunctionResource
 
 from rag.assistant import Assistant, QuestionError
@@ -41,8 +42,8 @@ def build_server(assistant: Assistant) -> MCPServer:
         """The k passages of the documents that best match the query, best first: file, character offsets, text."""
         try:
             hits = assistant.retrieve(query, max(1, min(int(k), 50)))
-        except QuestionError as exc:
-            raise ValueError(str(exc)) from exc
+        except QuestionError as exc:  # the SDK's tool error: its reason reaches the client, not a stack trace
+            raise ToolError(str(exc)) from exc
         return [{"doc": h.chunk.doc_name, "uri": document_uri(h.chunk.doc_name), "start": h.chunk.start,
                  "end": h.chunk.end, "page": h.chunk.page, "text": h.chunk.text, "score": round(h.score, 5)}
                 for h in hits]
@@ -54,7 +55,7 @@ def build_server(assistant: Assistant) -> MCPServer:
         try:
             answer = assistant.ask(question)
         except QuestionError as exc:
-            raise ValueError(str(exc)) from exc
+            raise ToolError(str(exc)) from exc
         payload = answer.to_dict()
         return {"answer": payload["answer"], "abstained": payload["abstained"], "citations": payload["citations"],
                 "verdicts": payload["verdicts"]}

@@ -5,6 +5,7 @@ its file name. Never a byline, never a cut-off first paragraph.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import PurePosixPath
 
 MAX_TITLE_CHARS = 120
@@ -24,8 +25,14 @@ _FRONT_MATTER_TITLE = re.compile(r"\A---\n(?:.*\n)*?title:[ \t]*[\"']?(.+?)[\"']
 
 def from_metadata(title: str | None) -> str:
     """``title`` tidied, or "" when it is empty or one of the placeholders software writes ("Untitled",
-    "Microsoft Word - notes.docx", a file name)."""
-    title = " ".join(str(title or "").split())
+    "Microsoft Word - notes.docx", a file name). A file's properties are whatever its writer put there: control
+    and direction characters are dropped, so a title cannot forge a line or reverse the text shown around it.
+
+    >>> from_metadata("Harbour\\u202e report\\x00 2024")
+    'Harbour report 2024'
+    """
+    title = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in str(title or ""))
+    title = " ".join(title.split())
     if not title or _PLACEHOLDER.match(title):
         return ""
     return title[:MAX_TITLE_CHARS]

@@ -22,7 +22,7 @@ from rag.conversation import Turn
 from rag.generation import GeneratorError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.types import Answer, Hit
-from rag.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload, removed_dir
+from rag.web import MAX_UPLOAD_BYTES, LoginThrottle, SameOriginOnly, accept_upload, allowed_hosts, removed_dir
 
 QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
 CONTEXT_CHARS = 700  # document text shown on each side of a cited span
@@ -354,5 +354,5 @@ def launch(
         footer_links=[],
         css=_CSS,
         ssr_mode=False,  # no Node.js server beside Python: one process, one port
-        app_kwargs={"middleware": [Middleware(SameOriginOnly)]},
+        app_kwargs={"middleware": [Middleware(SameOriginOnly, hosts=allowed_hosts(host)), Middleware(LoginThrottle)]},
     )

@@ -7,6 +7,7 @@ import filecmp
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -85,29 +86,78 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
+def allowed_hosts(listening: str) -> frozenset[str] | None:
+    """The names a request's ``Host`` may give for a server listening on ``listening``: loopback names for a
+    loopback address, else that address and this machine's names; None (any) for all addresses (0.0.0.0)."""
+    if listening in ("", "0.0.0.0", "::", "[::]"):
+        return None
+    if listening in LOOPBACK_NAMES or listening.startswith("127."):
+        return frozenset(LOOPBACK_NAMES | {listening})
+    return frozenset({listening, socket.gethostname(), socket.getfqdn()})
+
+
 class SameOriginOnly:
-    """Refuses (403) any HTTP request whose ``Origin`` header names another site, or ``null``.
+    """Refuses (403) any HTTP request whose ``Origin`` header names another site, or ``null``, and (421) one whose
+    ``Host`` is not a name this server listens on.
 
     Browsers attach ``Origin`` to cross-site requests; Gradio's own CORS handling only withholds the response
     headers, so a page on another site could still make a visitor's browser upload files or ask questions here.
-    Requests without ``Origin`` (scripts, ``gradio_client``) are not cross-site requests and pass.
+    Requests without ``Origin`` (scripts, ``gradio_client``) are not cross-site requests and pass. A page whose
+    own name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin to the browser; its requests still
+    carry that name as ``Host``, which ``hosts`` does not hold.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None = frozenset(LOOPBACK_NAMES)) -> None:
         self.app = app
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            origin = headers.get("origin")
-            if origin is not None and not same_origin(origin, headers.get("host", "")):
+            origin, host = headers.get("origin"), headers.get("host", "")
+            refusal = None
+            if self.hosts is not None and (urlsplit(f"//{host}").hostname or "") not in self.hosts:
+                refusal = ("Unknown host: this server answers to " + ", ".join(sorted(self.hosts)), 421)
+            elif origin is not None and not same_origin(origin, host):
+                refusal = ("Cross-site request refused", 403)
+            if refusal is not None:
                 if scope["type"] == "http":
-                    response = PlainTextResponse("Cross-site request refused", status_code=403)
-                    await response(scope, receive, send)
+                    await PlainTextResponse(refusal[0], status_code=refusal[1])(scope, receive, send)
                 else:
                     await send({"type": "websocket.close", "code": 1008})
                 return
         await self.app(scope, receive, send)
+
+
+class LoginThrottle:
+    """Refuses (429, with ``Retry-After``) a client's logins for ``window_s`` seconds once it has failed
+    ``attempts`` times within that window, so a password cannot be guessed at the speed of the network."""
+
+    def __init__(self, app: ASGIApp, path: str = "/login", attempts: int = 5, window_s: float = 60.0) -> None:
+        self.app = app
+        self.path, self.attempts, self.window_s = path, attempts, window_s
+        self._failures: dict[str, list[float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(self.path):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("?", 0))[0]
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
+        self._failures[client] = recent
+        if len(recent) >= self.attempts:
+            wait = int(self.window_s - (now - recent[0])) + 1
+            await PlainTextResponse(f"Too many failed logins; try again in {wait} s", status_code=429,
+                                    headers={"Retry-After": str(wait)})(scope, receive, send)
+            return
+
+        async def noting_failure(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (400, 401, 403):
+                self._failures.setdefault(client, []).append(time.monotonic())
+            await send(message)
+
+        await self.app(scope, receive, noting_failure)
 
 
 def same_origin(origin: str, host: str) -> bool:

@@ -22,7 +22,7 @@ def serve(docs_dir, tmp_path, fake_embedder):
         generator = FakeGenerator(list(replies))
         assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, generator=generator,
                                           embedder=fake_embedder)
-        return TestClient(build_api(assistant, auth)), generator
+        return TestClient(build_api(assistant, auth), base_url="http://127.0.0.1:8000"), generator
 
     return make
 
@@ -132,6 +132,21 @@ def test_with_a_login_every_route_needs_it_as_basic_auth_or_as_an_api_key(serve)
     basic = base64.b64encode(b"ada:s3cret").decode()
     assert client.get("/v1/models", headers={"Authorization": f"Basic {basic}"}).status_code == 200
     assert client.get("/health").status_code == 200  # for a load balancer's probe; says nothing
+
+
+def test_the_api_pages_need_the_login_too(serve):
+    client, _ = serve(auth=("ada", "s3cret"))
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path).status_code == 401, path
+        assert client.get(path, headers={"Authorization": "Bearer ada:s3cret"}).status_code == 200, path
+    assert "/v1/chat/completions" in client.get("/openapi.json", auth=("ada", "s3cret")).json()["paths"]
+
+
+def test_a_page_whose_name_was_re_pointed_at_this_machine_is_refused(serve):
+    client, _ = serve()  # no login: the default, where DNS rebinding matters most
+    rebound = {"Host": "evil.example:8000", "Origin": "http://evil.example:8000"}
+    assert client.get("/v1/models", headers=rebound).status_code == 421
+    assert client.get("/v1/models", headers={"Host": "localhost:8000"}).status_code == 200
 
 
 def test_requests_from_another_sites_page_and_oversized_bodies_are_refused(serve):

@@ -54,3 +54,11 @@ def test_every_indexed_document_is_a_resource_with_its_text(docs_dir, tmp_path, 
     assert sorted(str(r.uri) for r in listed.resources) == [document_uri("cities.md"), document_uri("rivers.txt")]
     assert read.contents[0].text == assistant.index.documents["rivers.txt"].text
     assert json.dumps([r.name for r in listed.resources]) == '["cities.md", "rivers.txt"]'
+
+
+def test_a_refused_question_reaches_the_client_with_its_reason(docs_dir, tmp_path, fake_embedder):
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder,
+                                      generator=FakeGenerator())
+    result = call(build_server(assistant), "ask", {"question": "why " * 1000})
+    assert result.is_error and "characters long; the limit is 2000" in result.content[0].text
+    assert call(build_server(assistant), "ask", {"question": "   "}).content[0].text.endswith("the question is empty")

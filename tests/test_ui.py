@@ -160,3 +160,24 @@ def test_login_comes_from_the_option_or_the_environment(monkeypatch):
     assert parse_auth(None) == ("bob", "pw")
     with pytest.raises(ValueError, match="USER:PASS"):
         parse_auth("nopassword")
+
+
+def test_logins_are_refused_for_a_while_after_five_failures_in_a_minute():
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from rag.web import LoginThrottle
+
+    async def login(request):
+        right = (await request.form()).get("password") == "right"
+        return PlainTextResponse("ok" if right else "no", 200 if right else 400)
+
+    client = TestClient(Starlette(routes=[Route("/login", login, methods=["POST"])],
+                                  middleware=[Middleware(LoginThrottle)]))
+    assert client.post("/login", data={"password": "right"}).status_code == 200  # a success counts for nothing
+    assert [client.post("/login", data={"password": "guess"}).status_code for _ in range(5)] == [400] * 5
+    refused = client.post("/login", data={"password": "right"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
