@@ -13,6 +13,7 @@ every piece it receives, so pieces sent earlier could show an answer the checks 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -21,13 +22,16 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+import anyio
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -68,28 +72,49 @@ class SearchRequest(BaseModel):
     k: int = Field(default=5, ge=1, le=50)
 
 
+class ClientGone(Exception):
+    """The client closed its connection: its request gives up its place, or its answer stops being written."""
+
+
 class Gate:
-    """One generation at a time, and at most ``size`` requests waiting for it; the rest are refused at once."""
+    """One generation at a time, first come first served, and at most ``size`` requests waiting; the rest are
+    refused at once (503). A waiting request whose client has left gives up its place at once."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._running = threading.Lock()
+        self._changed = threading.Condition()
+        self._queue: deque[object] = deque()  # the waiting requests' tickets, in order of arrival
+        self._running = False
 
-    def __enter__(self) -> Gate:
-        with self._lock:
-            if self._waiting >= self.size:
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    @contextmanager
+    def place(self, gone: threading.Event | None = None) -> Iterator[None]:
+        """Wait for this request's turn, then hold the generator; raises ``ClientGone`` once ``gone`` is set
+        while waiting."""
+        ticket = object()
+        with self._changed:
+            if (self._running or self._queue) and len(self._queue) >= self.size:
                 raise HTTPException(503, "too many questions waiting; try again shortly",
                                     headers={"Retry-After": str(RETRY_AFTER_S)})
-            self._waiting += 1
-        self._running.acquire()
-        with self._lock:
-            self._waiting -= 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._running.release()
+            self._queue.append(ticket)
+            try:
+                while self._running or self._queue[0] is not ticket:
+                    if gone is not None and gone.is_set():
+                        raise ClientGone
+                    self._changed.wait(timeout=0.1)
+            finally:
+                self._queue.remove(ticket)
+                self._changed.notify_all()
+            self._running = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running = False
+                self._changed.notify_all()
 
 
 def conversation(messages: list[Message]) -> tuple[str, list[Turn]]:
@@ -149,20 +174,39 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
     def redoc_page():
         return get_redoc_html(openapi_url="/openapi.json", title="rag-assistant API")
 
-    def answer_for(request: ChatRequest) -> Answer:
+    def answer_for(request: ChatRequest, gone: threading.Event) -> Answer:
+        """The answer, computed in its turn; stops waiting, or writing, once ``gone`` is set."""
         question, history = conversation(request.messages)
-        with gate:
+        with gate.place(gone):
             try:
-                return assistant.ask(question, history)
+                stream = assistant.stream(question, history)
+                for _ in stream:
+                    if gone.is_set():
+                        stream.close()  # the model stops at its next token
+                        raise ClientGone
+                return stream.answer
             except QuestionError as exc:
                 raise HTTPException(400, str(exc)) from exc
             except GeneratorError as exc:
                 raise HTTPException(503, str(exc)) from exc
 
+    async def answered(request: ChatRequest, http: Request) -> Answer:
+        """``answer_for`` in a worker thread, told when the client disconnects (checked every 0.2 s)."""
+        gone = threading.Event()
+        work = asyncio.ensure_future(anyio.to_thread.run_sync(answer_for, request, gone))
+        while not work.done():
+            await asyncio.wait({work}, timeout=0.2)
+            if not work.done() and await http.is_disconnected():
+                gone.set()
+        return await work
+
     @app.post("/v1/chat/completions")
-    def chat_completions(request: ChatRequest):
+    async def chat_completions(request: ChatRequest, http: Request):
         started, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
-        answer = answer_for(request)
+        try:
+            answer = await answered(request, http)
+        except ClientGone:  # nobody is left to read a response; 499 as nginx logs it
+            return Response(status_code=499)
         if not request.stream:
             return {"id": completion_id, "object": "chat.completion", "created": started, "model": MODEL_ID,
                     "choices": [{"index": 0, "message": message_of(answer), "finish_reason": "stop"}]}
@@ -202,7 +246,7 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
                 if reason := accept_upload(path, settings.docs_dir, removed_dir(settings),
                                            name=file.filename or "upload.txt", max_file_mb=settings.max_file_mb):
                     refused.append(reason)
-        with gate:
+        with gate.place():
             report = assistant.refresh()
         return {"indexed": report.summary(), "refused": refused}
 

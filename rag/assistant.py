@@ -79,6 +79,12 @@ class AnswerStream:
         if self._answer is None:
             self._answer = self._finish("".join(self._text))
 
+    def close(self) -> None:
+        """Stop the answer where it is: the model stops writing (its reader has gone); ``answer`` is not made."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
     @property
     def answer(self) -> Answer:
         if self._answer is None:

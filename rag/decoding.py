@@ -4,6 +4,7 @@ that scores only the tokens such a reply can use, and a stop at the first line b
 from __future__ import annotations
 
 import re
+import threading
 
 import torch
 from torch import nn
@@ -102,3 +103,14 @@ class StopAtLineBreak(StoppingCriteria):
         is_break = torch.isin(generated, self.line_break_ids)
         done = bool(is_break[-1]) and not bool(is_break.all())
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
+
+
+class StopWhenSet(StoppingCriteria):
+    """Stops generation once ``event`` is set: the reader of the reply has gone (a closed stream, a client that
+    left), so no more of it is computed for nobody."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)

@@ -13,7 +13,7 @@ from jinja2 import TemplateError
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, TextIteratorStreamer
 
 from rag.config import Quantization
-from rag.decoding import LINE_BREAK, SpanConstraint, StopAtLineBreak, constrainable_head
+from rag.decoding import LINE_BREAK, SpanConstraint, StopAtLineBreak, StopWhenSet, constrainable_head
 from rag.generation import AnswerConstraint, GeneratorError
 from rag.half_weights import HALF_DTYPES, keep_matrices_in_half, run_gated_mlps_in_bfloat16
 from rag.memory_trim import return_freed_memory
@@ -195,6 +195,7 @@ class TransformersGenerator:
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             failure: list[BaseException] = []
             signals: list[GenerationSignals] = []
+            abandoned = threading.Event()  # set when the reader closes the stream before the end
 
             def run() -> None:
                 try:
@@ -206,7 +207,8 @@ class TransformersGenerator:
                             max_new_tokens=max_new_tokens,
                             max_time=max_seconds,
                             do_sample=False,
-                            stopping_criteria=[StopAtLineBreak(self._line_break_ids, prompt_length)],
+                            stopping_criteria=[StopAtLineBreak(self._line_break_ids, prompt_length),
+                                               StopWhenSet(abandoned)],
                             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                             output_scores=on_signals is not None,
                             return_dict_in_generate=True,
@@ -221,16 +223,20 @@ class TransformersGenerator:
             worker.start()
             try:
                 yield from streamer
+            except GeneratorExit:  # the reader left: stop at the next token rather than finish the reply
+                abandoned.set()
+                raise
             finally:
                 worker.join()
                 if self.head is not None:
                     self.head.allowed = None
+                # The cache now holds this prompt (and part of a reply, or all of it); after a failure, who knows.
+                self._prompt_cache = None if failure else (prompt_ids, cache)
                 return_freed_memory()
             if failure:
                 raise GeneratorError(f"generation failed: {failure[0]}") from failure[0]
             if signals and on_signals is not None:
                 on_signals(signals[0])
-            self._prompt_cache = (prompt_ids, cache)  # holds the prompt and the reply; cut back on the next call
             for ids in start_ids:
                 self._prefixes.save(ids, cache)  # kept for later prompts and processes (once per start)
 

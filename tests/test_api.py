@@ -1,15 +1,17 @@
 """``rag serve``'s HTTP API with the fakes: OpenAI-shaped answers with citations and verdicts, plain and streamed,
 follow-ups from the conversation, search and documents, and the same safety as the chat page."""
 
+import asyncio
 import base64
 import json
 import threading
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from rag import Assistant, Settings
-from rag.api import Gate, HTTPException, Message, build_api, conversation
+from rag.api import ClientGone, Gate, HTTPException, Message, build_api, conversation
 from tests.conftest import FakeGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
@@ -171,27 +173,105 @@ def test_an_earlier_message_over_the_length_limit_is_a_clear_400_too(serve):
     assert response.status_code == 400 and "earlier message 1" in response.json()["error"]["message"]
 
 
+def hold(gate: Gate, entered: threading.Event, release: threading.Event, finished: list, name: str,
+         gone: threading.Event | None = None) -> threading.Thread:
+    def run():
+        try:
+            with gate.place(gone):
+                entered.set()
+                release.wait(timeout=10)
+                finished.append(name)
+        except ClientGone:
+            finished.append(f"{name} left")
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def until(condition) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out")
+
+
 def test_beyond_the_queue_a_request_is_refused_at_once_with_retry_after():
-    gate = Gate(size=1)
-    release, entered = threading.Event(), threading.Event()
-
-    def hold():
-        with gate:
-            entered.set()
-            release.wait(timeout=10)
-
-    running = threading.Thread(target=hold)
-    running.start()
-    entered.wait(timeout=10)
-    waiting = threading.Thread(target=lambda: gate.__enter__() and gate.__exit__())
-    waiting.start()
-    for _ in range(100):  # until the second request is waiting
-        if gate._waiting == 1:
-            break
-        threading.Event().wait(0.01)
-    with pytest.raises(HTTPException) as refused:
-        gate.__enter__()
+    gate, release, finished = Gate(size=1), threading.Event(), []
+    running = hold(gate, threading.Event(), release, finished, "first")
+    until(lambda: gate._running)
+    waiting = hold(gate, threading.Event(), release, finished, "second")
+    until(lambda: gate.waiting == 1)
+    with pytest.raises(HTTPException) as refused, gate.place():
+        pass
     assert refused.value.status_code == 503 and refused.value.headers["Retry-After"]
     release.set()
     running.join()
     waiting.join()
+    assert finished == ["first", "second"]
+
+
+def test_requests_wait_their_turn_first_come_first_served_and_one_that_leaves_frees_its_place():
+    gate, release, finished = Gate(size=8), threading.Event(), []
+    threads = [hold(gate, threading.Event(), release, finished, "0")]
+    until(lambda: gate._running)
+    left = threading.Event()
+    for n in range(1, 6):
+        threads.append(hold(gate, threading.Event(), release, finished, str(n), left if n == 3 else None))
+        until(lambda n=n: gate.waiting == n)
+    left.set()  # the third waiter's client disconnects
+    until(lambda: finished == ["3 left"])
+    assert gate.waiting == 4
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert finished == ["3 left", "0", "1", "2", "4", "5"]
+
+
+def test_a_client_that_disconnects_stops_its_answer_being_written(docs_dir, tmp_path, fake_embedder):
+    class SlowGenerator(FakeGenerator):
+        """Writes one word every 0.05 s, up to 200 words, and notes when it was stopped."""
+
+        stopped_after: int | None = None
+
+        def stream(self, *args, **kwargs):
+            written = 0
+            try:
+                for _ in range(200):
+                    time.sleep(0.05)
+                    written += 1
+                    yield "word "
+            except GeneratorExit:
+                self.stopped_after = written
+                raise
+
+    generator = SlowGenerator()
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, generator=generator,
+                                      embedder=fake_embedder)
+    app = build_api(assistant)
+    asked = []
+
+    async def receive():  # the client sends its question, waits half a second, then leaves
+        if not asked:
+            asked.append(time.monotonic())
+            return {"type": "http.request", "body": json.dumps(ASK).encode(), "more_body": False}
+        while time.monotonic() - asked[0] < 0.5:
+            await asyncio.sleep(0.01)
+        return {"type": "http.disconnect"}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "query_string": b"",
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000), "scheme": "http", "root_path": "",
+             "http_version": "1.1"}
+    started = time.monotonic()
+    asyncio.run(app(scope, receive, send))
+    assert time.monotonic() - started < 3  # not the 10 s of the whole reply
+    assert generator.stopped_after is not None and generator.stopped_after < 60
+    assert sent[0]["status"] == 499
+

@@ -119,3 +119,20 @@ def test_a_complete_folder_loads_with_every_weight_from_its_files(tmp_path):
     loaded = _load_complete(tmp_path, torch.float32, {})
     assert not loaded.training
     assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+
+
+def test_generation_stops_at_the_next_token_once_its_reader_has_gone():
+    import threading
+
+    from rag.decoding import StopWhenSet
+
+    model = tiny_causal_lm().eval()
+    left = threading.Event()
+    prompt = torch.tensor([[1, 5, 9, 3]])
+    with torch.inference_mode():
+        whole = model.generate(prompt, max_new_tokens=20, do_sample=False, stopping_criteria=[StopWhenSet(left)],
+                               pad_token_id=0)
+        left.set()
+        cut = model.generate(prompt, max_new_tokens=20, do_sample=False, stopping_criteria=[StopWhenSet(left)],
+                             pad_token_id=0)
+    assert whole.shape[1] == 4 + 20 and cut.shape[1] == 4 + 1

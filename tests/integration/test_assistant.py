@@ -283,3 +283,15 @@ def test_the_accurate_preset_answers_with_the_larger_model_which_also_judges_its
     assert 0.0 <= answer.features["confirmation_prob"] <= 1.0 and assistant._judges == {}  # judged by itself
     [verdict] = [v for v in answer.verdicts if v.check == "answerability"]
     assert verdict.enforced and verdict.passed and "answerability score" in verdict.reason
+
+
+def test_a_reply_whose_reader_leaves_stops_being_written_and_the_next_one_is_whole(real_assistant):
+    generator = real_assistant.generator
+    messages = [{"role": "user", "content": "Count from 1 to 300, the numbers separated by spaces, on one line."}]
+    pieces = generator.stream(messages, 200)
+    next(pieces)
+    pieces.close()  # the reader left after the first piece
+    prompt_ids, cache = generator._prompt_cache
+    assert cache.get_seq_length() - len(prompt_ids) < 40  # stopped within a few tokens, not at 200
+    stream = real_assistant.stream(IPCP_QUESTION)
+    assert "".join(stream) and stream.answer.text  # the generator is free and its cache sound for the next
