@@ -7,7 +7,7 @@ A follow-up counts as answered when its answer holds the expected word. Logged i
 import time
 
 from rag import Assistant
-from rag.conversation import Turn
+from rag.answering.conversation import Turn
 
 CONVERSATIONS = [  # (first question, follow-up, a word the follow-up's answer should hold)
     ("Where would NATO open its first liaison office in Asia?", "Who resisted it?", "Macron"),

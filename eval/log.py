@@ -112,8 +112,8 @@ FROM_REPORT = (("answer_f1", "f1"), ("answer_em", "em"), ("citation_precision", 
 def result_from_report(name: str, report: dict, baseline: dict | None = None) -> dict:
     """A row's result for set ``name`` from a ``report.json``: its metrics with their intervals and, given the
     ``baseline`` run's report, their paired differences; a sample or a partial run says so."""
-    from rag.evaluation import paired_differences
-    from rag.reports import load_results
+    from rag.evaluation.reports import load_results
+    from rag.evaluation.scoring import paired_differences
 
     result: dict = {"set": name}
     intervals = report.get("intervals", {})

@@ -12,10 +12,10 @@ sys.path.insert(0, str(REPO))
 
 from pymilvus import AnnSearchRequest, RRFRanker  # noqa: E402
 
+from rag.answering.retrieval import HybridRetriever  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.embedding import load_embedder  # noqa: E402
-from rag.indexing import open_and_update  # noqa: E402
-from rag.retrieval import HybridRetriever  # noqa: E402
+from rag.ingest.indexing import open_and_update  # noqa: E402
+from rag.models.embedding import load_embedder  # noqa: E402
 
 
 def main() -> None:

@@ -14,23 +14,24 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.citations import attribute_unmarked, naming_sentences, parse_citations, strip_markers
+from rag.answering.citations import attribute_unmarked, naming_sentences, parse_citations, strip_markers
+from rag.answering.conversation import Turn, standalone_question, turn_followed
+from rag.answering.display import as_written
+from rag.answering.echo import trim_echo
+from rag.answering.passages import focus_passages
+from rag.answering.prompts import IDK, build_messages, prompt_starts
+from rag.answering.refusals import is_abstention
+from rag.answering.retrieval import HybridRetriever
 from rag.config import Settings
-from rag.context import focus_passages
-from rag.conversation import Turn, standalone_question, turn_followed
-from rag.display import as_written
-from rag.echo import trim_echo
-from rag.embedding import Embedder, load_embedder
-from rag.generation import AnswerConstraint, Generator, Judge, load_generator
-from rag.gguf import CONVERTING, DEFAULT_MODEL, JOINING, PACKAGED_MODELS
-from rag.index import KnowledgeIndex
-from rag.indexing import BuildReport, open_and_update
-from rag.model_choice import ModelChoice, with_packaged_model
-from rag.prompts import IDK, build_messages, prompt_starts
-from rag.refusals import is_abstention
-from rag.retrieval import HybridRetriever
+from rag.ingest.indexing import BuildReport, open_and_update
+from rag.models.base import AnswerConstraint, Generator, Judge
+from rag.models.embedding import Embedder, load_embedder
+from rag.models.factory import load_generator
+from rag.models.local.gguf import CONVERTING, DEFAULT_MODEL, JOINING, PACKAGED_MODELS
+from rag.models.model_choice import ModelChoice, with_packaged_model
+from rag.stores.faiss_store import KnowledgeIndex
 from rag.types import Answer, Citation, Draft, GenerationSignals, Hit, Timings, Verdict
-from rag.verification import Verifier, refused, relevance
+from rag.verification.verifier import Verifier, refused, relevance
 
 NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
 
@@ -43,7 +44,7 @@ class QuestionError(ValueError):
 class Preparation:
     """How far loading the generator has got, for a person waiting on the first answer (``Assistant.prepare``)."""
 
-    stage: str = "starting"  # rag.gguf.JOINING, rag.gguf.CONVERTING, rag.generation.LOADING, ...
+    stage: str = "starting"  # rag.models.local.gguf.JOINING, rag.models.local.gguf.CONVERTING, rag.models.base.LOADING, ...
     started: float = field(default_factory=time.monotonic)
     done: bool = False
     first_use: bool = False  # the model is being converted for this machine: a wait that happens once
@@ -329,7 +330,7 @@ class Assistant:
         settings: Settings | None = None,
     ) -> Draft:
         """The model's ``raw`` reply to ``query`` as a cited draft: the part restating the question cut off
-        (``rag.echo``, unless ``trim_echo`` is off), its ``[n]`` markers resolved, or, without any, the passage
+        (``rag.answering.echo``, unless ``trim_echo`` is off), its ``[n]`` markers resolved, or, without any, the passage
         holding its words cited; the answer in its cited sentence's spelling ("40%" -> "40 percent")."""
         reply = raw = raw.strip()
         if (settings or self.settings).trim_echo:
@@ -389,7 +390,7 @@ def _start_loading(settings: Settings) -> tuple[Future[Generator], Preparation]:
     def load() -> Generator:
         try:
             if settings.generator_url:
-                from rag.openai_generator import OpenAICompatibleGenerator
+                from rag.models.openai_generator import OpenAICompatibleGenerator
 
                 preparation.on_stage(f"connecting to the model server at {settings.generator_url}")
                 return OpenAICompatibleGenerator(settings.generator_url, settings.generator_api_model,

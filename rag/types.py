@@ -28,6 +28,32 @@ class Document:
         """The page (1-based) holding ``text[offset]``, or None for a file without pages."""
         return bisect_right(self.page_starts, offset) if self.page_starts else None
 
+    def chunk_fields(self, start: int, end: int) -> dict:
+        """What a chunk of the span ``start:end`` says of its document: name, title, opening line, and the pages
+        it spans. They may change while the text stays (a rename, a new title rule), so they are derived again
+        whenever a stored chunk is reused."""
+        fields = {"doc_name": self.name, "doc_title": self.title, "doc_lead": opening_line(self.text)}
+        if not self.page_starts:
+            return fields | {"page": None, "page_breaks": ()}
+        return fields | {
+            "page": self.page_at(start),
+            "page_breaks": tuple(offset for offset in self.page_starts if start < offset < end),
+        }
+
+
+LEAD_CHARS = 120
+
+
+def opening_line(text: str) -> str:
+    """The first line of ``text`` that holds anything, Markdown heading marks dropped, up to ``LEAD_CHARS``
+    characters: what the passage header shows with ``passage_header="lead"``, whether it is a heading, a byline or
+    a sentence."""
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:LEAD_CHARS]
+    return ""
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -41,7 +67,7 @@ class Chunk:
     start: int
     end: int
     text: str
-    doc_lead: str = ""  # the document's opening line, up to 120 characters (rag.titles.opening_line)
+    doc_lead: str = ""  # the document's opening line, up to 120 characters (rag.types.opening_line)
     page: int | None = None  # the page the chunk begins on (1-based); None for a file without pages
     page_breaks: tuple[int, ...] = ()  # document offsets within the chunk where each following page begins
 
@@ -129,7 +155,7 @@ class Draft:
     citations: list[Citation]
     hits: list[Hit]
     signals: GenerationSignals | None = None
-    reply: str = ""  # the model's whole reply, before the part restating the question was cut off (rag.echo)
+    reply: str = ""  # the model's whole reply, before the part restating the question was cut off (rag.answering.echo)
 
 
 @dataclass(frozen=True)
@@ -177,3 +203,11 @@ class Answer:
                 "total_s": self.timings.total_s,
             },
         }
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that was not read, or only in part, and why, in words a user can act on."""
+
+    name: str
+    reason: str

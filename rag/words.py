@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
@@ -36,3 +37,13 @@ def as_numerals(words: set[str]) -> set[str]:
     ['3', 'bridges']
     """
     return {NUMERALS.get(word, word) for word in words}
+
+
+def printable(name: str) -> str:
+    """A file name as one line of a report: control and format characters (a line break, a right-to-left
+    override) written as escapes, so a name cannot forge a line or turn the text around it.
+
+    >>> printable("a\\nb\\u202ec.txt")
+    'a\\\\nb\\\\u202ec.txt'
+    """
+    return "".join(ascii(ch)[1:-1] if unicodedata.category(ch).startswith("C") else ch for ch in name)

@@ -7,10 +7,15 @@ from dataclasses import asdict
 
 import pytest
 
-from rag.answerability import FEATURES, AnswerabilityModel, auroc, fit, measure
-from rag.calibration import calibrate, choose_feature_threshold, choose_threshold, choose_threshold_over_answerable
-from rag.evaluation import QuestionResult
+from rag.evaluation.calibration import (
+    calibrate,
+    choose_feature_threshold,
+    choose_threshold,
+    choose_threshold_over_answerable,
+)
+from rag.evaluation.scoring import QuestionResult
 from rag.types import Chunk, Citation, Draft, GenerationSignals, Hit
+from rag.verification.answerability import FEATURES, AnswerabilityModel, auroc, fit, measure
 from tests.conftest import FakeEmbedder
 
 TEXT = "The lighthouse at Kessock was built in 1902. Its lamp burns paraffin."
@@ -127,7 +132,7 @@ def test_calibration_needs_both_right_and_wrong_drafts(tmp_path):
 
 
 def test_a_score_over_the_verifiers_probability_is_fitted_on_the_drafts_that_have_it(tmp_path):
-    from rag.answerability import VERIFIED_FEATURES
+    from rag.verification.answerability import VERIFIED_FEATURES
 
     rows = [result(f"a{i}", True, right=i % 2 == 0, refusal=0.1) for i in range(40)]
     for i, r in enumerate(rows):
@@ -141,11 +146,11 @@ def test_a_score_over_the_verifiers_probability_is_fitted_on_the_drafts_that_hav
 
 
 def test_rag_calibrate_writes_by_default_the_packaged_score_of_the_model_whose_drafts_it_fits(tmp_path, monkeypatch):
-    from rag import answerability
-    from rag.cli import main
+    from rag.models import registry
+    from rag.interfaces.cli import main
 
     scores = {"qwen2.5-coder-0.5b": tmp_path / "small.json", "qwen2.5-coder-1.5b": tmp_path / "large.json"}
-    monkeypatch.setattr(answerability, "PACKAGED_SCORES", scores)
+    monkeypatch.setattr(registry, "PACKAGED_SCORES", scores)
     rows = [result(f"a{i}", True, right=i % 4 != 0, refusal=0.9 if i % 4 == 0 else 0.1) for i in range(40)]
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"settings": {"generator_model": "qwen2.5-coder-1.5b"},
@@ -153,11 +158,11 @@ def test_rag_calibrate_writes_by_default_the_packaged_score_of_the_model_whose_d
     assert main(["calibrate", str(report), "--max-false-abstention", "0.3"]) == 0
     assert scores["qwen2.5-coder-1.5b"].is_file() and not scores["qwen2.5-coder-0.5b"].exists()
     refit = json.loads(scores["qwen2.5-coder-1.5b"].read_text())
-    assert tuple(refit["features"]) == answerability.FEATURES  # nothing there before: the general features
+    assert tuple(refit["features"]) == FEATURES  # nothing there before: the general features
 
 
 def test_rag_calibrate_refits_the_features_the_score_it_replaces_reads_unless_told_others(tmp_path):
-    from rag.cli import main
+    from rag.interfaces.cli import main
 
     rows = [result(f"a{i}", True, right=i % 4 != 0, refusal=0.9 if i % 4 == 0 else 0.1) for i in range(40)]
     for i, r in enumerate(rows):

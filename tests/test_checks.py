@@ -2,13 +2,13 @@
 
 import pytest
 
-from rag.checks import (
+from rag.types import Citation
+from rag.verification.checks import (
     adds_to_question,
     counted_noun,
     counts_what_was_asked,
     noun_after_number,
 )
-from rag.types import Citation
 
 
 def test_an_answer_must_add_something_to_the_question():

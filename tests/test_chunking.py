@@ -5,7 +5,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import chunk_document, split_sentences
+from rag.ingest.chunking import chunk_document, split_sentences
 from rag.types import Document
 
 
@@ -76,7 +76,7 @@ def test_any_text_is_covered_exactly_within_the_limit(text, max_tokens, overlap)
 
 
 def test_a_chunk_of_a_paged_document_knows_the_pages_it_spans():
-    from rag.loaders import join_pages
+    from rag.ingest.loaders import join_pages
 
     text, starts = join_pages(["Quay one. Quay two.", "", "Ferry three. Ferry four.", "Dock five."])
     doc = Document(id="p", name="p.pdf", title="t", text=text, page_starts=starts)
@@ -105,7 +105,7 @@ def test_a_long_run_without_spaces_is_cut_into_passages_a_model_can_read():
 
 
 def test_ordinary_text_is_counted_as_the_embedder_counts_it():
-    from rag.chunking import counting_runs
+    from rag.ingest.chunking import counting_runs
 
     ordinary = "A sentence of ordinary words, with https://example.org/a/short/link in it. " * 20
     assert counting_runs(words)(ordinary) == words(ordinary)  # so the chunks of such documents do not change

@@ -3,9 +3,9 @@ an unmarked answer is cited to the sentence that holds it, and shown in that sen
 
 import pytest
 
-from rag.citations import attribute_unmarked, is_supported, naming_sentences, parse_citations
-from rag.display import as_written
-from rag.refusals import is_abstention
+from rag.answering.citations import attribute_unmarked, is_supported, naming_sentences, parse_citations
+from rag.answering.display import as_written
+from rag.answering.refusals import is_abstention
 from rag.types import Chunk, Hit
 
 DOC = "Intro sentence here. The Danube is 2,850 km long. It flows east.\nThe Rhine rises in the Alps."

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from rag.cli import build_parser, settings_from
+from rag.interfaces.cli import build_parser, settings_from
 
 
 def test_every_option_the_user_gives_reaches_the_settings():

@@ -84,6 +84,6 @@ def test_checks_can_be_switched_on_after_the_enforced_ones_once_each():
 
 def test_every_known_check_is_one_the_verification_stage_runs():
     from rag.config import KNOWN_CHECKS
-    from rag.verification import CHECKS
+    from rag.verification.verifier import CHECKS
 
     assert set(CHECKS) | {"relevance"} == set(KNOWN_CHECKS)

@@ -1,6 +1,6 @@
 """Focusing passages: each chunk narrowed to whole sentences around its best one, offsets exact, within budget."""
 
-from rag.context import focus_passages
+from rag.answering.passages import focus_passages
 from rag.types import Chunk, Hit
 
 TEXT = ("Filler about weather today. More filler on sports. The Rhine rises in the Swiss Alps. "

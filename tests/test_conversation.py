@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.conversation import Turn, is_follow_up, standalone_question
+from rag.answering.conversation import Turn, is_follow_up, standalone_question
 
 HISTORY = [Turn("Where would NATO open its first liaison office in Asia?", "Tokyo [1]")]
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from rag.decoding import ConstrainableHead, SpanConstraint, constrainable_head
+from rag.models.local.decoding import ConstrainableHead, SpanConstraint, constrainable_head
 
 
 class CharTokenizer:

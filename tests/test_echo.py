@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.echo import trim_echo
+from rag.answering.echo import trim_echo
 
 
 @pytest.mark.parametrize(

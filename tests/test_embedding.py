@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.embedding import (
+from rag.models.embedding import (
     OnnxInt8Embedder,
     SentenceTransformerEmbedder,
     default_embedding_model_path,

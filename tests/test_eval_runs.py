@@ -7,10 +7,8 @@ import json
 import pytest
 
 from rag import Assistant, Settings
-from rag.answerability import AnswerabilityModel
-from rag.cli import main
 from rag.config import SettingsError
-from rag.eval_runs import (
+from rag.evaluation.runs import (
     ANSWERS_FILE,
     AnswerLog,
     RunError,
@@ -24,8 +22,10 @@ from rag.eval_runs import (
     settings_record,
     start_run,
 )
-from rag.evaluation import GoldItem, QuestionResult, check_ablation, run_evaluation, sample_gold, summarize
+from rag.evaluation.scoring import GoldItem, QuestionResult, check_ablation, run_evaluation, sample_gold, summarize
+from rag.interfaces.cli import main
 from rag.types import GenerationSignals
+from rag.verification.answerability import AnswerabilityModel
 from tests.conftest import FakeGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rag import Assistant, Settings
-from rag.evaluation import (
+from rag.evaluation.scoring import (
     Evidence,
     GoldFormatError,
     GoldItem,
@@ -134,7 +134,7 @@ def test_evidence_missing_from_the_documents_is_reported_not_silently_scored(doc
     "gold, docs", [("eval/gold/dev.jsonl", "documents"), ("eval/heldout/gold.jsonl", "eval/heldout/documents")]
 )
 def test_the_shipped_gold_sets_quote_their_documents_verbatim(gold, docs):
-    from rag.loaders import load_folder
+    from rag.ingest.loaders import load_folder
     from tests.conftest import REPO
 
     documents = {d.name: d for d in load_folder(REPO / docs).documents}

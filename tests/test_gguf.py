@@ -6,9 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from rag import gguf
-from rag.generation import GeneratorError
-from rag.gguf import resolve_model_dir
+from rag.models import registry
+from rag.models.local import gguf
+from rag.models.base import GeneratorError
+from rag.models.local.gguf import resolve_model_dir
 from tests.conftest import tiny_causal_lm
 
 
@@ -120,11 +121,11 @@ def test_a_packaged_model_is_joined_from_its_parts_in_order_and_checked(tmp_path
 
 
 def test_the_accurate_preset_has_the_larger_model_answer_check_itself_and_use_the_score_fitted_on_its_drafts():
-    from rag.answerability import ACCURATE_MODEL, VERIFIED_FEATURES, AnswerabilityModel
     from rag.config import Settings
+    from rag.verification.answerability import ACCURATE_MODEL, VERIFIED_FEATURES, AnswerabilityModel
 
     accurate = Settings().with_preset("accurate")
-    assert gguf.PACKAGED_MODELS[accurate.generator_model] is gguf.ACCURATE_MODEL
+    assert registry.PACKAGED_MODELS[accurate.generator_model] is registry.ACCURATE_MODEL
     assert accurate.verifier_model == accurate.generator_model  # the same model judges: nothing more is loaded
     assert accurate.answerability_model == ACCURATE_MODEL and "answerability" in accurate.checks
     assert tuple(AnswerabilityModel.load(ACCURATE_MODEL).features) == VERIFIED_FEATURES

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from rag import gguf
-from rag.decoding import constrainable_head
-from rag.half_weights import HalfWeightLinear, keep_matrices_in_half
+from rag.models.local import gguf
+from rag.models.local.decoding import constrainable_head
+from rag.models.local.half_weights import HalfWeightLinear, keep_matrices_in_half
 from tests.conftest import tiny_causal_lm
 
 
@@ -54,7 +54,7 @@ def test_a_converted_model_is_stored_in_float16_and_loaded_with_its_matrices_in_
 
 
 def test_gated_mlps_held_in_bfloat16_run_in_bfloat16_end_to_end_and_give_the_same_logits():
-    from rag.half_weights import run_gated_mlps_in_bfloat16
+    from rag.models.local.half_weights import run_gated_mlps_in_bfloat16
 
     model = tiny_causal_lm()
     model.eval()
@@ -75,7 +75,7 @@ def test_gated_mlps_held_in_bfloat16_run_in_bfloat16_end_to_end_and_give_the_sam
 
 
 def test_gated_mlps_held_in_float16_are_left_as_they_are():
-    from rag.half_weights import run_gated_mlps_in_bfloat16
+    from rag.models.local.half_weights import run_gated_mlps_in_bfloat16
 
     model = tiny_causal_lm()
     keep_matrices_in_half(model, torch.float16)

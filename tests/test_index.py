@@ -7,7 +7,9 @@ import os
 import pytest
 
 from rag.config import Settings
-from rag.index import (
+from rag.ingest.indexing import update_index
+from rag.ingest.loaders import load_folder
+from rag.stores.faiss_store import (
     CURRENT_FILE,
     IndexCorrupt,
     IndexLocked,
@@ -17,8 +19,6 @@ from rag.index import (
     save_index,
     write_lock,
 )
-from rag.indexing import update_index
-from rag.loaders import load_folder
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ def unit_vectors(count: int, dimensions: int = 32, seed: int = 0):
 def test_up_to_the_limit_search_is_exact():
     import faiss
 
-    from rag.index import dense_index
+    from rag.stores.faiss_store import dense_index
 
     index = dense_index(unit_vectors(500), exact_search_limit=500)
     assert isinstance(index, faiss.IndexFlatIP)
@@ -195,7 +195,7 @@ def test_up_to_the_limit_search_is_exact():
 def test_above_the_limit_an_inverted_file_finds_each_vector_itself():
     import faiss
 
-    from rag.index import IVF_NPROBE, dense_index
+    from rag.stores.faiss_store import IVF_NPROBE, dense_index
 
     vectors = unit_vectors(4000)
     index = dense_index(vectors, exact_search_limit=1000)
@@ -209,7 +209,7 @@ def test_above_the_limit_an_inverted_file_finds_each_vector_itself():
 def test_a_large_index_round_trips_through_disk_with_search_depth_restored(docs_dir, fake_embedder, tmp_path):
     import faiss
 
-    from rag.index import IVF_NPROBE
+    from rag.stores.faiss_store import IVF_NPROBE
 
     settings = Settings(chunk_tokens=4, chunk_overlap_tokens=0, exact_search_limit=1)
     index, _ = update_index(load_folder(docs_dir).documents, fake_embedder, settings, None)

@@ -10,12 +10,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from rag.config import Settings
-from rag.index import load_index
-from rag.indexing import build_or_update
+from rag.ingest.indexing import build_or_update
+from rag.stores.faiss_store import load_index
 from tests.conftest import FakeEmbedder
 
 settings.register_profile("ci", max_examples=25, stateful_step_count=8, deadline=None,

@@ -3,9 +3,9 @@
 import pytest
 
 from rag.config import Settings
-from rag.index import IndexCorrupt, current_generation, load_index
-from rag.indexing import build_or_update, update_index
-from rag.loaders import load_folder
+from rag.ingest.indexing import build_or_update, update_index
+from rag.ingest.loaders import load_folder
+from rag.stores.faiss_store import IndexCorrupt, current_generation, load_index
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=2)
 
@@ -131,7 +131,7 @@ def test_removing_the_first_of_two_copies_keeps_the_text_findable_under_the_othe
 
 
 def test_an_inconsistent_index_is_never_published(docs_dir, tmp_path, fake_embedder):
-    from rag.index import KnowledgeIndex, save_index
+    from rag.stores.faiss_store import KnowledgeIndex, save_index
 
     index, _ = build(docs_dir, tmp_path / "index", fake_embedder)
     live = current_generation(tmp_path / "index")
@@ -144,7 +144,7 @@ def test_an_inconsistent_index_is_never_published(docs_dir, tmp_path, fake_embed
 
 
 def test_a_file_name_cannot_forge_a_line_of_the_index_report():
-    from rag.indexing import BuildReport
+    from rag.ingest.indexing import BuildReport
 
     report = BuildReport(added=["notes.txt\n  removed: everything.txt", "cod\u202etxt.exe"])
     lines = report.summary().splitlines()

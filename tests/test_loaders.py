@@ -11,7 +11,7 @@ import docx.enum.text
 import pytest
 from pypdf import PdfWriter
 
-from rag.loaders import clean_text, load_folder
+from rag.ingest.loaders import clean_text, load_folder
 
 
 def test_clean_text_normalises_unicode_and_whitespace_but_keeps_paragraphs():

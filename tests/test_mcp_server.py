@@ -7,7 +7,7 @@ import json
 from mcp import Client
 
 from rag import Assistant, Settings
-from rag.mcp_server import build_server, document_uri
+from rag.interfaces.mcp_server import build_server, document_uri
 from tests.conftest import FakeGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)

@@ -3,10 +3,10 @@ FAISS store, kept in a database instead of files; each document is wholly old or
 
 import pytest
 
+from rag.answering.retrieval import HybridRetriever
 from rag.config import Settings
-from rag.index import IndexStoreError
-from rag.indexing import open_and_update
-from rag.retrieval import HybridRetriever
+from rag.ingest.indexing import open_and_update
+from rag.stores.faiss_store import IndexStoreError
 
 pytest.importorskip("milvus_lite")
 
@@ -118,7 +118,7 @@ def test_an_update_with_nothing_to_do_writes_nothing_unless_a_writer_left_work_u
     (docs_dir / "rivers.txt").unlink()  # the writer's content is no longer wanted at all
     (docs_dir / "cities.md").unlink()
     open_and_update(settings, fake_embedder, index=index)
-    from rag.milvus_store import _query_all
+    from rag.stores.milvus_store import _query_all
 
     assert _query_all(index.client, "rag_chunks", ["doc_id"]) == []  # the killed writer's chunks were removed
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from rag import model_choice
-from rag.answerability import PACKAGED_SCORES
+from rag.models import model_choice
 from rag.config import Settings
-from rag.model_choice import LARGE, LARGE_MODEL_BUDGET_S, SMALL, choose_packaged_model, with_packaged_model
+from rag.models.model_choice import LARGE, LARGE_MODEL_BUDGET_S, SMALL, choose_packaged_model, with_packaged_model
+from rag.models.registry import PACKAGED_SCORES
 
 
 @pytest.fixture

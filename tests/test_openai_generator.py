@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from rag.generation import AnswerConstraint, GeneratorError
-from rag.openai_generator import OpenAICompatibleGenerator
+from rag.models.base import AnswerConstraint, GeneratorError
+from rag.models.openai_generator import OpenAICompatibleGenerator
 
 URL = "http://models.example:8080/v1"
 

@@ -3,8 +3,8 @@ pages read by Tesseract (cached by content, reported when they cannot be read)."
 
 from fpdf import FPDF
 
-from rag.loaders import load_folder
-from rag.ocr import Ocr
+from rag.ingest.loaders import load_folder
+from rag.ingest.ocr import Ocr
 from tests.made_documents import needs_tesseract, page_image, pdf
 
 

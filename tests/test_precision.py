@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from rag import precision
-from rag.precision import PrecisionChoice, choose, largest_matrix, measure
+from rag.models.local import precision
+from rag.models.local.precision import PrecisionChoice, choose, largest_matrix, measure
 
 
 def test_the_largest_matrix_is_found_and_the_output_layer_can_be_left_out():

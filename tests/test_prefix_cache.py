@@ -7,7 +7,7 @@ import os
 import torch
 from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM
 
-from rag.prefix_cache import PrefixCacheStore, model_key
+from rag.models.local.prefix_cache import PrefixCacheStore, model_key
 
 PREFIX = [1, 5, 9, 3]
 

@@ -1,7 +1,7 @@
 """Prompts: numbered passages and the question as chat messages; a follow-up replays the turn it leans on."""
 
-from rag.conversation import Turn
-from rag.prompts import IDK, SYSTEM_PROMPT, build_messages, prompt_starts
+from rag.answering.conversation import Turn
+from rag.answering.prompts import IDK, SYSTEM_PROMPT, build_messages, prompt_starts
 from rag.types import Chunk, Hit
 
 TEXTS = ["The Danube is 2,850 km long.", "The Rhine rises in the Alps."]
@@ -61,7 +61,7 @@ def test_without_passages_only_the_system_message_is_a_start():
 
 
 def test_worked_examples_come_before_the_question_and_belong_to_the_prompts_shared_start():
-    from rag.prompts import EXAMPLES
+    from rag.answering.prompts import EXAMPLES
 
     messages = build_messages("How long is the Danube?", HITS, examples=2)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]

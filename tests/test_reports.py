@@ -4,8 +4,8 @@ import json
 from dataclasses import asdict
 
 from rag.config import Settings
-from rag.evaluation import QuestionResult, bootstrap_intervals, check_ablation, summarize, withheld_by_check
-from rag.reports import compare_reports, write_report
+from rag.evaluation.reports import compare_reports, write_report
+from rag.evaluation.scoring import QuestionResult, bootstrap_intervals, check_ablation, summarize, withheld_by_check
 
 METRICS = {"answer_f1": 0.5, "answer_em": 0.0, "recall_at_1": 0.5, "recall_at_3": 1.0, "recall_at_5": 1.0,
            "recall_at_10": 1.0, "mrr": 0.75, "latency_p50_s": 1.0, "n_questions": 2}

@@ -2,10 +2,10 @@
 
 import pytest
 
+from rag.answering.retrieval import HybridRetriever, reciprocal_rank_fusion, weighted_fusion
 from rag.config import Settings
-from rag.indexing import update_index
-from rag.loaders import load_folder
-from rag.retrieval import HybridRetriever, reciprocal_rank_fusion, weighted_fusion
+from rag.ingest.indexing import update_index
+from rag.ingest.loaders import load_folder
 
 
 def test_fusion_rewards_agreement_between_rankings():

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from rag.evaluation import evidence_spans
-from rag.loaders import load_folder
-from rag.squad import parse_paragraphs, squad_to_corpus
+from rag.evaluation.scoring import evidence_spans
+from rag.evaluation.squad import parse_paragraphs, squad_to_corpus
+from rag.ingest.loaders import load_folder
 
 SQUAD = {
     "version": "v2.0",

@@ -3,7 +3,7 @@ name; never a byline or the start of a paragraph."""
 
 import pytest
 
-from rag.titles import choose_title, from_metadata, is_byline, reads_as_heading
+from rag.ingest.titles import choose_title, from_metadata, is_byline, reads_as_heading
 
 
 @pytest.mark.parametrize("line", ["By Ines Varga", "INES VARGA", "Ines K. Varga", "by the staff reporter"])

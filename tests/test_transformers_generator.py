@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from rag.generation import GeneratorError
-from rag.prefix_cache import PrefixCacheStore
-from rag.transformers_generator import TransformersGenerator, _load_complete
+from rag.models.base import GeneratorError
+from rag.models.local.prefix_cache import PrefixCacheStore
+from rag.models.local.transformers_generator import TransformersGenerator, _load_complete
 from tests.conftest import tiny_causal_lm
 
 
@@ -124,7 +124,7 @@ def test_a_complete_folder_loads_with_every_weight_from_its_files(tmp_path):
 def test_generation_stops_at_the_next_token_once_its_reader_has_gone():
     import threading
 
-    from rag.decoding import StopWhenSet
+    from rag.models.local.decoding import StopWhenSet
 
     model = tiny_causal_lm().eval()
     left = threading.Event()

@@ -7,11 +7,11 @@ import pytest
 
 from rag.assistant import Preparation
 from rag.config import Settings
-from rag.gguf import CONVERTING
-from rag.model_choice import ModelChoice
+from rag.interfaces.chat_page import model_line, render_answer, render_preparation, render_reading, render_source
+from rag.interfaces.web import accept_upload, parse_auth
+from rag.models.local.gguf import CONVERTING
+from rag.models.model_choice import ModelChoice
 from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
-from rag.ui import model_line, render_answer, render_preparation, render_reading, render_source
-from rag.web import accept_upload, parse_auth
 
 CITATION = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
 ANSWER = Answer("q", "The Alps [1]", [CITATION], False, [], Timings(0.01, 1.5, 1.51))
@@ -169,7 +169,7 @@ def test_logins_are_refused_for_a_while_after_five_failures_in_a_minute():
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from rag.web import LoginThrottle
+    from rag.interfaces.web import LoginThrottle
 
     async def login(request):
         right = (await request.form()).get("password") == "right"

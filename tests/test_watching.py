@@ -4,7 +4,7 @@ a burst of saves once; hidden staging files and the index folder do not count; a
 import time
 
 from rag import Assistant, Settings
-from rag.watching import FolderWatcher
+from rag.ingest.watching import FolderWatcher
 from tests.conftest import FakeGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)

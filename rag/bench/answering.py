@@ -14,7 +14,7 @@ from pathlib import Path
 from rag.bench.ceilings import bfloat16_gflops, float32_gflops, int8_gops, memory_bandwidth_gb_s, transformer_flops
 from rag.bench.report import proc_status_kib, publish
 from rag.config import Settings, SettingsError
-from rag.evaluation import percentile
+from rag.evaluation.scoring import percentile
 
 # ------------------------------------------------------------------------------------------------ cold start
 
@@ -35,7 +35,7 @@ def child_command(mode: str, docs_dir: Path, index_dir: Path, question: str, ggu
 def cold_start_child(started: float, mode: str, docs_dir: str, index_dir: str, question: str, gguf: str) -> None:
     """Runs in the fresh process of ``child_command``; ``started`` is when its interpreter began importing."""
     from rag.assistant import Assistant
-    from rag.transformers_generator import TransformersGenerator
+    from rag.models.local.transformers_generator import TransformersGenerator
 
     imported = time.time()
     generator = None
@@ -57,7 +57,7 @@ def cold_start_child(started: float, mode: str, docs_dir: str, index_dir: str, q
 
 def join_answering_gguf(settings: Settings, target: Path) -> Path:
     """Join the GGUF of the packaged model ``settings`` answer with into ``target`` (the plain way's file)."""
-    from rag.gguf import PACKAGED_MODELS, join_packaged_gguf
+    from rag.models.local.gguf import PACKAGED_MODELS, join_packaged_gguf
 
     if settings.generator_model not in PACKAGED_MODELS:
         raise SettingsError(f"the benchmark compares a packaged model's two loads, not {settings.generator_model}")
@@ -67,7 +67,7 @@ def join_answering_gguf(settings: Settings, target: Path) -> Path:
 
 def _cache_without_prompt_starts(settings: Settings, scratch: Path) -> Path:
     """A cache folder in ``scratch`` holding the converted model, exported embedder and timed precision choice of
-    ``settings.cache_dir`` (linked, not copied) and no prompt starts (``rag.prefix_cache``): what other runs kept
+    ``settings.cache_dir`` (linked, not copied) and no prompt starts (``rag.models.local.prefix_cache``): what other runs kept
     is not seen."""
     cache = scratch / "cache"
     cache.mkdir()
@@ -93,10 +93,10 @@ def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: 
     itself, whose first passage is then kept too). Every timed run finds the prompt starts as that process left
     them.
     """
-    from rag.embedding import load_embedder
-    from rag.gguf import resolve_model_dir
-    from rag.indexing import build_or_update
-    from rag.model_choice import with_packaged_model
+    from rag.ingest.indexing import build_or_update
+    from rag.models.embedding import load_embedder
+    from rag.models.local.gguf import resolve_model_dir
+    from rag.models.model_choice import with_packaged_model
 
     # Both ways load the packaged model the defaults answer with on this processor.
     settings, _ = with_packaged_model(settings or Settings())
@@ -161,13 +161,13 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
             settings: Settings | None = None) -> dict:
     """Stream every gold question's answer twice; time the first piece and the whole, count prompt and reply tokens.
 
-    The first pass starts from an empty store of prompt-start caches (``rag.prefix_cache``), as on a new machine;
+    The first pass starts from an empty store of prompt-start caches (``rag.models.local.prefix_cache``), as on a new machine;
     the second finds there the first passages the first pass read, as later use of the same documents does.
     """
     from rag.assistant import Assistant
-    from rag.evaluation import load_gold
-    from rag.gguf import resolve_model_dir
-    from rag.model_choice import with_packaged_model
+    from rag.evaluation.scoring import load_gold
+    from rag.models.local.gguf import resolve_model_dir
+    from rag.models.model_choice import with_packaged_model
 
     settings, _ = with_packaged_model(settings or Settings())  # the model the defaults answer with here
     items = load_gold(gold_path)
@@ -238,7 +238,7 @@ def _timed_pass(assistant, items, label: str) -> list[dict]:
 def _prefill_floors(model, rows: list[dict], precision: str = "float32") -> dict[str, float]:
     """Give every row whose question reached the model its ``prefill_floor_s``: the arithmetic of its prefill
     (``rag.bench.ceilings.transformer_flops``, plus scoring the next token) at this machine's rate in the
-    ``precision`` the generator multiplies in (float32 or bfloat16, ``rag.precision``), measured in this run on the
+    ``precision`` the generator multiplies in (float32 or bfloat16, ``rag.models.local.precision``), measured in this run on the
     model's largest matrix with the median prefill's rows: a pass of that prompt is slower unless its products run
     faster than that. Returns the rates (float32, bfloat16 and int8, so the floors of each way can be compared) and
     how many tokens one second of prefill could compute at the median context."""

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from rag.chunking import split_sentences
+from rag.ingest.chunking import split_sentences
 
 _STDLIB_MODULES = (
     "argparse", "asyncio", "collections", "csv", "datetime", "decimal", "email", "fractions", "functools",

@@ -15,12 +15,13 @@ from rag.assistant import Assistant
 from rag.bench.ceilings import float32_gflops, int8_gops, transformer_flops
 from rag.bench.corpus import sentence_pool, write_corpus
 from rag.bench.report import publish
-from rag.chunking import chunk_document
 from rag.config import Settings
-from rag.embedding import Embedder, default_embedding_model_path, load_embedder
-from rag.evaluation import load_gold, run_evaluation
-from rag.index import IndexSettings, KnowledgeIndex
-from rag.loaders import load_folder
+from rag.evaluation.scoring import load_gold, run_evaluation
+from rag.ingest.chunking import chunk_document
+from rag.ingest.loaders import load_folder
+from rag.models.embedding import Embedder, default_embedding_model_path, load_embedder
+from rag.stores.base import IndexSettings
+from rag.stores.faiss_store import KnowledgeIndex
 
 
 class _PlainEmbedder:

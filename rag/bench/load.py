@@ -18,11 +18,11 @@ from pathlib import Path
 from rag.bench.report import publish
 from rag.bench.server import serving
 from rag.config import Settings
-from rag.evaluation import percentile
+from rag.evaluation.scoring import percentile
 
 
 def _chat_command(docs: Path, index: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(index), "--port", "{port}",
+    return [sys.executable, "-m", "rag.interfaces.cli", "chat", "--docs", str(docs), "--index", str(index), "--port", "{port}",
             *extra]
 
 
@@ -74,7 +74,7 @@ def run(questions: int = 12, clients: int = 4, out: Path | None = None, settings
         if importlib.util.find_spec("llama_cpp") is None:
             print("load: llama-cpp-python[server] is not installed (make model-server); the shared way is skipped")
         else:
-            from rag.gguf import DEFAULT_MODEL, join_packaged_gguf
+            from rag.models.local.gguf import DEFAULT_MODEL, join_packaged_gguf
 
             gguf = root / "model.gguf"
             join_packaged_gguf(DEFAULT_MODEL, gguf)

@@ -23,7 +23,7 @@ def serve_and_measure(questions: list[str], settings: Settings, clients: int = 2
     with tempfile.TemporaryDirectory() as scratch:
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "chat", "--docs", str(settings.docs_dir), "--index",
+            [sys.executable, "-m", "rag.interfaces.cli", "chat", "--docs", str(settings.docs_dir), "--index",
              str(Path(scratch) / "index"), "--port", str(port)],
             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -63,8 +63,8 @@ def serve_and_measure(questions: list[str], settings: Settings, clients: int = 2
 def run(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = None, settings: Settings | None = None,
         clients: int = 2) -> dict:
     from rag.bench.answering import child_command, join_answering_gguf
-    from rag.evaluation import load_gold
-    from rag.model_choice import with_packaged_model
+    from rag.evaluation.scoring import load_gold
+    from rag.models.model_choice import with_packaged_model
 
     settings, _ = with_packaged_model(settings or Settings())  # the model the defaults answer with here
     questions = [item.question for item in load_gold(gold_path)]

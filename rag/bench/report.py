@@ -8,7 +8,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rag.precision import cpu_flags, cpu_model
+from rag.models.local.precision import cpu_flags, cpu_model
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:

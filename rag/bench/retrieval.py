@@ -14,12 +14,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from rag.answering.retrieval import HybridRetriever
 from rag.bench.corpus import generate_texts, sentence_pool
 from rag.bench.report import publish
 from rag.config import Settings
-from rag.evaluation import percentile
-from rag.index import IndexSettings, KnowledgeIndex, dense_index, keyword_index
-from rag.retrieval import HybridRetriever
+from rag.evaluation.scoring import percentile
+from rag.stores.base import IndexSettings
+from rag.stores.faiss_store import KnowledgeIndex, dense_index, keyword_index
 from rag.types import Chunk
 
 DIMENSIONS = 384
@@ -163,7 +164,7 @@ def run_milvus_size(size: int, settings: Settings, queries: int, pool: list[str]
     import json
     import shutil
 
-    from rag.milvus_store import CHUNKS, DOCUMENTS, META, TEXTS, _create_collections, open_milvus_index
+    from rag.stores.milvus_store import CHUNKS, DOCUMENTS, META, TEXTS, _create_collections, open_milvus_index
 
     vectors = synthetic_vectors(size, rng, topics)
     query_vectors = synthetic_vectors(queries, rng, topics)

@@ -5,7 +5,7 @@ import pytest
 
 from rag.bench.answering import _cache_without_prompt_starts, questions_about_other_documents
 from rag.config import Settings
-from rag.evaluation import Evidence, GoldItem
+from rag.evaluation.scoring import Evidence, GoldItem
 
 
 def item(question: str, *docs: str) -> GoldItem:

@@ -17,7 +17,7 @@ from rag.bench.ceilings import (
     memory_bandwidth_gb_s,
     transformer_flops,
 )
-from rag.half_weights import HalfWeightLinear
+from rag.models.local.half_weights import HalfWeightLinear
 
 CONFIG = SimpleNamespace(num_hidden_layers=2, num_attention_heads=2, hidden_size=8)
 

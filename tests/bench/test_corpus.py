@@ -1,7 +1,7 @@
 """The generated benchmark corpus: varied, reproducible documents built from text already on the machine."""
 
 from rag.bench.corpus import generate_texts, sentence_pool, write_corpus
-from rag.loaders import load_folder
+from rag.ingest.loaders import load_folder
 from tests.conftest import DOCUMENTS
 
 

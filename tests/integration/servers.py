@@ -22,7 +22,7 @@ needs_llama_server = pytest.mark.skipif(
 
 def packaged_gguf(folder: Path) -> Path:
     """The default model's GGUF, joined from its packaged parts into ``folder`` (once)."""
-    from rag.gguf import DEFAULT_MODEL, join_packaged_gguf
+    from rag.models.local.gguf import DEFAULT_MODEL, join_packaged_gguf
 
     target = folder / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     if not target.exists():

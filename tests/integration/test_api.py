@@ -19,7 +19,7 @@ MACRON_QUESTION = "Which French president resisted the plan for a NATO office in
 def client(tmp_path_factory):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--docs", str(DOCUMENTS), "--index",
+        [sys.executable, "-m", "rag.interfaces.cli", "serve", "--docs", str(DOCUMENTS), "--index",
          str(tmp_path_factory.mktemp("api-index")), "--port", str(port), "--auth", "ann:s3cret"],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rag.prompts import build_messages
+from rag.answering.prompts import build_messages
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -194,12 +194,12 @@ def test_quote_mode_answers_with_a_span_copied_from_a_cited_passage(real_assista
 
 
 def test_the_int8_generator_loads_and_answers(real_assistant):
-    from rag.generation import load_generator
-    from rag.prompts import build_messages
+    from rag.answering.prompts import build_messages
+    from rag.models.factory import load_generator
 
     generator = load_generator(None, real_assistant.settings.cache_dir, "int8")
     question = "Which French president resisted the plan for a NATO office in Tokyo?"
-    from rag.citations import is_supported
+    from rag.answering.citations import is_supported
 
     hits = real_assistant.retrieve(question)
     reply = "".join(generator.stream(build_messages(question, hits), 16))
@@ -208,7 +208,7 @@ def test_the_int8_generator_loads_and_answers(real_assistant):
 
 
 def test_the_default_model_answers_alike_with_its_matrices_multiplied_in_float32_or_bfloat16(real_assistant):
-    from rag.generation import load_generator
+    from rag.models.factory import load_generator
     from rag.types import Chunk, Hit
 
     passage = "The village of Olmstead Ferry lies on the Varro river, twelve miles south of the capital."
@@ -242,7 +242,7 @@ def test_unusual_questions_get_an_answer_or_an_abstention_within_the_limits(real
 
 
 def test_the_verifier_gives_more_weight_to_the_answer_its_source_states(real_assistant):
-    from rag.prompts import VERIFY_OPTIONS, verification_messages
+    from rag.answering.prompts import VERIFY_OPTIONS, verification_messages
 
     judge = real_assistant.generator
     source = ["The Kessock ferry first sailed in 1998 from the north quay, carrying up to 40 cars."]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def bench(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", "bench", *args, "--docs", str(DOCUMENTS)], cwd=REPO, capture_output=True,
+        [sys.executable, "-m", "rag.interfaces.cli", "bench", *args, "--docs", str(DOCUMENTS)], cwd=REPO, capture_output=True,
         text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=timeout,
     )
 

@@ -35,7 +35,7 @@ def chat_server(docs: Path, index: Path, **env: str) -> Iterator[int]:
     """``rag chat`` over ``docs`` as a separate process; yields its port."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(index), "--port", str(port)],
+        [sys.executable, "-m", "rag.interfaces.cli", "chat", "--docs", str(docs), "--index", str(index), "--port", str(port)],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
@@ -55,7 +55,7 @@ def server(tmp_path_factory):
         path.chmod(0o644)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(root / "index"),
+        [sys.executable, "-m", "rag.interfaces.cli", "chat", "--docs", str(docs), "--index", str(root / "index"),
          "--port", str(port)],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def rag(*args: str, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+        [sys.executable, "-m", "rag.interfaces.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
     )
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def rag(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "rag.interfaces.cli", *args], capture_output=True, text=True, timeout=900,
         env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=REPO,
     )
 
@@ -61,7 +61,7 @@ def answers_in(out) -> list[dict]:
 
 def start_stopping(args: list[str], after: int, how: int, out) -> int:
     """Start ``rag eval`` and send it signal ``how`` once ``after`` answers are on disk; its exit status."""
-    process = subprocess.Popen([sys.executable, "-m", "rag.cli", *args], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "rag.interfaces.cli", *args], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=REPO)
     try:
         while len(answers_in(out)) < after and process.poll() is None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import load_index, write_lock
-from rag.retrieval import HybridRetriever
+from rag.answering.retrieval import HybridRetriever
+from rag.stores.faiss_store import load_index, write_lock
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ MACRON_QUESTION = "Which French president resisted the plan for a NATO office in
 
 def rag_index(docs: Path, index: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "index", "--docs", str(docs), "--index", str(index), *extra],
+        [sys.executable, "-m", "rag.interfaces.cli", "index", "--docs", str(docs), "--index", str(index), *extra],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_an_mcp_client_lists_the_documents_searches_and_gets_a_cited_answer(tmp_path):
     kept = {k: v for k, v in os.environ.items() if k.startswith(("RAG_", "HOME", "XDG_"))}  # where the cache is
     server = StdioServerParameters(
-        command=sys.executable, args=["-m", "rag.cli", "mcp", "--docs", str(DOCUMENTS), "--index", str(tmp_path)],
+        command=sys.executable, args=["-m", "rag.interfaces.cli", "mcp", "--docs", str(DOCUMENTS), "--index", str(tmp_path)],
         cwd=REPO, env={"HF_HUB_OFFLINE": "1", **kept},
     )
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from rag.chunking import chunk_document
 from rag.config import Settings
-from rag.indexing import open_and_update
+from rag.ingest.chunking import chunk_document
+from rag.ingest.indexing import open_and_update
 from tests.conftest import REPO, FakeEmbedder
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from rag.config import Settings
-from rag.indexing import open_and_update
+from rag.ingest.indexing import open_and_update
 from tests.conftest import FakeEmbedder
 settings = Settings(docs_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]), store="milvus", chunk_tokens=8,
                     chunk_overlap_tokens=0, ocr=False)
@@ -41,7 +41,7 @@ def write_version(docs, version: int, n: int = 12) -> None:
 
 def check_consistent(settings: Settings, embedder: FakeEmbedder) -> set[int]:
     """Every document shown is one whole version, with exactly its own chunks; returns the versions seen."""
-    from rag.milvus_store import CHUNKS, _query_all, open_milvus_index
+    from rag.stores.milvus_store import CHUNKS, _query_all, open_milvus_index
 
     index = open_milvus_index(settings.milvus_location)
     try:
@@ -92,7 +92,7 @@ def test_the_dev_questions_get_the_same_passages_as_from_the_faiss_store(real_as
     """Same passages in the same order: the generator then writes the same answers (greedy decoding), so F1 is
     the same too (measured with `rag eval --store milvus` in the eval log)."""
     from rag import Assistant
-    from rag.evaluation import load_gold, run_evaluation
+    from rag.evaluation.scoring import load_gold, run_evaluation
 
     gold = load_gold(REPO / "eval" / "gold" / "dev.jsonl")
     milvus = Assistant.from_folder(
@@ -116,7 +116,7 @@ def test_the_dev_questions_get_the_same_passages_as_from_the_faiss_store(real_as
 
 READER = """
 import sys
-from rag.milvus_store import open_milvus_index
+from rag.stores.milvus_store import open_milvus_index
 from tests.conftest import FakeEmbedder
 index = open_milvus_index(sys.argv[1])
 dense = index.dense_search(FakeEmbedder().embed(["Where does the Rhine rise?"])[0], 3)

@@ -34,9 +34,9 @@ def test_dev_questions_are_answered_through_the_server_and_its_log_probabilities
     model_url, real_assistant
 ):
     from rag import Assistant
-    from rag.citations import strip_markers
-    from rag.evaluation import best_f1, load_gold
-    from rag.openai_generator import OpenAICompatibleGenerator
+    from rag.answering.citations import strip_markers
+    from rag.evaluation.scoring import best_f1, load_gold
+    from rag.models.openai_generator import OpenAICompatibleGenerator
 
     served = OpenAICompatibleGenerator(model_url)
     assistant = Assistant(real_assistant.settings, real_assistant.index, real_assistant.embedder, served)

@@ -30,7 +30,7 @@ def two_chats(tmp_path_factory):
             for name in ("a", "b"):
                 port = free_port()
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "rag.cli", "chat", "--docs", str(docs), "--index", str(root / name),
+                    [sys.executable, "-m", "rag.interfaces.cli", "chat", "--docs", str(docs), "--index", str(root / name),
                      "--store", "milvus", "--milvus-uri", milvus_uri, "--generator-url", model_url,
                      "--port", str(port)],
                     cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,

@@ -16,8 +16,8 @@ import pytest
 from gradio_client import Client
 
 from rag.bench.server import free_port, wait_until_listening
-from rag.ui import QUEUE_SIZE
-from rag.web import AUTH_ENV, MAX_UPLOAD_BYTES
+from rag.interfaces.chat_page import QUEUE_SIZE
+from rag.interfaces.web import AUTH_ENV, MAX_UPLOAD_BYTES
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def start_chat(
     """``rag chat`` over the default corpus on a free port; the process and its base URL. Output goes to ``log``."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "chat", "--docs", str(DOCUMENTS), "--index", str(index_dir),
+        [sys.executable, "-m", "rag.interfaces.cli", "chat", "--docs", str(DOCUMENTS), "--index", str(index_dir),
          "--port", str(port)],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
         stdout=log, stderr=subprocess.STDOUT,

@@ -36,7 +36,7 @@ def test_rag_index_watch_indexes_what_is_saved_changed_and_deleted(tmp_path):
     docs.mkdir()
     (docs / "harbour.txt").write_text("The ferry service started in 1998.", encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "index", "--watch", "--docs", str(docs), "--index", str(tmp_path / "index")],
+        [sys.executable, "-m", "rag.interfaces.cli", "index", "--watch", "--docs", str(docs), "--index", str(tmp_path / "index")],
         cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
@@ -57,7 +57,7 @@ def test_a_running_server_answers_from_a_file_saved_after_it_started(tmp_path):
     shutil.copytree(DOCUMENTS, docs)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--watch", "--docs", str(docs), "--index",
+        [sys.executable, "-m", "rag.interfaces.cli", "serve", "--watch", "--docs", str(docs), "--index",
          str(tmp_path / "index"), "--port", str(port)],
         cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

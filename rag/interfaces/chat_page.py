@@ -1,0 +1,365 @@
+"""The Gradio chat page: streamed answers with numbered sources that open, highlighted, in a side panel; a
+documents panel to add and remove files; settings; safe serving defaults (loopback, optional login, bounded queue).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: nothing leaves the machine
+
+import gradio as gr
+from starlette.middleware import Middleware
+
+from rag.answering.conversation import Turn
+from rag.assistant import Assistant, Preparation, QuestionError
+from rag.ingest.loaders import SUPPORTED_SUFFIXES
+from rag.interfaces.web import (
+    MAX_UPLOAD_BYTES,
+    LoginThrottle,
+    SameOriginOnly,
+    accept_upload,
+    allowed_hosts,
+    removed_dir,
+)
+from rag.models.base import GeneratorError
+from rag.types import Answer, Hit
+
+QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
+CONTEXT_CHARS = 700  # document text shown on each side of a cited span
+QUESTION_PLACEHOLDER = "Ask a question about the documents and press Enter"
+
+# Clicking a source link in an answer puts its id in a hidden box and presses a hidden button; Python then renders
+# the side panel. (Gradio has no per-link click event inside chat messages.)
+_SOURCE_CLICK_JS = """
+() => {
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest('a[href^="#source-"]');
+    if (!link) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const box = document.querySelector("#source-request textarea");
+    box.value = link.getAttribute("href").slice(1);
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    setTimeout(() => document.querySelector("#source-open").click(), 50);
+    // Once the panel shows the source, bring the highlighted passage (on its page, for a paged file) into view.
+    const wanted = `#source-panel [data-source="${box.value}"] mark`;
+    let tries = 0;
+    const reveal = setInterval(() => {
+      const mark = document.querySelector(wanted);
+      if (mark) mark.scrollIntoView({ block: "center" });
+      if (mark || ++tries > 50) clearInterval(reveal);
+    }, 100);
+  }, true);
+}
+"""
+
+_CSS = """
+.rag-sources { margin-top: .4em; font-size: .92em; }
+.rag-sources a { text-decoration: none; }
+.rag-abstain { font-style: italic; opacity: .85; }
+.rag-withheld { font-size: .85em; opacity: .8; } .rag-withheld ul { margin: .2em 0; padding-left: 1.2em; }
+.rag-reading, .rag-preparing { opacity: .7; }
+.rag-preparing::before { content: ""; display: inline-block; width: .8em; height: .8em; margin-right: .5em;
+  border: 2px solid currentColor; border-right-color: transparent; border-radius: 50%;
+  animation: rag-spin 1s linear infinite; vertical-align: -.1em; }
+@keyframes rag-spin { to { transform: rotate(360deg); } }
+.rag-timings { font-size: .75em; opacity: .6; }
+#source-panel mark { background: #ffe58a; padding: 0 .1em; }
+#source-panel .rag-context { white-space: pre-wrap; line-height: 1.5; max-height: 60vh; overflow-y: auto; }
+"""
+
+
+def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
+    """HTML for a finished answer: its text with markers, the numbered sources as links that open the side panel,
+    and discreet timings. An abstention is shown as such, with the checks that withheld the answer and why."""
+    t = answer.timings
+    timings = (
+        f'<div class="rag-timings">retrieval {t.retrieval_s:.2f} s · generation {t.generation_s:.2f} s</div>'
+    )
+    if answer.abstained:
+        reasons = "".join(
+            f"<li><b>{html.escape(v.check)}</b>: {html.escape(v.reason)}</li>" for v in answer.withheld_by
+        )
+        why = f'<div class="rag-withheld">Withheld by:<ul>{reasons}</ul></div>' if reasons else ""
+        return f'<div class="rag-abstain">🤷 {html.escape(answer.text)}</div>{why}{timings}'
+    lines = [f"<div>{html.escape(answer.text)}</div>"]
+    if answer.citations:
+        items = []
+        for c in answer.citations:
+            quote = c.quote if len(c.quote) <= 160 else c.quote[:157] + "…"
+            where = f"{c.doc}, p. {c.page}" if c.page is not None else c.doc
+            items.append(
+                f'<li><a href="#source-{turn}-{c.n}">[{c.n}] <b>{html.escape(c.doc_title)}</b> '
+                f"({html.escape(where)})</a>: “{html.escape(quote)}”</li>"
+            )
+        lines.append(f'<div class="rag-sources"><b>Sources</b><ol style="list-style:none;padding-left:0">'
+                     f'{"".join(items)}</ol></div>')
+    if show_scores and answer.hits:
+        scores = ", ".join(
+            f"[{n}] {hit.chunk.doc_name} fused {hit.score:.3f} · cosine {hit.dense_score:.2f}"
+            for n, hit in enumerate(answer.hits, start=1)
+        )
+        lines.append(f'<div class="rag-timings rag-scores">passages: {html.escape(scores)}</div>')
+    lines.append(timings)
+    return "".join(lines)
+
+
+def render_reading(hits: list[Hit]) -> str:
+    """HTML shown while the model reads the passages, before its first word: how many, from which documents."""
+    names = list(dict.fromkeys(hit.chunk.doc_name for hit in hits))
+    shown = ", ".join(html.escape(name) for name in names[:3])
+    if len(names) > 3:
+        shown += f" and {len(names) - 3} more"
+    passages = "passage" if len(hits) == 1 else "passages"
+    return f'<div class="rag-reading">Reading {len(hits)} {passages} from {shown}…</div>'
+
+
+def model_line(assistant: Assistant) -> str:
+    """Which model writes the answers, and why that one where the processor decided (rag.models.model_choice)."""
+    name = assistant.settings.generator_model or assistant.settings.generator_url or "the packaged model"
+    if assistant.model_choice is not None:
+        return f"Answers are written by `{name}`: {assistant.model_choice.reason}."
+    return f"Answers are written by `{name}`."
+
+
+def render_preparation(preparation: Preparation) -> str:
+    """HTML shown while the question waits for the model to load: what is happening and for how long so far."""
+    waited = f"{preparation.elapsed_s:.0f} s so far"
+    if preparation.first_use:
+        return (f'<div class="rag-preparing">Preparing the model for its first use: {preparation.stage} · '
+                f"{waited}. Later questions start at once.</div>")
+    return f'<div class="rag-preparing">Loading the model: {preparation.stage} · {waited}.</div>'
+
+
+def render_source(assistant: Assistant, answer: Answer, n: int, source_id: str = "") -> str:
+    """HTML for the side panel: citation ``n`` of ``answer`` inside its document, highlighted. For a file with
+    pages, the panel holds the text of the cited page, and a PDF gets a link that opens it at that page."""
+    citation = next((c for c in answer.citations if c.n == n), None)
+    if citation is None:
+        return "<p>That source is no longer available.</p>"
+    document = assistant.index.documents.get(citation.doc)
+    if document is None:
+        return f"<p>{html.escape(citation.doc)} has been removed from the documents since this answer.</p>"
+    text = document.text
+    start, end = citation.start, citation.end
+    page = document.page_at(start)
+    if page is not None:
+        shown_start = document.page_starts[page - 1]
+        page_end = document.page_starts[page] if page < len(document.page_starts) else len(text)
+        shown_end = max(page_end, end)  # a quote running onto the next page is shown whole
+        where = f"page {page}, characters {start}–{end}"
+    else:
+        shown_start, shown_end = max(0, start - CONTEXT_CHARS), min(len(text), end + CONTEXT_CHARS)
+        where = f"characters {start}–{end}"
+    before = ("…" if shown_start and page is None else "") + text[shown_start:start]
+    after = text[end:shown_end] + ("…" if shown_end < len(text) and page is None else "")
+    opener = ""
+    if page is not None and citation.doc.lower().endswith(".pdf"):
+        url = file_url(assistant.settings.docs_dir, citation.doc) + f"#page={page}"
+        opener = (f' · <a href="{html.escape(url)}" target="_blank" rel="noopener" class="rag-open-page">'
+                  f"open the PDF at page {page}</a>")
+    heading = f"[{n}] {citation.doc_title}" + (f" · p. {page}" if page is not None else "")
+    return (
+        f"<h3>{html.escape(heading)}</h3>"
+        f"<p><code>{html.escape(citation.doc)}</code>, {where}{opener}</p>"
+        f'<div class="rag-context" data-source="{html.escape(source_id)}">{html.escape(before)}'
+        f'<mark id="cited-span">{html.escape(text[start:end])}</mark>{html.escape(after)}</div>'
+    )
+
+
+def file_url(docs_dir: Path, name: str) -> str:
+    """The chat server's address of document ``name`` (Gradio serves files of the documents folder, and only
+    those: ``launch``'s ``allowed_paths``)."""
+    return "/gradio_api/file=" + quote(str((docs_dir / name).resolve()))
+
+
+def documents_table(assistant: Assistant) -> list[list[object]]:
+    index = assistant.index
+    return [[name, doc.title, len(doc.page_starts) or "", index.chunk_count(name)]
+            for name, doc in sorted(index.documents.items())]
+
+
+def build_app(assistant: Assistant) -> gr.Blocks:
+    settings = assistant.settings
+    removed = removed_dir(settings)
+
+    def show_question(message: str, chat: list):
+        # Shown at once, outside the queue, so a waiting person sees their question above the queue position. The
+        # box stays closed until the answer is complete: a second question would otherwise join the first's bubble.
+        waiting = gr.update(value="", interactive=False, placeholder="Wait for the answer to finish…")
+        return [*chat, {"role": "user", "content": html.escape(message)}], waiting, message
+
+    def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool):
+        options = settings.with_changes(top_k=int(top_k), answer_mode=answer_mode)
+        history = [Turn(a.question, a.text, a.abstained) for a in turns]
+        preparation = assistant.prepare()
+        while not preparation.done:  # the first question on a fresh machine waits while the model is converted
+            yield [*chat, {"role": "assistant", "content": render_preparation(preparation)}], turns
+            time.sleep(0.5)
+        try:
+            stream = assistant.stream(message, history, options)
+        except (QuestionError, GeneratorError) as exc:  # a question it cannot take; a model that did not load
+            yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns
+            return
+        if stream.hits:
+            yield [*chat, {"role": "assistant", "content": render_reading(stream.hits)}], turns
+        text = ""
+        for piece in stream:
+            text += piece
+            yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns
+        answer = stream.answer
+        turns = [*turns, answer]
+        rendered = render_answer(answer, len(turns) - 1, show_scores)
+        yield [*chat, {"role": "assistant", "content": rendered}], turns
+
+    def open_source(request: str, turns: list):
+        match = re.fullmatch(r"source-(\d+)-(\d+)", request or "")
+        if not match or int(match.group(1)) >= len(turns):
+            return gr.update(visible=True), "<p>That source is no longer available.</p>"
+        return gr.update(visible=True), render_source(
+            assistant, turns[int(match.group(1))], int(match.group(2)), request
+        )
+
+    def add_files(files: list | None, progress=gr.Progress()):
+        if not files:
+            return "Choose files first.", documents_table(assistant), gr.update(choices=_names())
+        progress(0.1, desc="copying files")
+        refused = []
+        for file in files:
+            uploaded = Path(_path_of(file))
+            if reason := accept_upload(uploaded, settings.docs_dir, removed, max_file_mb=settings.max_file_mb):
+                refused.append(reason)
+            uploaded.unlink(missing_ok=True)  # Gradio's upload cache would otherwise keep (and serve) a copy
+        progress(0.3, desc="indexing new documents")
+        started = time.perf_counter()
+        report = assistant.refresh()
+        progress(1.0, desc="done")
+        lines = [f"Indexed in {time.perf_counter() - started:.1f} s: {report.summary()}"]
+        lines += [f"Refused: {reason}" for reason in refused]
+        return "\n".join(lines), documents_table(assistant), gr.update(choices=_names(), value=None)
+
+    def remove_file(name: str | None):
+        if not name or name not in assistant.index.documents:
+            return "Choose a document to remove.", documents_table(assistant), gr.update(choices=_names())
+        source = (settings.docs_dir / name).resolve()
+        if settings.docs_dir.resolve() not in source.parents:
+            return "That file is outside the documents folder.", documents_table(assistant), gr.update()
+        removed.mkdir(parents=True, exist_ok=True)
+        # Kept aside, not deleted: removing from the assistant should not destroy the user's only copy.
+        if source.exists():
+            shutil.move(source, removed / f"{time.strftime('%Y%m%d-%H%M%S')}-{source.name}")
+        report = assistant.refresh()
+        message = f"Removed {name} (moved to {removed}). {report.summary().splitlines()[0]}"
+        return message, documents_table(assistant), gr.update(choices=_names(), value=None)
+
+    def _names() -> list[str]:
+        return sorted(assistant.index.documents)
+
+    def api_chat(message: str) -> str:
+        """One question, no conversation: the answer as HTML with its sources (for scripts and load tests)."""
+        try:
+            answer = assistant.ask(message)
+        except QuestionError as exc:
+            return f"⚠️ {exc}"
+        return render_answer(answer, 0)
+
+    with gr.Blocks(title="Ask your documents") as app:
+        turns = gr.State([])
+        asked = gr.State("")  # the question being answered, once it has left the question box
+        gr.Markdown(
+            f"## Ask your documents\nAnswers come only from the documents in `{settings.docs_dir}`; each cites its "
+            "sources. Click a source to see it in its document."
+        )
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Conversation", height=520, sanitize_html=True, elem_id="chat",
+                                     feedback_options=None, buttons=["copy"])
+                question = gr.Textbox(placeholder=QUESTION_PLACEHOLDER,
+                                      show_label=False, elem_id="question", autofocus=True)
+                with gr.Row():
+                    clear = gr.Button("Clear conversation", size="sm", elem_id="clear")
+                with gr.Accordion("Settings", open=False, elem_id="settings"):
+                    top_k = gr.Slider(1, min(8, settings.candidates), value=settings.top_k, step=1,
+                                      label="Passages given to the model", elem_id="passages")
+                    answer_mode = gr.Radio(["free", "quote"], value=settings.answer_mode, label="Answer mode",
+                                           info="free: the model words the answer; quote: copied verbatim")
+                    show_scores = gr.Checkbox(value=False, label="Show retrieval scores", elem_id="show-scores")
+                    gr.Markdown(model_line(assistant), elem_id="model-line")
+            with gr.Column(scale=2):
+                with gr.Column(visible=False, elem_id="source-panel") as source_panel:
+                    source_view = gr.HTML()
+                    close_source = gr.Button("Close", size="sm")
+                with gr.Accordion("Documents", open=True):
+                    documents = gr.Dataframe(
+                        headers=["file", "title", "pages", "chunks"], value=documents_table(assistant),
+                        interactive=False, elem_id="documents", wrap=True,
+                    )
+                    uploads = gr.File(
+                        label=f"Add {', '.join(SUPPORTED_SUFFIXES)} files (up to {MAX_UPLOAD_BYTES // 2**20} MB each)",
+                        file_count="multiple", file_types=sorted(SUPPORTED_SUFFIXES), elem_id="upload",
+                    )
+                    add = gr.Button("Add to the documents", elem_id="add-documents")
+                    with gr.Row():
+                        to_remove = gr.Dropdown(_names(), label="Remove a document",
+                                                elem_id="remove-choice")
+                        remove = gr.Button("Remove", size="sm", elem_id="remove-document")
+                    status = gr.Textbox(label="Indexing", interactive=False, lines=3, elem_id="index-status")
+        source_request = gr.Textbox(visible="hidden", elem_id="source-request")
+        source_open = gr.Button(visible="hidden", elem_id="source-open")
+
+        question.submit(
+            show_question, [question, chatbot], [chatbot, question, asked], queue=False, api_visibility="private"
+        ).then(
+            respond, [asked, chatbot, turns, top_k, answer_mode, show_scores], [chatbot, turns],
+            concurrency_limit=1, concurrency_id="generator", api_visibility="private",
+        ).then(
+            lambda: gr.update(interactive=True, placeholder=QUESTION_PLACEHOLDER), None, question, queue=False,
+            api_visibility="private",
+        )
+        clear.click(lambda: ([], [], gr.update(visible=False)), None, [chatbot, turns, source_panel],
+                    api_visibility="private")
+        chatbot.clear(lambda: ([], gr.update(visible=False)), None, [turns, source_panel], api_visibility="private")
+        source_open.click(open_source, [source_request, turns], [source_panel, source_view], api_visibility="private")
+        close_source.click(lambda: gr.update(visible=False), None, source_panel, api_visibility="private")
+        add.click(add_files, uploads, [status, documents, to_remove], concurrency_limit=1,
+                  concurrency_id="generator", api_visibility="private").then(lambda: None, None, uploads)
+        remove.click(remove_file, to_remove, [status, documents, to_remove], concurrency_limit=1,
+                     concurrency_id="generator", api_visibility="private")
+        gr.api(api_chat, api_name="chat", concurrency_limit=1, concurrency_id="generator")
+        app.load(None, js=_SOURCE_CLICK_JS)
+    return app
+
+
+def _path_of(file: object) -> str:
+    return file if isinstance(file, str) else getattr(file, "name", str(file))
+
+
+def launch(
+    assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None
+) -> None:
+    """Serve the chat until interrupted; binds only ``host`` (loopback unless the user asks otherwise).
+
+    Only the documents folder may be served as files; ``share`` is never turned on; requests from other sites'
+    pages are refused.
+    """
+    app = build_app(assistant)
+    app.queue(max_size=QUEUE_SIZE).launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        auth=auth,
+        allowed_paths=[str(assistant.settings.docs_dir.resolve())],
+        blocked_paths=[str(assistant.settings.index_dir.resolve()), str(assistant.settings.cache_dir.resolve())],
+        max_file_size=MAX_UPLOAD_BYTES,
+        footer_links=[],
+        css=_CSS,
+        ssr_mode=False,  # no Node.js server beside Python: one process, one port
+        app_kwargs={"middleware": [Middleware(SameOriginOnly, hosts=allowed_hosts(host)), Middleware(LoginThrottle)]},
+    )
