@@ -10,9 +10,22 @@ import os
 # before any submodule pulls in transformers or sentence-transformers. A user's explicit setting is kept.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag.assistant import Answer, AnswerStream, Assistant, QuestionError  # noqa: E402
-from rag.config import Settings, SettingsError  # noqa: E402
-from rag.types import Chunk, Citation, Document, Hit, Timings  # noqa: E402
+# The public API, imported on first use (PEP 562): the pipeline pulls in torch and transformers, which the
+# command line's help and the lighter submodules do not need.
+_EXPORTS = {
+    "Answer": "rag.types", "AnswerStream": "rag.assistant", "Assistant": "rag.assistant", "Chunk": "rag.types",
+    "Citation": "rag.types", "Document": "rag.types", "Hit": "rag.types", "QuestionError": "rag.types",
+    "Settings": "rag.config", "SettingsError": "rag.config", "Timings": "rag.types",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
 
 __all__ = [
     "Answer",

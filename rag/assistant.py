@@ -30,14 +30,10 @@ from rag.models.factory import load_generator
 from rag.models.local.gguf import CONVERTING, DEFAULT_MODEL, JOINING, PACKAGED_MODELS
 from rag.models.model_choice import ModelChoice, with_packaged_model
 from rag.stores.faiss_store import KnowledgeIndex
-from rag.types import Answer, Citation, Draft, GenerationSignals, Hit, Timings, Verdict
+from rag.types import Answer, Citation, Draft, GenerationSignals, Hit, QuestionError, Timings, Verdict
 from rag.verification.verifier import Verifier, refused, relevance
 
 NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
-
-
-class QuestionError(ValueError):
-    """The question cannot be asked as given (empty, too long); the message says why."""
 
 
 @dataclass

@@ -211,3 +211,7 @@ class SkippedFile:
 
     name: str
     reason: str
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as given (empty, too long); the message says why."""

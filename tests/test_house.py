@@ -91,3 +91,12 @@ def test_the_house_is_read_from_its_folder_listing():
         count = len([p for p in room.glob("*.py") if p.name != "__init__.py"])
         assert count <= 12, f"{room.relative_to(REPO)} holds {count} modules"
         assert ast.get_docstring(ast.parse((room / "__init__.py").read_text())), f"{room} does not say what it holds"
+
+
+def test_the_command_lines_help_loads_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = "import sys, rag.interfaces.cli; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert loaded.stdout.strip() == "[]"

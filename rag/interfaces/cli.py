@@ -15,11 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
-from transformers.utils import logging as transformers_logging
-
-from rag.assistant import Assistant, QuestionError
 from rag.config import (
     KNOWN_CHECKS,
     AnswerMode,
@@ -33,15 +30,12 @@ from rag.config import (
     SettingsError,
     Store,
 )
-from rag.evaluation.runs import RunError
-from rag.evaluation.scoring import GoldFormatError, load_gold, run_evaluation, sample_gold
-from rag.evaluation.squad import parse_paragraphs, squad_to_corpus
-from rag.ingest.indexing import open_and_update
-from rag.models.base import GeneratorError
-from rag.models.embedding import load_embedder
-from rag.stores.faiss_store import IndexStoreError
-from rag.types import Answer
-from rag.verification.answerability import PACKAGED_MODEL
+
+# The pipeline's modules pull in torch and transformers (seconds): each command imports what it runs, so that
+# `rag --help` and a mistyped option answer at once.
+if TYPE_CHECKING:
+    from rag.assistant import Assistant
+    from rag.types import Answer
 
 # SQuAD's data stays outside the repository: the Rhine article sits in the shared folder beside a checkout.
 DEFAULT_SQUAD_FILE = os.environ.get("RAG_SQUAD_FILE", "../shared/external/squad2-dev-rhine.json")
@@ -268,6 +262,9 @@ def format_answer(answer: Answer) -> str:
 
 
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.ingest.indexing import open_and_update
+    from rag.models.embedding import load_embedder
+
     embedder = load_embedder(settings)
     index, report = open_and_update(settings, embedder, rebuild=args.rebuild)
     print(report.summary(), flush=True)
@@ -284,6 +281,8 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.assistant import Assistant
+
     assistant = Assistant.from_folder(settings=settings, preload_generator=True)
     if args.json:
         print(json.dumps(assistant.ask(args.question).to_dict(), ensure_ascii=False))
@@ -297,10 +296,11 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
-    # matplotlib costs about 0.5 s to import; only evaluation draws plots.
+    from rag.assistant import Assistant
     from rag.evaluation import runs as eval_runs
     from rag.evaluation.reports import compare_reports, write_report
-    from rag.evaluation.scoring import summarize
+    from rag.evaluation.scoring import load_gold, run_evaluation, sample_gold, summarize
+    from rag.evaluation.squad import parse_paragraphs, squad_to_corpus
 
     if args.compare:
         print(compare_reports(Path(args.compare[0]), Path(args.compare[1])))
@@ -481,6 +481,7 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
 def _serving(args: argparse.Namespace, settings: Settings) -> tuple[Assistant, tuple[str, str] | None]:
     """What ``rag chat`` and ``rag serve`` start from: the login, checked first, and the assistant (watching the
     folder with ``--watch``)."""
+    from rag.assistant import Assistant
     from rag.interfaces.web import parse_auth
 
     try:
@@ -519,6 +520,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.assistant import Assistant
     from rag.interfaces.mcp_server import run
 
     # stdout carries the protocol: the index report goes to stderr.
@@ -557,6 +559,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         ingestion.run(args.documents, args.out, settings, args.gold)
     elif args.benchmark == "cold-start":
         from rag.bench import answering
+        from rag.evaluation.scoring import load_gold
 
         gold = load_gold(args.gold)
         # The untimed earlier answer is about another document: the timed question then finds the system message's
@@ -580,6 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("bm25s", "sentence_transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.verbose:
+        from transformers.utils import logging as transformers_logging
+
         transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars on every start
     handlers = {
         "index": run_index, "ask": run_ask, "eval": run_eval, "calibrate": run_calibrate, "chat": run_chat,
@@ -587,10 +592,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args, settings_from(args))
-    except (SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, RunError,
-            FileNotFoundError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors a user can act on, printed as one line: the modules defining them are loaded by then."""
+    from rag.evaluation.runs import RunError
+    from rag.evaluation.scoring import GoldFormatError
+    from rag.models.base import GeneratorError
+    from rag.stores.base import IndexStoreError
+    from rag.types import QuestionError
+
+    return (SettingsError, QuestionError, IndexStoreError, GeneratorError, GoldFormatError, RunError,
+            FileNotFoundError)
 
 
 if __name__ == "__main__":

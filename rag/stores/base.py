@@ -6,11 +6,14 @@ Imports only the ground floor and the embedder's interface.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rag.config import Settings
-from rag.models.embedding import Embedder
 from rag.types import SkippedFile
 from rag.words import printable
+
+if TYPE_CHECKING:  # the embedder's module loads torch; only its interface is named here
+    from rag.models.embedding import Embedder
 
 
 class IndexStoreError(Exception):
