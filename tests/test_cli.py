@@ -34,3 +34,15 @@ def test_a_verifier_is_named_and_its_check_enforced_from_the_command_line():
 def test_bench_names_each_benchmark():
     args = build_parser().parse_args(["bench", "retrieval", "--sizes", "1000", "20000"])
     assert args.benchmark == "retrieval" and args.sizes == [1000, 20000]
+
+
+def test_a_command_whose_optional_extra_is_missing_names_it_in_one_line(monkeypatch, capsys):
+    import sys
+
+    from rag.interfaces.cli import main
+
+    for module in ("gradio", "rag.interfaces.chat_page"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if the [serve] extra were not installed
+    assert main(["chat"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "[serve] extra" in error and "pip install 'rag-assistant[serve]'" in error

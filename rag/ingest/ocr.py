@@ -31,7 +31,10 @@ def _tesseract_status(language: str) -> tuple[str | None, str]:
     """(None, version) when Tesseract and ``language`` are installed, else (the reason, "")."""
     if shutil.which("tesseract") is None:
         return f"Tesseract is not installed; {INSTALL_HINT}", ""
-    import pytesseract
+    try:
+        import pytesseract  # the [ocr] extra
+    except ImportError:
+        return "scanned pages need the [ocr] extra: pip install 'rag-assistant[ocr]'", ""
 
     try:
         version = str(pytesseract.get_tesseract_version())

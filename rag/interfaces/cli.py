@@ -478,6 +478,16 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@contextmanager
+def _extra(name: str, command: str) -> Iterator[None]:
+    """Imports of an optional extra's libraries; a missing one is a one-line error naming the extra."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        raise SettingsError(f"`{command}` needs the [{name}] extra ({exc.name} is not installed): "
+                            f"pip install 'rag-assistant[{name}]'") from exc
+
+
 def _serving(args: argparse.Namespace, settings: Settings) -> tuple[Assistant, tuple[str, str] | None]:
     """What ``rag chat`` and ``rag serve`` start from: the login, checked first, and the assistant (watching the
     folder with ``--watch``)."""
@@ -503,7 +513,8 @@ def _say_model_choice(assistant: Assistant) -> None:
 
 
 def run_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.interfaces.chat_page import launch  # gradio is slow to import; only the chat needs it
+    with _extra("serve", "rag chat"):
+        from rag.interfaces.chat_page import launch
 
     assistant, auth = _serving(args, settings)
     launch(assistant, host=args.host, port=args.port, auth=auth)
@@ -511,7 +522,8 @@ def run_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.interfaces.openai_api import serve
+    with _extra("serve", "rag serve"):
+        from rag.interfaces.openai_api import serve
 
     assistant, auth = _serving(args, settings)
     print(f"serving http://{args.host}:{args.port}/v1 (OpenAI API; docs at /docs)", flush=True)
@@ -521,7 +533,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
     from rag.assistant import Assistant
-    from rag.interfaces.mcp_server import run
+
+    with _extra("mcp", "rag mcp"):
+        from rag.interfaces.mcp_server import run
 
     # stdout carries the protocol: the index report goes to stderr.
     assistant = Assistant.from_folder(settings=settings, preload_generator=True)

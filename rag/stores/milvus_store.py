@@ -61,7 +61,7 @@ def connect(uri: str, token: str = ""):
     try:
         from pymilvus import MilvusClient
     except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise MilvusUnavailable("the Milvus store needs pymilvus: pip install 'pymilvus[milvus-lite]'") from exc
+        raise MilvusUnavailable("the Milvus store needs the [milvus] extra: pip install 'rag-assistant[milvus]'") from exc
     if "://" not in uri:
         # Milvus Lite's in-process server lacks the timestamp call pymilvus's query iterator tries first; both log
         # that as an error, then the iterator reads as of the client's clock, which in one process is the same.
