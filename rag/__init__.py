@@ -16,6 +16,7 @@ _EXPORTS = {
     "Answer": "rag.types", "AnswerStream": "rag.assistant", "Assistant": "rag.assistant", "Chunk": "rag.types",
     "Citation": "rag.types", "Document": "rag.types", "Hit": "rag.types", "QuestionError": "rag.types",
     "Settings": "rag.config", "SettingsError": "rag.config", "Timings": "rag.types",
+    "Turn": "rag.answering.conversation",
 }
 
 
@@ -39,4 +40,5 @@ __all__ = [
     "Settings",
     "SettingsError",
     "Timings",
+    "Turn",
 ]
