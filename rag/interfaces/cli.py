@@ -297,7 +297,7 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rag.assistant import Assistant
-    from rag.evaluation import runs as eval_runs
+    from rag.evaluation import runs
     from rag.evaluation.reports import compare_reports, write_report
     from rag.evaluation.scoring import load_gold, run_evaluation, sample_gold, summarize
     from rag.evaluation.squad import parse_paragraphs, squad_to_corpus
@@ -340,22 +340,22 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
         out = Path(args.out) if args.out else Path("eval/reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
         assistant = Assistant.from_folder(settings=settings, preload_generator=not args.retrieval_only)
         precision = None if args.retrieval_only else _precision_info(assistant.generator)
-        identity = eval_runs.run_identity(
+        identity = runs.run_identity(
             str(source), [item.id for item in gold], sample, assistant.settings,
             None if precision is None else precision["precision"], assistant.index.settings.embedding_model,
         ) | {"retrieval_only": args.retrieval_only}
-        done = eval_runs.start_run(out, identity, args.resume)
+        done = runs.start_run(out, identity, args.resume)
         if done:
             print(f"resuming: {len(done)} of {len(gold)} questions already answered in {out}", file=sys.stderr)
         stopped = False
         try:
             with _sigterm_as_interrupt():
                 metrics, results = run_evaluation(assistant, gold, retrieval_only=args.retrieval_only, done=done,
-                                                  on_result=eval_runs.AnswerLog(out / eval_runs.ANSWERS_FILE))
+                                                  on_result=runs.AnswerLog(out / runs.ANSWERS_FILE))
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: report what is done
             stopped = True
             wanted = {item.id for item in gold}
-            results = [r for r in eval_runs.read_answers(out / eval_runs.ANSWERS_FILE) if r.id in wanted]
+            results = [r for r in runs.read_answers(out / runs.ANSWERS_FILE) if r.id in wanted]
             metrics = summarize(results, args.retrieval_only)
         run_info = {
             "gold": str(source),
@@ -372,7 +372,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             "model_choice": assistant.model_choice.reason if assistant.model_choice else None,
             "embedding_model": assistant.index.settings.embedding_model,
             "retrieval_only": args.retrieval_only,
-            "settings": eval_runs.settings_record(assistant.settings),
+            "settings": runs.settings_record(assistant.settings),
         }
         paths = write_report(out, metrics, results, run_info, assistant.settings)
     _print_report(paths, metrics)
@@ -385,7 +385,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rescore(args: argparse.Namespace) -> int:
     """``rag eval --rescore DIR``: the run's recorded drafts judged again under changed checks, no model loaded."""
-    from rag.evaluation import runs as eval_runs
+    from rag.evaluation import runs
     from rag.evaluation.reports import write_report
     from rag.evaluation.scoring import summarize
 
@@ -396,13 +396,13 @@ def _rescore(args: argparse.Namespace) -> int:
         raise SettingsError("--rescore judges recorded drafts again; it takes only --with, --without, --preset, "
                             "--min-answerability, --min-confirmation and --out"
                             + (f" (these change what is generated: {', '.join(changing)})" if changing else ""))
-    identity, results = eval_runs.load_run(Path(args.rescore))
-    recorded = eval_runs.settings_from_record(identity.get("settings", {}))
-    settings = eval_runs.changed_settings(recorded, args.with_checks, args.without, args.preset,
+    identity, results = runs.load_run(Path(args.rescore))
+    recorded = runs.settings_from_record(identity.get("settings", {}))
+    settings = runs.changed_settings(recorded, args.with_checks, args.without, args.preset,
                                           args.min_answerability)
     if args.min_confirmation is not None:
         settings = settings.with_changes(min_confirmation=args.min_confirmation)
-    rescored, notes = eval_runs.rescore(results, recorded, settings)
+    rescored, notes = runs.rescore(results, recorded, settings)
     retrieval_only = bool(identity.get("retrieval_only"))
     metrics = summarize(rescored, retrieval_only)
     run_info = {
@@ -412,7 +412,7 @@ def _rescore(args: argparse.Namespace) -> int:
         "model": identity.get("model"), "precision": identity.get("precision"), "host": identity.get("host"),
         "embedding_model": identity.get("embedding_model"),
         "retrieval_only": retrieval_only, "notes": notes,
-        "settings": eval_runs.settings_record(settings),
+        "settings": runs.settings_record(settings),
     }
     out = Path(args.out) if args.out else Path(args.rescore) / "rescored"
     paths = write_report(out, metrics, rescored, run_info, settings)
