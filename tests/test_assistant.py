@@ -528,3 +528,27 @@ def test_an_earlier_turn_longer_than_a_question_may_be_is_refused_by_name(docs_d
     with pytest.raises(QuestionError, match=r"earlier message 1 \(answer\)"):
         assistant.ask("And where does it end?", [forged])
     assert generator.prompts == []  # nothing reached the model
+
+
+def test_closing_a_stream_stops_the_model_writing(docs_dir, tmp_path, fake_embedder):
+    class Watched(FakeGenerator):
+        closed_after: int | None = None
+
+        def stream(self, *args, **kwargs):
+            written = 0
+            try:
+                for word in "In the Swiss Alps , near the pass of the Oberalp , far away [1]".split():
+                    written += 1
+                    yield word + " "
+            except GeneratorExit:
+                self.closed_after = written
+                raise
+
+    generator = Watched()
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings=SETTINGS, generator=generator,
+                                      embedder=fake_embedder)
+    stream = assistant.stream("Where does the Rhine rise?")
+    pieces = iter(stream)
+    next(pieces), next(pieces)
+    stream.close()  # the reader has gone (a closed page, a disconnected client)
+    assert generator.closed_after == 2

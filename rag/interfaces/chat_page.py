@@ -211,9 +211,14 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         if stream.hits:
             yield [*chat, {"role": "assistant", "content": render_reading(stream.hits)}], turns
         text = ""
-        for piece in stream:
-            text += piece
-            yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns
+        try:
+            for piece in stream:
+                text += piece
+                yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns
+        finally:
+            # Gradio closes this generator when the page is closed or the answer stopped: the model stops too
+            # (at its next token) instead of finishing a reply nobody reads while the next person waits.
+            stream.close()
         answer = stream.answer
         turns = [*turns, answer]
         rendered = render_answer(answer, len(turns) - 1, show_scores)
