@@ -28,17 +28,4 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 
-__all__ = [
-    "Answer",
-    "AnswerStream",
-    "Assistant",
-    "Chunk",
-    "Citation",
-    "Document",
-    "Hit",
-    "QuestionError",
-    "Settings",
-    "SettingsError",
-    "Timings",
-    "Turn",
-]
+__all__ = sorted(_EXPORTS)

@@ -6,7 +6,6 @@ import dataclasses
 import os
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from rag.models.model_choice import ModelChoice, with_packaged_model
 from rag.stores.faiss_store import KnowledgeIndex
 from rag.types import Answer, Citation, Draft, GenerationSignals, Hit, QuestionError, Timings, Verdict
 from rag.verification.verifier import Verifier, refused, relevance
+from rag.words import without_controls
 
 NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
 
@@ -279,8 +279,7 @@ class Assistant:
 
     def _check(self, question: str) -> str:
         # Control and format characters (NUL, escape sequences, zero-width marks) carry no meaning in a question.
-        question = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in question)
-        question = " ".join(question.split())
+        question = " ".join(without_controls(question).split())
         if not question:
             raise QuestionError("the question is empty")
         if len(question) > self.settings.max_question_chars:

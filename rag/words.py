@@ -47,3 +47,13 @@ def printable(name: str) -> str:
     'a\\\\nb\\\\u202ec.txt'
     """
     return "".join(ascii(ch)[1:-1] if unicodedata.category(ch).startswith("C") else ch for ch in name)
+
+
+def without_controls(text: str) -> str:
+    """``text`` with each control or format character (NUL, escape sequences, line breaks, zero-width and
+    direction marks) made a space: they carry no meaning in a question or a title, and can forge or reverse text.
+
+    >>> without_controls("Rhine\\u202e report\\x00 2024")
+    'Rhine  report  2024'
+    """
+    return "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +65,26 @@ class FakeGenerator:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+
+class StoppableGenerator(FakeGenerator):
+    """Writes ``words`` one at a time (``pause_s`` apart) and notes after how many its reader closed the stream."""
+
+    def __init__(self, words: list[str], pause_s: float = 0.0) -> None:
+        super().__init__()
+        self.words, self.pause_s = words, pause_s
+        self.closed_after: int | None = None
+
+    def stream(self, *args, **kwargs) -> Iterator[str]:
+        written = 0
+        try:
+            for word in self.words:
+                time.sleep(self.pause_s)
+                written += 1
+                yield word + " "
+        except GeneratorExit:
+            self.closed_after = written
+            raise
 
 
 @pytest.fixture

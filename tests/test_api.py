@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from rag import Assistant, Settings
 from rag.interfaces.openai_api import ClientGone, Gate, HTTPException, Message, build_api, conversation
-from tests.conftest import FakeGenerator
+from tests.conftest import FakeGenerator, StoppableGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
 ASK = {"model": "rag-assistant", "messages": [{"role": "user", "content": "Where does the Rhine rise?"}]}
@@ -230,23 +230,7 @@ def test_requests_wait_their_turn_first_come_first_served_and_one_that_leaves_fr
 
 
 def test_a_client_that_disconnects_stops_its_answer_being_written(docs_dir, tmp_path, fake_embedder):
-    class SlowGenerator(FakeGenerator):
-        """Writes one word every 0.05 s, up to 200 words, and notes when it was stopped."""
-
-        stopped_after: int | None = None
-
-        def stream(self, *args, **kwargs):
-            written = 0
-            try:
-                for _ in range(200):
-                    time.sleep(0.05)
-                    written += 1
-                    yield "word "
-            except GeneratorExit:
-                self.stopped_after = written
-                raise
-
-    generator = SlowGenerator()
+    generator = StoppableGenerator(["word"] * 200, pause_s=0.05)  # 10 s of reply
     assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, generator=generator,
                                       embedder=fake_embedder)
     app = build_api(assistant)
@@ -272,6 +256,6 @@ def test_a_client_that_disconnects_stops_its_answer_being_written(docs_dir, tmp_
     started = time.monotonic()
     asyncio.run(app(scope, receive, send))
     assert time.monotonic() - started < 3  # not the 10 s of the whole reply
-    assert generator.stopped_after is not None and generator.stopped_after < 60
+    assert generator.closed_after is not None and generator.closed_after < 60
     assert sent[0]["status"] == 499
 

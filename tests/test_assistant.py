@@ -11,7 +11,7 @@ from rag.assistant import NOT_IN_DOCUMENTS
 from rag.config import KNOWN_CHECKS
 from rag.types import GenerationSignals, Verdict
 from rag.verification.answerability import ANSWERED_FEATURES, FEATURES, AnswerabilityModel
-from tests.conftest import FakeGenerator
+from tests.conftest import FakeGenerator, StoppableGenerator
 
 SETTINGS = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
 
@@ -531,20 +531,7 @@ def test_an_earlier_turn_longer_than_a_question_may_be_is_refused_by_name(docs_d
 
 
 def test_closing_a_stream_stops_the_model_writing(docs_dir, tmp_path, fake_embedder):
-    class Watched(FakeGenerator):
-        closed_after: int | None = None
-
-        def stream(self, *args, **kwargs):
-            written = 0
-            try:
-                for word in "In the Swiss Alps , near the pass of the Oberalp , far away [1]".split():
-                    written += 1
-                    yield word + " "
-            except GeneratorExit:
-                self.closed_after = written
-                raise
-
-    generator = Watched()
+    generator = StoppableGenerator("In the Swiss Alps , near the Oberalp pass , far away [1]".split())
     assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings=SETTINGS, generator=generator,
                                       embedder=fake_embedder)
     stream = assistant.stream("Where does the Rhine rise?")

@@ -5,8 +5,9 @@ its file name. Never a byline, never a cut-off first paragraph.
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import PurePosixPath
+
+from rag.words import without_controls
 
 MAX_TITLE_CHARS = 120
 # A heading is a short line. Longer first lines are paragraphs (a lead sentence, a whole SQuAD context).
@@ -31,8 +32,7 @@ def from_metadata(title: str | None) -> str:
     >>> from_metadata("Harbour\\u202e report\\x00 2024")
     'Harbour report 2024'
     """
-    title = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in str(title or ""))
-    title = " ".join(title.split())
+    title = " ".join(without_controls(str(title or "")).split())
     if not title or _PLACEHOLDER.match(title):
         return ""
     return title[:MAX_TITLE_CHARS]
