@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,8 @@ from rag.stores.faiss_store import KnowledgeIndex
 from rag.types import Answer, Citation, Draft, GenerationSignals, Hit, QuestionError, Timings, Verdict
 from rag.verification.verifier import Verifier, refused, relevance
 from rag.words import without_controls
+
+log = logging.getLogger(__name__)
 
 NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
 
@@ -77,7 +80,10 @@ class AnswerStream:
             self._answer = self._finish("".join(self._text))
 
     def close(self) -> None:
-        """Stop the answer where it is: the model stops writing (its reader has gone); ``answer`` is not made."""
+        """Stop the answer where it is: the model stops writing (its reader has gone); ``answer`` is not made.
+        Closing a finished stream does nothing."""
+        if self._answer is None:
+            log.info("answer stopped after %d pieces: its reader left", len(self._text))
         close = getattr(self._pieces, "close", None)
         if close is not None:
             close()

@@ -54,15 +54,16 @@ def server(tmp_path_factory):
     for path in docs.iterdir():
         path.chmod(0o644)
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rag.interfaces.cli", "chat", "--docs", str(docs), "--index", str(root / "index"),
-         "--port", str(port)],
-        cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    wait_until_listening(process, port)
-    yield f"http://127.0.0.1:{port}/", root
-    process.terminate()
-    process.wait(timeout=30)
+    with open(root / "chat.log", "wb") as log:  # -v: the log says when an answer is stopped
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rag.interfaces.cli", "-v", "chat", "--docs", str(docs), "--index",
+             str(root / "index"), "--port", str(port)],
+            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_until_listening(process, port)
+        yield f"http://127.0.0.1:{port}/", root
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +213,35 @@ def test_two_people_asking_at_once_are_served_one_after_the_other_with_the_queue
     second.wait_for_selector(ANSWER_DONE, timeout=180_000)
     assert "2014" in last_answer(second)
     second.close()
+
+
+def test_closing_the_page_mid_answer_stops_the_model(page, server):
+    url, root = server
+    log = root / "chat.log"
+    stopped = "its reader left"
+    for question in ["What does the first document describe, in detail?", "Who is named in the documents, and why?",
+                     "What happened, where and when, according to the documents?"]:
+        before = log.read_text(errors="replace").count(stopped)
+        leaving = page.context.browser.new_page()
+        leaving.goto(url)
+        leaving.wait_for_selector("#question textarea")
+        leaving.fill("#question textarea", question)
+        leaving.press("#question textarea", "Enter")
+        # The model's first words are on the page (the cursor follows them): close it mid-answer.
+        leaving.wait_for_function(f"() => {BOT_MESSAGES}.length > 0 && "
+                                  f"{BOT_MESSAGES}[{BOT_MESSAGES}.length - 1].innerText.includes('\u258c')",
+                                  timeout=180_000, polling=20)
+        leaving.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and log.read_text(errors="replace").count(stopped) == before:
+            time.sleep(0.2)
+        if log.read_text(errors="replace").count(stopped) > before:
+            break  # otherwise the answer was complete before the page closed: ask another
+    else:
+        pytest.fail(f"no answer was stopped when its page closed (see {log})")
+    # The next person is answered as usual.
+    assert ask(page, "Which organisations are named in the documents?").full_s > 0
+    assert page.locator(ANSWER_DONE).count() > 0
 
 
 def test_an_uploaded_document_is_answerable_right_away(page, server):
