@@ -229,6 +229,19 @@ def test_requests_wait_their_turn_first_come_first_served_and_one_that_leaves_fr
     assert finished == ["3 left", "0", "1", "2", "4", "5"]
 
 
+def test_the_queue_route_says_whether_the_model_is_answering_and_how_many_wait(docs_dir, tmp_path, fake_embedder):
+    generator = StoppableGenerator(["word"] * 40, pause_s=0.05)  # 2 s of reply
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, generator=generator,
+                                      embedder=fake_embedder)
+    client = TestClient(build_api(assistant), base_url="http://127.0.0.1:8000")
+    assert client.get("/v1/queue").json() == {"answering": False, "waiting": 0, "places": 16}
+    asking = threading.Thread(target=client.post, args=("/v1/chat/completions",), kwargs={"json": ASK})
+    asking.start()
+    until(lambda: client.get("/v1/queue").json()["answering"])
+    asking.join()
+    assert client.get("/v1/queue").json()["answering"] is False
+
+
 def test_a_client_that_disconnects_stops_its_answer_being_written(docs_dir, tmp_path, fake_embedder):
     generator = StoppableGenerator(["word"] * 200, pause_s=0.05)  # 10 s of reply
     assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, generator=generator,

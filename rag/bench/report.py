@@ -76,7 +76,7 @@ def publish(name: str, title: str, rows: list[dict], columns: list[str], summary
 BENCH_DIR = Path("eval") / "bench"
 PAGE = Path("docs") / "benchmarks.md"
 # The order of the page, and the command that measures each (`rag bench NAME`).
-PAGE_ORDER = ("latency", "cold-start", "memory", "ingestion", "retrieval", "retrieval-milvus", "load")
+PAGE_ORDER = ("latency", "cold-start", "memory", "ingestion", "retrieval", "retrieval-milvus", "load", "queue")
 
 
 def benchmarks_page(bench_dir: Path = BENCH_DIR) -> str:

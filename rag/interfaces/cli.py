@@ -221,17 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure speed and memory against the plain way (prints a table, "
                                 "writes JSON)")
     bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory", "load",
-                                             "docs"],
+                                             "queue", "docs"],
                        help="docs: write docs/benchmarks.md from the JSON files in eval/bench (measures nothing)")
     _add_corpus_options(bench)
     bench.add_argument("--out", type=Path, help="JSON file to write (default: eval/bench/<benchmark>.json)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
                        help="retrieval: index sizes in chunks")
     bench.add_argument("--queries", type=int,
-                       help="retrieval: questions per size (default 200); load: gold questions asked (default 12)")
+                       help="retrieval: questions per size (default 200); load: gold questions asked (default 12); "
+                       "queue: questions each client asks (default 2)")
     bench.add_argument("--documents", type=int, default=5000, help="ingestion: generated documents")
     bench.add_argument("--runs", type=int, default=2, help="cold-start: processes started per way")
-    bench.add_argument("--clients", type=int, default=4, help="load: clients asking at once")
+    bench.add_argument("--clients", type=int, help="load: clients asking at once (default 4); queue: (default 24, "
+                       "more than the 16 that may wait)")
     bench.add_argument("--gold", type=Path, default=Path("eval/gold/dev.jsonl"),
                        help="latency, memory, ingestion: gold questions")
     return parser
@@ -566,7 +568,11 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     elif args.benchmark == "load":
         from rag.bench import load
 
-        load.run(args.queries or 12, args.clients, args.out, settings, args.gold)
+        load.run(args.queries or 12, args.clients or 4, args.out, settings, args.gold)
+    elif args.benchmark == "queue":
+        from rag.bench import queue
+
+        queue.run(args.clients or 24, args.queries or 2, out=args.out, settings=settings, gold=args.gold)
     elif args.benchmark == "ingestion":
         from rag.bench import ingestion
 

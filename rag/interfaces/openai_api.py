@@ -90,6 +90,10 @@ class Gate:
     def waiting(self) -> int:
         return len(self._queue)
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
     @contextmanager
     def place(self, gone: threading.Event | None = None) -> Iterator[None]:
         """Wait for this request's turn, then hold the generator; raises ``ClientGone`` once ``gone`` is set
@@ -253,6 +257,11 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
     @app.get("/health")
     def health():
         return {"status": "ok"}
+
+    @app.get("/v1/queue")
+    def queue():
+        # How busy the one generator is, before asking (behind the login: it says how much others ask).
+        return {"answering": gate.running, "waiting": gate.waiting, "places": gate.size}
 
     @app.exception_handler(HTTPException)
     def error(request: Request, exc: HTTPException):

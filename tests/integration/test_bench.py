@@ -94,3 +94,17 @@ def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
     assert summary["decode_bound_tokens_per_s"] > 0
     assert summary["float32_matmul_gflops"] > 0 and summary["prefilled_tokens_within_1s"] > 0
     assert summary["prefill_floor_int8_median_s"] > 0
+
+
+def test_a_busy_server_answers_or_refuses_every_request_in_order_and_frees_the_places_of_those_who_leave(tmp_path):
+    out = tmp_path / "queue.json"
+    # 22 clients a quarter second apart, against 1 answering and 16 waiting: some are refused.
+    result = bench("queue", "--clients", "22", "--queries", "1", "--out", str(out), timeout=900)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["answered_or_refused"] and summary["timeouts"] == 0
+    assert summary["outcomes"].get("503", 0) > 0 and summary["refused_max_s"] < 5  # refused at once, not queued
+    assert summary["answered_out_of_order"] == 0  # first come, first served
+    assert summary["waiting_waiting_seen"] == 4 and summary["waiting_holder_still_answering_when_freed"]
+    # The model stops writing for a client who left: free long before a whole answer's time.
+    assert summary["answered_model_free_after_leaving_s"] < summary["answered_full_answer_s"]
