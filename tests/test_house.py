@@ -100,3 +100,25 @@ def test_the_command_lines_help_loads_neither_torch_nor_transformers():
     code = "import sys, rag.interfaces.cli; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_indexing_a_folder_loads_neither_torch_nor_transformers(tmp_path):
+    # The embedder runs with onnxruntime and the tokenizers library; torch is needed once, to export it (the cache
+    # holds the export by the time the tests run, as after any first start).
+    import os
+    import subprocess
+    import sys
+
+    from rag.config import Settings
+    from rag.models.embedding import default_embedding_model_path, exported_model
+
+    exported_model(default_embedding_model_path(), Settings().cache_dir)  # the first start's export, if not yet
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.txt").write_text("The lighthouse on the north cape was lit in 1871 and automated in 1998.\n")
+    code = ("import sys; from rag.interfaces import cli; "
+            f"rc = cli.main(['index', '--docs', {str(docs)!r}, '--index', {str(tmp_path / 'index')!r}]); "
+            "print(rc, sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=True)
+    assert ran.stdout.strip().splitlines()[-1] == "0 []", ran.stdout + ran.stderr

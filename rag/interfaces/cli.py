@@ -600,12 +600,12 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    for noisy in ("bm25s", "sentence_transformers", "httpx"):
+    for noisy in ("sentence_transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.verbose:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # per-tensor "Loading weights" bars on every start
+        # transformers' per-tensor "Loading weights" bars on every start, off without importing transformers (read
+        # when it is first imported; `rag index` never imports it).
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     handlers = {
         "index": run_index, "ask": run_ask, "eval": run_eval, "calibrate": run_calibrate, "chat": run_chat,
         "serve": run_serve, "mcp": run_mcp, "bench": run_bench,

@@ -37,6 +37,9 @@ from rag.stores.base import IndexCorrupt, IndexLocked, IndexNotFound, IndexSetti
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
+# bm25s sets its own logger to DEBUG when imported, which printed its progress on every start: the level the
+# application configured (the root's) applies again.
+logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
