@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 Quantization = Literal["none", "int8"]
 # How a 16-bit generator's matrices multiply (rag.models.local.precision); "auto" times both ways on the processor present.
@@ -41,114 +43,203 @@ def default_cache_dir() -> Path:
     return base / "rag-assistant"
 
 
+# ------------------------------------------------------------------------------------ declaring a setting
+
+# The stages a setting belongs to, in pipeline order (``Settings.by_stage``).
+STAGES = ("ingest", "store", "models", "retrieval", "generation", "verification", "serving")
+
+# A rule says what is wrong with a value, or None when it is fine; the message then reads "NAME must be ...".
+Rule = Callable[[object], "str | None"]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def between(low: float, high: float, what: str = "a number") -> Rule:
+    """A number (an integer where ``what`` says so) from ``low`` to ``high``."""
+    def rule(value: object) -> str | None:
+        fits = _is_int(value) if "integer" in what else _is_number(value)
+        return None if fits and low <= value <= high else f"be {what} from {low} to {high}"  # type: ignore[operator]
+    return rule
+
+
+def positive(value: object) -> str | None:
+    return None if _is_int(value) and value >= 1 else "be a positive integer"
+
+
+def zero_or_positive(zero_means: str) -> Rule:
+    def rule(value: object) -> str | None:
+        return None if _is_int(value) and value >= 0 else f"be 0 ({zero_means}) or a positive integer"
+    return rule
+
+
+def seconds(value: object) -> str | None:
+    return None if _is_number(value) and value > 0 else "be a positive number of seconds"
+
+
+def probability(value: object) -> str | None:
+    return None if _is_number(value) and 0.0 <= value <= 1.0 else "be a probability or score in [0, 1]"
+
+
+def cosine(value: object) -> str | None:
+    return None if _is_number(value) and -1.0 <= value <= 1.0 else "be a cosine similarity in [-1, 1]"
+
+
+def setting(default: object = dataclasses.MISSING, *, stage: str, rule: Rule | None = None,
+            factory: Callable[[], object] | None = None) -> Any:
+    """A field of ``Settings``: its default, the stage that reads it, and the rule its value must follow (a
+    ``Literal`` annotation is a rule of its own: one of its values). ``None`` is always allowed where the default
+    is ``None``."""
+    assert stage in STAGES, stage
+    metadata = {"stage": stage, "rule": rule}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _generator_url(value: object) -> str | None:
+    return None if isinstance(value, str) and value.startswith(("http://", "https://")) else (
+        "be an http(s) URL such as http://127.0.0.1:8080/v1")
+
+
+def _ocr_language(value: object) -> str | None:
+    fits = isinstance(value, str) and value and all(part.isidentifier() for part in value.split("+"))
+    return None if fits else "be Tesseract language codes joined by +"
+
+
+def _identifier(value: object) -> str | None:
+    return None if isinstance(value, str) and value.isidentifier() else "be letters, digits and _"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Every tunable of the assistant, validated on construction.
+    """Every tunable of the assistant, validated on construction. One flat namespace, each field declaring its
+    stage and its rule (``setting``): CLI flags, presets, ``with_changes`` and the settings recorded with an
+    evaluation run map onto it one to one, and ``by_stage`` gives the view by stage.
 
     >>> Settings(top_k=3).top_k
     3
     """
 
-    docs_dir: Path = Path("documents")
-    max_file_mb: int = 50  # documents over this size are skipped, unread, with the reason in the index report
-    # PDF pages without a text layer are read by Tesseract (rag.ingest.ocr) in this language ("eng+deu" for two), rendered
-    # at ocr_dpi; False skips them, as happens anyway where Tesseract is not installed (the index report says so).
-    ocr: bool = True
-    ocr_language: str = "eng"
-    ocr_dpi: int = 300
-    index_lock_wait_s: float = 600.0  # how long an index update waits for another one to finish before giving up
-    index_dir: Path = Path("index")
-    store: Store = "faiss"
+    # ingest
+    docs_dir: Path = setting(Path("documents"), stage="ingest")
+    # Documents over this size are skipped, unread, with the reason in the index report.
+    max_file_mb: int = setting(50, stage="ingest", rule=positive)
+    # PDF pages without a text layer are read by Tesseract (rag.ingest.ocr) in this language ("eng+deu" for two),
+    # rendered at ocr_dpi; False skips them, as happens anyway where Tesseract is not installed (the index report
+    # says so).
+    ocr: bool = setting(True, stage="ingest")
+    ocr_language: str = setting("eng", stage="ingest", rule=_ocr_language)
+    ocr_dpi: int = setting(300, stage="ingest", rule=between(72, 1200, "an integer"))
+    # Chunking, in embedder tokens. all-MiniLM-L6-v2 reads at most 256 word pieces and was trained on 128.
+    chunk_tokens: int = setting(128, stage="ingest", rule=between(1, 256, "an integer"))
+    chunk_overlap_tokens: int = setting(32, stage="ingest", rule=zero_or_positive("no overlap"))
+
+    # store
+    # How long an index update waits for another one to finish before giving up.
+    index_lock_wait_s: float = setting(600.0, stage="store", rule=seconds)
+    index_dir: Path = setting(Path("index"), stage="store")
+    store: Store = setting("faiss", stage="store")
     # A file path runs Milvus Lite in the process (one process at a time); http://host:19530 reaches a Milvus
     # server, which several chat servers can share. None: index_dir/milvus.db. The token comes from $MILVUS_TOKEN.
-    milvus_uri: str | None = None
-    milvus_collection: str = "rag"  # the prefix of the store's collections, so that one database holds several
-    cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
+    milvus_uri: str | None = setting(None, stage="store")
+    # The prefix of the store's collections, so that one database holds several.
+    milvus_collection: str = setting("rag", stage="store", rule=_identifier)
+    # Exact vector search reads every vector for every question: about 20 ms at 10^5 chunks and 200 ms at 10^6 on
+    # a 2-core laptop (`rag bench retrieval`). Above this many chunks an inverted-file index is built instead.
+    exact_search_limit: int = setting(50_000, stage="store", rule=positive)
 
-    # Models: None means the model shipped by the project's PyPI dependencies.
-    embedding_model: str | None = None
+    # models: None means the model shipped by the project's PyPI dependencies.
+    cache_dir: Path = setting(stage="models", factory=default_cache_dir)
+    embedding_model: str | None = setting(None, stage="models")
+    # "onnx-int8": the embedding model exported once into cache_dir and run int8 with onnxruntime (faster,
+    # `rag bench ingestion`); "torch": as sentence-transformers runs it.
+    embedding_backend: EmbeddingBackend = setting("onnx-int8", stage="models")
     # A Hugging Face model folder, a .gguf file, or a packaged model's name ("qwen2.5-coder-0.5b" or "-1.5b").
     # None: the packaged one this processor runs fast enough, the 1.5B where it can (rag.models.model_choice).
-    generator_model: str | None = None
+    generator_model: str | None = setting(None, stage="models")
     # An OpenAI-compatible server (vLLM, llama.cpp's, Ollama, TGI: "http://host:port/v1") that writes the answers
     # instead of a local model; generator_api_model names its model (None: the first it lists). The key, if the
     # server wants one, comes from $RAG_GENERATOR_API_KEY.
-    generator_url: str | None = None
-    generator_api_model: str | None = None
-    generator_timeout_s: float = 60.0
-    # "onnx-int8": the embedding model exported once into cache_dir and run int8 with onnxruntime (faster,
-    # `rag bench ingestion`); "torch": as sentence-transformers runs it.
-    embedding_backend: EmbeddingBackend = "onnx-int8"
+    generator_url: str | None = setting(None, stage="models", rule=_generator_url)
+    generator_api_model: str | None = setting(None, stage="models")
+    generator_timeout_s: float = setting(60.0, stage="models", rule=seconds)
+    quantization: Quantization = setting("none", stage="models")
+    matmul_precision: MatmulPrecision = setting("auto", stage="models")
+    # Disk kept in cache_dir for the attention caches of prompt starts (the system message; the system message and
+    # a first passage, about 5 MB each for the default model), least recently used dropped first; 0 keeps none.
+    prompt_cache_mb: int = setting(256, stage="models", rule=zero_or_positive("keep none"))
 
-    # Chunking, in embedder tokens. all-MiniLM-L6-v2 reads at most 256 word pieces and was trained on 128.
-    chunk_tokens: int = 128
-    chunk_overlap_tokens: int = 32
-
-    # Retrieval.
-    top_k: int = 4  # passages given to the generator
-    candidates: int = 20  # per retriever, before fusion
+    # retrieval
+    top_k: int = setting(4, stage="retrieval", rule=positive)  # passages given to the generator
+    candidates: int = setting(20, stage="retrieval", rule=positive)  # per retriever, before fusion
     # How the dense and keyword rankings become one. "rrf": reciprocal rank fusion, which keeps only ranks.
     # "weighted": (1 - keyword_weight) * cosine + keyword_weight * BM25 / best BM25, which keeps the margins: it
     # ranks the evidence better (held-out MRR 0.707 -> 0.877, dev 0.933 -> 0.950) but lets a chunk of another
     # document that shares one rare word into the passages, and the model's answers got worse (eval/README.md,
     # row 34), so rank fusion stays the default.
-    fusion: Fusion = "rrf"
-    keyword_weight: float = 0.5
-    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
-    # Exact vector search reads every vector for every question: about 20 ms at 10^5 chunks and 200 ms at 10^6 on
-    # a 2-core laptop (`rag bench retrieval`). Above this many chunks an inverted-file index is built instead.
-    exact_search_limit: int = 50_000
-    # Best dense cosine below which the documents clearly do not hold the answer. Measured on the dev gold set:
-    # answerable questions scored 0.19 to 0.83, off-topic ones 0.02 to 0.27, so this only filters the clear cases
-    # and the generator decides the rest.
-    min_relevance: float = 0.15
-    # Cosine of the question and the sentence an answer cites, below which the answer is withheld: the sentence is
-    # about something else. Dev gold answers cited sentences at 0.21 to 0.92; off-topic questions the model still
-    # answered (a capital asked, a summit's host city answered) cited sentences at 0.06 and 0.12 (eval/README.md).
-    min_citation_relevance: float = 0.15
-    # The checks that may withhold an answer, in the order run (rag/verification.py); the others are still run and
-    # recorded, unenforced, so evaluation measures each.
-    checks: tuple[str, ...] = DEFAULT_CHECKS
-    # Two counted phrases at least this similar (cosine) name the same thing for the "count" check.
-    count_min_similarity: float = 0.6
-    # The answerability score (0..1) below which an answer is withheld; None: the threshold fitted with the model.
-    min_answerability: float | None = None
-    # A JSON model from `rag calibrate`; None: the one packaged for the answering model (rag.verification.answerability).
-    answerability_model: Path | None = None
-    # The "confirmed" check's verifier: a model (named as ``generator_model`` is) asked whether the cited sentences
-    # state the answer; None runs no verifier, and the check passes every draft unjudged.
-    verifier_model: str | None = None
-    min_confirmation: float = 0.5  # the verifier's P(yes) below which the check withholds the answer
+    fusion: Fusion = setting("rrf", stage="retrieval")
+    keyword_weight: float = setting(0.5, stage="retrieval", rule=probability)
+    rrf_k: int = setting(60, stage="retrieval", rule=positive)  # reciprocal rank fusion constant (Cormack et al. 2009)
     # Each passage is narrowed to this many embedder tokens of whole sentences around the one most similar to the
     # question before the generator reads it; 0 gives it whole chunks.
-    passage_tokens: int = 0
+    passage_tokens: int = setting(0, stage="retrieval", rule=zero_or_positive("whole chunks"))
 
-    # Generation.
-    # Worked examples (rag.answering.prompts.EXAMPLES) shown before the question; 0 shows none. Their attention cache is
-    # kept with the system message's. With 3, the external tuning half's F1 moved within its noise and citation
-    # precision fell (eval/README.md, row 49), so none are shown by default.
-    prompt_examples: int = 0
+    # generation
+    # Worked examples (rag.answering.prompts.EXAMPLES) shown before the question; 0 shows none. Their attention
+    # cache is kept with the system message's. With 3, the external tuning half's F1 moved within its noise and
+    # citation precision fell (eval/README.md, row 49), so none are shown by default.
+    prompt_examples: int = setting(0, stage="generation", rule=zero_or_positive("none"))
     # Answers are a phrase: on the external tuning half, 19 drafts ran to 24 tokens or more and 1 was right, while
     # each token costs about 0.1 s (eval/README.md, row 47).
-    max_new_tokens: int = 24
+    max_new_tokens: int = setting(24, stage="generation", rule=positive)
     # The opening line, not the title, opens each passage: with the file name as title (no heading, no metadata),
     # dev F1 fell 0.077 and citation precision 0.115 (outside the noise); the Rhine halves moved within it
     # (eval/log.md, row 57). What the page shows is the title either way.
-    passage_header: PassageHeader = "lead"
+    passage_header: PassageHeader = setting("lead", stage="generation")
     # A reply that restates the question ("The river turns north near Chur.") is shown cut to its answer ("Chur";
-    # rag/echo.py); the checks still read the whole reply. External tuning half: EM +0.027 (+0.005 to +0.051),
-    # abstentions unchanged (eval/README.md, row 54).
-    trim_echo: bool = True
-    max_generation_s: float = 60.0  # a reply still unfinished after this long is cut off where it is
-    # Disk kept in cache_dir for the attention caches of prompt starts (the system message; the system message and
-    # a first passage, about 5 MB each for the default model), least recently used dropped first; 0 keeps none.
-    prompt_cache_mb: int = 256
-    quantization: Quantization = "none"
-    matmul_precision: MatmulPrecision = "auto"
+    # rag/answering/echo.py); the checks still read the whole reply. External tuning half: EM +0.027 (+0.005 to
+    # +0.051), abstentions unchanged (eval/README.md, row 54).
+    trim_echo: bool = setting(True, stage="generation")
+    # A reply still unfinished after this long is cut off where it is.
+    max_generation_s: float = setting(60.0, stage="generation", rule=seconds)
     # "free": the model writes the answer, which is checked against the passage it cites; "quote": decoding is
     # constrained so the answer is a span copied verbatim from one passage (or the refusal).
-    answer_mode: AnswerMode = "free"
-    max_question_chars: int = 2000
+    answer_mode: AnswerMode = setting("free", stage="generation")
+
+    # verification: each check's threshold is read by that check alone (rag.verification.verifier.CHECKS says
+    # which).
+    # The checks that may withhold an answer, in the order run (rag/verification/verifier.py); the others are still
+    # run and recorded, unenforced, so evaluation measures each.
+    checks: tuple[str, ...] = setting(DEFAULT_CHECKS, stage="verification")
+    # Best dense cosine below which the documents clearly do not hold the answer. Measured on the dev gold set:
+    # answerable questions scored 0.19 to 0.83, off-topic ones 0.02 to 0.27, so this only filters the clear cases
+    # and the generator decides the rest.
+    min_relevance: float = setting(0.15, stage="verification", rule=cosine)
+    # Cosine of the question and the sentence an answer cites, below which the answer is withheld: the sentence is
+    # about something else. Dev gold answers cited sentences at 0.21 to 0.92; off-topic questions the model still
+    # answered (a capital asked, a summit's host city answered) cited sentences at 0.06 and 0.12 (eval/README.md).
+    min_citation_relevance: float = setting(0.15, stage="verification", rule=cosine)
+    # Two counted phrases at least this similar (cosine) name the same thing for the "count" check.
+    count_min_similarity: float = setting(0.6, stage="verification", rule=cosine)
+    # The answerability score (0..1) below which an answer is withheld; None: the threshold fitted with the model.
+    min_answerability: float | None = setting(None, stage="verification", rule=probability)
+    # A JSON model from `rag calibrate`; None: the one packaged for the answering model
+    # (rag.verification.answerability).
+    answerability_model: Path | None = setting(None, stage="verification")
+    # The "confirmed" check's verifier: a model (named as ``generator_model`` is) asked whether the cited sentences
+    # state the answer; None runs no verifier, and the check passes every draft unjudged.
+    verifier_model: str | None = setting(None, stage="verification")
+    # The verifier's P(yes) below which the "confirmed" check withholds the answer.
+    min_confirmation: float = setting(0.5, stage="verification", rule=probability)
+
+    # serving: every question, and every earlier turn of a conversation, at most this long.
+    max_question_chars: int = setting(2000, stage="serving", rule=positive)
 
     def __post_init__(self) -> None:
         for name in ("docs_dir", "index_dir", "cache_dir"):
@@ -158,74 +249,30 @@ class Settings:
         if isinstance(self.checks, str) or not all(isinstance(name, str) for name in self.checks):
             raise SettingsError(f"checks must be a sequence of check names, got {self.checks!r}")
         object.__setattr__(self, "checks", tuple(self.checks))
+        for field in dataclasses.fields(self):
+            _validate(field, getattr(self, field.name))
+        # What no single field can say.
         unknown = [name for name in self.checks if name not in KNOWN_CHECKS]
         if unknown or len(set(self.checks)) != len(self.checks):
             raise SettingsError(
                 f"checks must be distinct names among {', '.join(KNOWN_CHECKS)}; got {', '.join(self.checks)}"
             )
-        if not 0.0 <= self.min_confirmation <= 1.0:
-            raise SettingsError(f"min_confirmation is a probability in [0, 1], got {self.min_confirmation!r}")
-        if self.min_answerability is not None and not 0.0 <= self.min_answerability <= 1.0:
-            raise SettingsError(f"min_answerability is a score in [0, 1], got {self.min_answerability!r}")
-        positive = (
-            "chunk_tokens", "top_k", "candidates", "rrf_k", "max_new_tokens", "max_question_chars", "max_file_mb",
-            "exact_search_limit",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SettingsError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.ocr_dpi, bool) or not isinstance(self.ocr_dpi, int) or not 72 <= self.ocr_dpi <= 1200:
-            raise SettingsError(f"ocr_dpi must be an integer from 72 to 1200, got {self.ocr_dpi!r}")
-        if not self.ocr_language or not all(part.isidentifier() for part in self.ocr_language.split("+")):
-            raise SettingsError(f"ocr_language must be Tesseract language codes joined by +, got {self.ocr_language!r}")
-        if self.generator_url is not None and not self.generator_url.startswith(("http://", "https://")):
-            raise SettingsError(f"generator_url must be an http(s) URL such as http://127.0.0.1:8080/v1, "
-                                f"got {self.generator_url!r}")
-        for name in ("max_generation_s", "index_lock_wait_s", "generator_timeout_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
-        if self.chunk_tokens > 256:
-            raise SettingsError(f"chunk_tokens must be at most 256 (the embedder's limit), got {self.chunk_tokens}")
-        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
-            raise SettingsError(
-                f"chunk_overlap_tokens must be in [0, chunk_tokens), got {self.chunk_overlap_tokens}"
-            )
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise SettingsError(f"chunk_overlap_tokens must be in [0, chunk_tokens), got {self.chunk_overlap_tokens}")
         if self.candidates < self.top_k:
             raise SettingsError(f"candidates ({self.candidates}) must be at least top_k ({self.top_k})")
-        for name in ("min_relevance", "min_citation_relevance", "count_min_similarity"):
-            if not -1.0 <= getattr(self, name) <= 1.0:
-                raise SettingsError(f"{name} is a cosine similarity in [-1, 1], got {getattr(self, name)}")
-        for name, zero in (("passage_tokens", "whole chunks"), ("prompt_cache_mb", "keep none"),
-                           ("prompt_examples", "none")):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise SettingsError(f"{name} must be 0 ({zero}) or a positive integer, got {value!r}")
-        if not 0.0 <= self.keyword_weight <= 1.0:
-            raise SettingsError(f"keyword_weight must be in [0, 1], got {self.keyword_weight!r}")
-        if self.fusion not in get_args(Fusion):
-            raise SettingsError(f"fusion must be one of {get_args(Fusion)}, got {self.fusion!r}")
-        if self.store not in get_args(Store):
-            raise SettingsError(f"store must be one of {get_args(Store)}, got {self.store!r}")
-        if not self.milvus_collection.isidentifier():
-            raise SettingsError(f"milvus_collection must be letters, digits and _, got {self.milvus_collection!r}")
-        if self.passage_header not in get_args(PassageHeader):
-            raise SettingsError(
-                f"passage_header must be one of {get_args(PassageHeader)}, got {self.passage_header!r}"
-            )
-        if self.answer_mode not in get_args(AnswerMode):
-            raise SettingsError(f"answer_mode must be one of {get_args(AnswerMode)}, got {self.answer_mode!r}")
-        if self.embedding_backend not in get_args(EmbeddingBackend):
-            raise SettingsError(
-                f"embedding_backend must be one of {get_args(EmbeddingBackend)}, got {self.embedding_backend!r}"
-            )
-        if self.matmul_precision not in get_args(MatmulPrecision):
-            raise SettingsError(
-                f"matmul_precision must be one of {get_args(MatmulPrecision)}, got {self.matmul_precision!r}"
-            )
-        if self.quantization not in get_args(Quantization):
-            raise SettingsError(f"quantization must be one of {get_args(Quantization)}, got {self.quantization!r}")
+
+    @classmethod
+    def by_stage(cls) -> dict[str, list[str]]:
+        """The settings' names by the stage that reads them, in pipeline order.
+
+        >>> Settings.by_stage()["retrieval"][:2]
+        ['top_k', 'candidates']
+        """
+        stages: dict[str, list[str]] = {stage: [] for stage in STAGES}
+        for field in dataclasses.fields(cls):
+            stages[field.metadata["stage"]].append(field.name)
+        return stages
 
     @property
     def milvus_location(self) -> str:
@@ -262,6 +309,32 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _choices(name: str) -> tuple[object, ...]:
+    """The values a ``Literal``-annotated setting may take; () for any other annotation."""
+    hint = _hints().get(name)
+    args = [a for a in get_args(hint) if a is not type(None)] if get_origin(hint) is not Literal else [hint]
+    literals = [a for a in args if get_origin(a) is Literal]
+    return tuple(v for a in literals for v in get_args(a))
+
+
+@functools.cache
+def _hints() -> dict[str, object]:
+    return get_type_hints(Settings)
+
+
+def _validate(field: dataclasses.Field, value: object) -> None:
+    """Raise SettingsError naming ``field`` when ``value`` breaks its rule or is not one of its ``Literal``'s."""
+    if value is None and field.default is None:
+        return
+    choices = _choices(field.name)
+    if choices and value not in choices:
+        raise SettingsError(f"{field.name} must be one of {choices}, got {value!r}")
+    rule = field.metadata.get("rule")
+    problem = rule(value) if rule is not None else None
+    if problem:
+        raise SettingsError(f"{field.name} must {problem}, got {value!r}")
 
 
 # Named bundles of settings (eval/log.md, rows 51-61). "default" leaves the model to rag.models.model_choice: the 1.5B

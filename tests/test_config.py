@@ -87,3 +87,56 @@ def test_every_known_check_is_one_the_verification_stage_runs():
     from rag.verification.verifier import CHECKS
 
     assert set(CHECKS) | {"relevance"} == set(KNOWN_CHECKS)
+
+
+def test_every_setting_belongs_to_a_stage_and_every_number_follows_a_rule():
+    import dataclasses
+
+    from rag.config import STAGES
+
+    stages = Settings.by_stage()
+    assert list(stages) == list(STAGES)
+    assert sorted(n for names in stages.values() for n in names) == sorted(f.name for f in dataclasses.fields(Settings))
+    for field in dataclasses.fields(Settings):
+        if field.type in ("int", "float", "float | None"):
+            assert field.metadata["rule"] is not None, f"{field.name} accepts any number"
+
+
+@pytest.mark.parametrize("name, value", [("top_k", 0), ("ocr_dpi", 50), ("keyword_weight", 1.5),
+                                         ("min_relevance", -2.0), ("generator_timeout_s", 0), ("fusion", "sum"),
+                                         ("prompt_examples", -1), ("max_new_tokens", True)])
+def test_a_value_that_breaks_its_settings_rule_is_refused_by_name(name, value):
+    with pytest.raises(SettingsError, match=f"^{name} must"):
+        Settings(**{name: value})
+
+
+def test_each_check_reads_only_the_settings_it_declares():
+    from rag.types import Chunk, Citation, Draft, GenerationSignals, Hit
+    from rag.verification.answerability import AnswerabilityModel
+    from rag.verification.verifier import CHECKS, CheckContext
+    from tests.conftest import FakeEmbedder
+
+    class Recording:  # the settings, noting each one read
+        def __init__(self) -> None:
+            self.read: set[str] = set()
+
+        def __getattr__(self, name: str) -> object:
+            self.read.add(name)
+            return getattr(Settings(), name)
+
+    text = "The ferry to the island started in 1998 and runs twice a day."
+    chunk = Chunk("c1", "d1", "ferry.txt", "Ferry", 0, 0, len(text), text)
+    draft = Draft("How many times a day does the ferry run?", "twice a day [1]",
+                  [Citation(1, "ferry.txt", "Ferry", "c1", text, 0, len(text))], [Hit(chunk, 1.0, 0.6)],
+                  GenerationSignals(refusal_prob=0.1, mean_logprob=-0.2, min_logprob=-0.9, tokens=3))
+    model = AnswerabilityModel(("citation_cosine",), (0.0,), (1.0,), (1.0,), 0.0, 0.5)
+    features = {"citation_cosine": 0.4, "confirmation_prob": 0.7}
+
+    class Judged:  # a verifier is set, so the confirmed check reads its threshold
+        def option_probabilities(self, messages, options):
+            return [0.7, 0.3]
+
+    for name, check in CHECKS.items():
+        settings = Recording()
+        check(draft, CheckContext(settings, features, FakeEmbedder().embed, model, Judged()))  # type: ignore[arg-type]
+        assert settings.read <= set(check.reads), f"{name} reads {settings.read - set(check.reads)} undeclared"

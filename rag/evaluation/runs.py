@@ -243,7 +243,7 @@ class _ModelNeeded(Exception):
 
 
 # Settings a check that needs a model reads: a rescore that changes one of them cannot reuse the recorded verdict.
-_MODEL_CHECK_SETTINGS = {"count": ("count_min_similarity",)}
+_MODEL_CHECK_SETTINGS = {name: check.reads for name, check in CHECKS.items() if check.needs_embedder}
 
 
 def rescore(results: list[QuestionResult], recorded: Settings, settings: Settings) -> tuple[list[QuestionResult],

@@ -4,8 +4,8 @@ withheld it.
 Each check has one signature: a ``Draft`` (question, text, citations, passages) and the stage's shared
 ``CheckContext`` in, a ``Verdict`` (check, passed, reason) out. ``Settings.checks`` lists the enforced ones in order;
 the others still run and are recorded unenforced, so one evaluation run measures switching any of them on or off
-(`rag eval` reports it). Adding a check: write the function, add it to ``CHECKS``, name it in
-``rag.config.KNOWN_CHECKS``, and measure it on the external set before listing it in the defaults.
+(`rag eval` reports it). Adding a check: write the function, add it to ``CHECKS`` with the settings it reads, name
+it in ``rag.config.KNOWN_CHECKS``, and measure it on the external set before listing it in the defaults.
 """
 
 from __future__ import annotations
@@ -134,14 +134,29 @@ def confirm(judge: Judge, draft: Draft) -> float:
 
 
 CheckFn = Callable[[Draft, CheckContext], Verdict]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check of a draft: how it judges, the settings (its thresholds) it reads, and whether judging needs the
+    embedder, which a rescore of a recorded run does not load (its recorded verdict then stands)."""
+
+    judge: CheckFn
+    reads: tuple[str, ...] = ()
+    needs_embedder: bool = False
+
+    def __call__(self, draft: Draft, context: CheckContext) -> Verdict:
+        return self.judge(draft, context)
+
+
 # Every check of a draft, by name. "relevance" is judged before generation (``relevance``), so it is not here.
-CHECKS: dict[str, CheckFn] = {
-    "supported": supported,
-    "adds": adds,
-    "citation_relevance": citation_relevance,
-    "count": count,
-    "answerability": answerability,
-    "confirmed": confirmed,
+CHECKS: dict[str, Check] = {
+    "supported": Check(supported),
+    "adds": Check(adds),
+    "citation_relevance": Check(citation_relevance, reads=("min_citation_relevance",)),
+    "count": Check(count, reads=("count_min_similarity",), needs_embedder=True),
+    "answerability": Check(answerability, reads=("min_answerability", "answerability_model")),
+    "confirmed": Check(confirmed, reads=("min_confirmation", "verifier_model")),
 }
 
 
