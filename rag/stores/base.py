@@ -1,15 +1,20 @@
-"""What every store shares: the settings its vectors depend on, the report of an update, and its errors.
+"""What every store shares: the settings its vectors depend on, what it holds, the update it is given to write
+(``WritableStore``: the one update path in ``rag.ingest.indexing`` chunks and embeds, a store only writes), the
+report of an update, and its errors.
 
 Imports only the ground floor and the embedder's interface.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from rag.config import Settings
-from rag.types import SkippedFile
+from rag.types import Chunk, Document, SkippedFile
 from rag.words import printable
 
 if TYPE_CHECKING:  # the embedder's module loads torch; only its interface is named here
@@ -40,6 +45,44 @@ class IndexSettings:
     dimensions: int
     chunk_tokens: int
     chunk_overlap_tokens: int
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a store holds: the settings its vectors were made with (None: nothing yet) and its documents by name."""
+
+    settings: IndexSettings | None
+    documents: dict[str, Document]
+
+
+@dataclass(frozen=True)
+class Update:
+    """One update for a store to write: every document the folder holds now (in folder order), the chunks and
+    vectors of each text the store does not hold yet (copies of a text under several names share them), and
+    whether to drop everything held first (a rebuild, or other embedding or chunking settings)."""
+
+    settings: IndexSettings
+    documents: list[Document]
+    chunks: list[Chunk]
+    vectors: np.ndarray  # one row per chunk
+    start_over: bool = False
+
+
+class WritableStore(Protocol):
+    """What the update path needs of a store: FAISS (``rag.stores.faiss_store.FaissStore``) and Milvus
+    (``rag.stores.milvus_store.MilvusIndex``) both give it."""
+
+    def writing(self) -> AbstractContextManager[object]:
+        """Held for the whole update, from ``held`` to ``write``: one writer at a time where the store needs it."""
+        ...
+
+    def held(self) -> Held:
+        """What the store holds now (raises ``IndexStoreError`` for a damaged store: a rebuild does not ask)."""
+        ...
+
+    def write(self, update: Update) -> int:
+        """Make the store hold exactly ``update.documents``, atomically for a reader; returns its chunk count."""
+        ...
 
 
 @dataclass

@@ -14,6 +14,8 @@ the manifest records.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -33,7 +35,15 @@ import bm25s
 import faiss
 import numpy as np
 
-from rag.stores.base import IndexCorrupt, IndexLocked, IndexNotFound, IndexSettings, IndexStoreError
+from rag.stores.base import (
+    Held,
+    IndexCorrupt,
+    IndexLocked,
+    IndexNotFound,
+    IndexSettings,
+    IndexStoreError,
+    Update,
+)
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -382,3 +392,71 @@ def inconsistency(index: KnowledgeIndex) -> str | None:
     if len({c.id for c in chunks}) != len(chunks):
         return "two chunks share one id"
     return None
+
+
+class FaissStore:
+    """The FAISS and BM25 index as a store the update path writes (``rag.stores.base.WritableStore``): ``index`` is
+    the current ``KnowledgeIndex``. With a ``folder``, updates hold its writer lock, the index is read from it and
+    every changed one is written to it as a new generation; without one (tests, benchmarks) it lives in memory."""
+
+    def __init__(self, index: KnowledgeIndex | None = None, folder: Path | None = None, *,
+                 exact_search_limit: int = 50_000, lock_wait_s: float = 600.0) -> None:
+        self.index = index
+        self.folder = Path(folder) if folder is not None else None
+        self.exact_search_limit = exact_search_limit
+        self.lock_wait_s = lock_wait_s
+
+    def writing(self) -> contextlib.AbstractContextManager[object]:
+        return write_lock(self.folder, self.lock_wait_s) if self.folder is not None else contextlib.nullcontext()
+
+    def held(self) -> Held:
+        if self.folder is not None:
+            try:
+                self.index = load_index(self.folder)
+            except IndexNotFound:
+                self.index = None
+        if self.index is None:
+            return Held(None, {})
+        return Held(self.index.settings, dict(self.index.documents))
+
+    def write(self, update: Update) -> int:
+        previous = None if update.start_over else self.index
+        if previous is not None and previous.documents == {d.name: d for d in update.documents}:
+            # Nothing to do: the loaded index is the answer (rebuilding FAISS and BM25 took seconds at 10^4 chunks).
+            return len(previous.chunks)
+        # The rows of one document per content: copies of a text (under several names) share its chunks' vectors.
+        old_rows_by_content: dict[str, list[int]] = {}
+        if previous is not None:
+            rows_by_name: dict[str, list[int]] = {}
+            for row, chunk in enumerate(previous.chunks):
+                rows_by_name.setdefault(chunk.doc_name, []).append(row)
+            for rows in rows_by_name.values():
+                old_rows_by_content.setdefault(previous.chunks[rows[0]].doc_id, rows)
+        old_vectors = previous.vectors() if previous is not None else None
+        chunks: list[Chunk] = []
+        vector_parts: list[np.ndarray] = []
+        indexed: set[str] = set()
+        for document in update.documents:
+            if document.id in indexed:
+                # A copy of a text already indexed (the same file kept twice): a document of its own, whose passages
+                # are those of the first name holding that text, as in the Milvus store. Indexing them twice gave
+                # chunks one id, and a duplicate passage took a place among the few the model reads.
+                continue
+            indexed.add(document.id)
+            rows = old_rows_by_content.get(document.id)
+            if rows and previous is not None and old_vectors is not None:
+                # Same text under any name: same chunks and vectors; only the name and title may differ.
+                chunks.extend(dataclasses.replace(previous.chunks[r], **document.chunk_fields(
+                    previous.chunks[r].start, previous.chunks[r].end)) for r in rows)
+                vector_parts.append(old_vectors[rows])
+        # The new texts' chunks follow as one block, in the order the update path chunked them.
+        if update.chunks:
+            chunks.extend(update.chunks)
+            vector_parts.append(update.vectors)
+        vectors = (np.concatenate(vector_parts) if vector_parts
+                   else np.zeros((0, update.settings.dimensions), np.float32))
+        self.index = KnowledgeIndex.build(update.settings, update.documents, chunks, vectors,
+                                          exact_search_limit=self.exact_search_limit)
+        if self.folder is not None:
+            save_index(self.index, self.folder)
+        return len(chunks)

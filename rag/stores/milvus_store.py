@@ -22,18 +22,17 @@ the next update.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict
 
 import numpy as np
 
-from rag.config import Settings
-from rag.models.embedding import Embedder
-from rag.stores.base import BuildReport, IndexSettings, IndexStoreError, index_settings_for
+from rag.stores.base import Held, IndexSettings, IndexStoreError, Update
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -157,6 +156,19 @@ class MilvusIndex:
         self.load_collections()
         self.reload()
 
+    # ------------------------------------------------------------------ the update path's store (WritableStore)
+
+    def writing(self) -> contextlib.AbstractContextManager[object]:
+        # Milvus serialises the writes; a killed writer's leftovers are removed by the next (``_write``).
+        return contextlib.nullcontext()
+
+    def held(self) -> Held:
+        self.reload()
+        return Held(self.settings, dict(self.documents))
+
+    def write(self, update: Update) -> int:
+        return _write(self, update)
+
     def load_collections(self) -> None:
         """Load this store's collections into the Milvus server's memory. A collection is searchable only once
         loaded, and a database opened by a new process (or a restarted server) starts with them released."""
@@ -274,15 +286,12 @@ def open_milvus_index(uri: str, prefix: str = "rag", token: str = "") -> MilvusI
     return MilvusIndex(connect(uri, token), prefix, uri)
 
 
-def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder: Embedder, settings: Settings,
-                        chunk: Callable[[Document], list[Chunk]], rebuild: bool = False) -> BuildReport:
-    """Bring ``index`` up to date with ``documents``: ``chunk`` and embed only content it lacks, point each name at
-    its content, delete what nothing points at."""
-
-    client, prefix = index.client, index.prefix
-    wanted = index_settings_for(settings, embedder)
+def _write(index: MilvusIndex, update: Update) -> int:
+    """``MilvusIndex.write``: the chunks and text of new content first, then each name pointed at its content,
+    then what nothing points at deleted."""
+    client, prefix, wanted = index.client, index.prefix, update.settings
     index.reload()
-    if rebuild or (index.settings is not None and index.settings != wanted):
+    if update.start_over:
         if index.settings is not None and index.settings != wanted:
             log.warning("the index in %s was built with %s; rebuilding it with %s", index.uri, index.settings, wanted)
         for collection in (CHUNKS, TEXTS, DOCUMENTS, META):
@@ -294,15 +303,9 @@ def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder:
     index.load_collections()
     manifest = index.manifest() or {"version": 0}
 
-    report = BuildReport()
+    documents = update.documents
     old = dict(index.documents)
-    current = {d.name for d in documents}
-    for document in documents:
-        previous = old.get(document.name)
-        (report.added if previous is None else report.updated if previous.id != document.id
-         else report.unchanged).append(document.name)
-    report.removed = sorted(set(old) - current)
-
+    removed = sorted(set(old) - {d.name for d in documents})
     # 1. Content no row points at yet: its chunks and text, written before anything shows it.
     have = {d.id for d in old.values()}
     fresh: dict[str, Document] = {}
@@ -310,9 +313,8 @@ def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder:
         if document.id not in have and document.id not in fresh:
             fresh[document.id] = document
     changed = [d for d in documents if old.get(d.name) != d]
-    if not (fresh or changed or report.removed or manifest.get("pending")) and index.settings is not None:
-        report.total_chunks = index.chunk_total()
-        return report  # nothing to write, and the last writer finished: no need to scan every chunk for leftovers
+    if not (fresh or changed or removed or manifest.get("pending")) and index.settings is not None:
+        return index.chunk_total()  # nothing to write, and the last writer finished: no need to scan for leftovers
 
     def write_manifest(version: int, unfinished: bool) -> None:
         client.upsert(f"{prefix}_{META}", [{"id": MANIFEST_KEY, "dummy": [0.0, 0.0], "value": json.dumps(
@@ -322,13 +324,13 @@ def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder:
     # Marked unfinished until step 3 is done, so that the next writer looks for what a killed one left; readers
     # only react to a new version.
     write_manifest(int(manifest["version"]), True)
-    pending = [piece for d in fresh.values() for piece in chunk(d)]
+    pending = [c for c in update.chunks if c.doc_id in fresh]
+    vectors = update.vectors[[n for n, c in enumerate(update.chunks) if c.doc_id in fresh]]
     for start in range(0, len(pending), INSERT_BATCH):
         batch = pending[start:start + INSERT_BATCH]
-        vectors = embedder.embed([c.text for c in batch])
         client.upsert(f"{prefix}_{CHUNKS}", [
             {"id": c.id, "doc_id": c.doc_id, "position": c.index, "start": c.start, "end": c.end, "text": c.text,
-             "vector": vector.tolist()} for c, vector in zip(batch, vectors)
+             "vector": vector.tolist()} for c, vector in zip(batch, vectors[start:start + INSERT_BATCH])
         ])
     for document in fresh.values():
         pieces = [document.text[i:i + TEXT_PART_CHARS] for i in range(0, len(document.text), TEXT_PART_CHARS)]
@@ -336,7 +338,6 @@ def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder:
             {"id": f"{document.id}:{n}", "doc_id": document.id, "text": piece, "dummy": [0.0, 0.0]}
             for n, piece in enumerate(pieces)
         ])
-    report.chunks_embedded = len(pending)
 
     # 2. Each name now shows its content (one row per document: a document is either wholly old or wholly new).
     chunk_counts = {d.id: index.chunk_count(d.name) for d in old.values()}
@@ -349,8 +350,8 @@ def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder:
                 "text_parts": _text_parts(d.text),
             })} for d in changed
         ])
-    if report.removed:
-        client.delete(f"{prefix}_{DOCUMENTS}", ids=report.removed)
+    if removed:
+        client.delete(f"{prefix}_{DOCUMENTS}", ids=removed)
 
     # 3. What no document shows any more, including what a killed writer left.
     live = {d.id for d in documents}
@@ -366,5 +367,4 @@ def update_milvus_index(index: MilvusIndex, documents: list[Document], embedder:
     for collection in (CHUNKS, TEXTS, DOCUMENTS, META):
         client.flush(f"{prefix}_{collection}")
     index.reload()
-    report.total_chunks = index.chunk_total()
-    return report
+    return index.chunk_total()
