@@ -1,60 +1,39 @@
-"""The pipeline behind every way in (Python, CLI, chat, evaluation): retrieve, prompt, generate, cite."""
+"""The pipeline behind every way in (Python, CLI, chat, evaluation): retrieve, prompt, generate, cite, verify.
+
+What it leans on lives in the rooms: the models it loads (``rag.models.loading.Models``), drafting and citations
+(``rag.answering``), the checks (``rag.verification``), the index and its updates (``rag.ingest``, ``rag.stores``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from rag.answering.citations import attribute_unmarked, naming_sentences, parse_citations, strip_markers
 from rag.answering.conversation import Turn, standalone_question, turn_followed
-from rag.answering.display import as_written
-from rag.answering.echo import trim_echo
+from rag.answering.drafting import draft as drafted
+from rag.answering.drafting import most_relevant_citation
 from rag.answering.passages import focus_passages
 from rag.answering.prompts import IDK, build_messages, prompt_starts
 from rag.answering.refusals import is_abstention
 from rag.answering.retrieval import HybridRetriever
 from rag.config import Settings
 from rag.ingest.indexing import BuildReport, open_and_update
-from rag.models.base import AnswerConstraint, Generator, Judge
+from rag.models.base import AnswerConstraint, Generator
 from rag.models.embedding import Embedder, load_embedder
-from rag.models.factory import load_generator
-from rag.models.local.gguf import CONVERTING, DEFAULT_MODEL, JOINING, PACKAGED_MODELS
-from rag.models.model_choice import ModelChoice, with_packaged_model
+from rag.models.loading import Models, Preparation
+from rag.models.model_choice import ModelChoice
 from rag.stores.faiss_store import KnowledgeIndex
-from rag.types import Answer, Citation, Draft, GenerationSignals, Hit, QuestionError, Timings, Verdict
+from rag.types import Answer, GenerationSignals, Hit, QuestionError, Timings, Verdict
 from rag.verification.verifier import Verifier, refused, relevance
 from rag.words import without_controls
 
+__all__ = ["NOT_IN_DOCUMENTS", "Answer", "AnswerStream", "Assistant", "Preparation"]
 log = logging.getLogger(__name__)
 
 NOT_IN_DOCUMENTS = "I don't know: the documents do not say."
-
-
-@dataclass
-class Preparation:
-    """How far loading the generator has got, for a person waiting on the first answer (``Assistant.prepare``)."""
-
-    stage: str = "starting"  # rag.models.local.gguf.JOINING, rag.models.local.gguf.CONVERTING, rag.models.base.LOADING, ...
-    started: float = field(default_factory=time.monotonic)
-    done: bool = False
-    first_use: bool = False  # the model is being converted for this machine: a wait that happens once
-
-    def on_stage(self, stage: str) -> None:
-        self.stage = stage
-        self.first_use = self.first_use or stage in (JOINING, CONVERTING)
-
-    @property
-    def elapsed_s(self) -> float:
-        return time.monotonic() - self.started
 
 
 class AnswerStream:
@@ -112,20 +91,14 @@ class Assistant:
         embedder: Embedder,
         generator: Generator | None = None,
         build_report: BuildReport | None = None,
+        models: Models | None = None,
     ) -> None:
         # The packaged model that answers, where the settings leave it open, is chosen for this processor.
-        self.model_choice: ModelChoice | None = None
-        if generator is None:
-            settings, self.model_choice = with_packaged_model(settings)
-        self.settings = settings
+        self.models = models or Models(settings, generator)
+        self.settings = self.models.settings
         self.embedder = embedder
         self.build_report = build_report
-        self._generator = generator
-        self._generator_loading: Future[Generator] | None = None
-        self._preparation = Preparation(stage="loaded", done=True) if generator is not None else None
-        self._generator_lock = threading.Lock()
-        self._judges: dict[str, Judge] = {}
-        self._verifier = Verifier(embedder, self._judge, self._answering_judge)
+        self._verifier = Verifier(embedder, self.models.judge, self.models.answering_judge)
         self._use_index(index)
 
     @classmethod
@@ -144,18 +117,12 @@ class Assistant:
         ``preload_generator`` it starts loading at once, in the background, while the index is brought up to
         date (a load error still surfaces on that first question).
         """
-        settings = (settings or Settings()).with_changes(docs_dir=docs_dir, index_dir=index_dir)
-        choice = None
-        if generator is None:
-            settings, choice = with_packaged_model(settings)
-        loading = _start_loading(settings) if preload_generator and generator is None else None
-        embedder = embedder or load_embedder(settings)
-        index, report = open_and_update(settings, embedder)
-        assistant = cls(settings, index, embedder, generator, report)
-        assistant.model_choice = choice
-        if loading is not None:
-            assistant._generator_loading, assistant._preparation = loading
-        return assistant
+        models = Models((settings or Settings()).with_changes(docs_dir=docs_dir, index_dir=index_dir), generator)
+        if preload_generator:
+            models.prepare()
+        embedder = embedder or load_embedder(models.settings)
+        index, report = open_and_update(models.settings, embedder)
+        return cls(models.settings, index, embedder, build_report=report, models=models)
 
     # ------------------------------------------------------------------------------------------ public API
 
@@ -166,45 +133,21 @@ class Assistant:
     @property
     def generator(self) -> Generator:
         """The answering model, loaded (and on first use converted) here if ``prepare`` has not done it already."""
-        self.prepare()
-        with self._generator_lock:  # two first questions at once load it once
-            if self._generator is None:
-                assert self._generator_loading is not None  # started by prepare()
-                self._generator = self._generator_loading.result()
-                self._generator_loading = None
-            return self._generator
+        return self.models.generator
 
     def prepare(self) -> Preparation:
         """Start loading the generator in the background unless it is loaded or loading, and say how far it has
-        got: a caller can show that to a person while waiting (the first use converts the model, about a minute).
-        A load error surfaces when ``generator`` is read."""
-        with self._generator_lock:
-            if self._preparation is None:
-                self._generator_loading, self._preparation = _start_loading(self.settings)
-            return self._preparation
+        got (``Models.prepare``)."""
+        return self.models.prepare()
 
-    def _answering_judge(self) -> Judge | None:
-        """The answering model, where it gives option probabilities (a model server may not)."""
-        generator = self.generator
-        return generator if hasattr(generator, "option_probabilities") else None  # type: ignore[return-value]
+    @property
+    def model_choice(self) -> ModelChoice | None:
+        """Which packaged model answers and why, where the settings left it to the processor; else None."""
+        return self.models.choice
 
-    def _judge(self, settings: Settings) -> Judge | None:
-        """The verifier model ``settings`` name, loaded on first use and kept; the answering model itself when
-        they name the same one."""
-        name = settings.verifier_model
-        if name is None:
-            return None
-        answering = self.settings.generator_model  # the model this assistant answers with (None: the default)
-        if name == answering or (answering is None and PACKAGED_MODELS.get(name) is DEFAULT_MODEL):
-            generator = self.generator
-            if hasattr(generator, "option_probabilities"):
-                return generator  # type: ignore[return-value]
-        with self._generator_lock:
-            if name not in self._judges:
-                # No store of prompt starts: the verifier's prompts share only their short system message.
-                self._judges[name] = load_generator(name, settings.cache_dir, settings.quantization, 0,
-                                                    settings.matmul_precision)
-            return self._judges[name]
+    @model_choice.setter
+    def model_choice(self, choice: ModelChoice | None) -> None:
+        self.models.choice = choice
 
     def refresh(self, rebuild: bool = False) -> BuildReport:
         """Re-read the documents folder, index what changed and answer from the new index from now on."""
@@ -254,7 +197,7 @@ class Assistant:
             constraint = AnswerConstraint(tuple(hit.chunk.text for hit in hits), refusal=IDK)
         prepared = time.perf_counter()
         generator = self.generator  # loaded once, on the first question that needs it; not part of the timings
-        self._judge(options)  # the verifier too, where one is named (loaded once, here, outside the timings)
+        self.models.judge(options)  # the verifier too, where one is named (loaded once, here, outside the timings)
         signals: list[GenerationSignals] = []
         return AnswerStream(
             generator.stream(
@@ -326,22 +269,6 @@ class Assistant:
         """Whether any of ``hits`` is similar enough to the question for the model to be asked at all."""
         return relevance(hits, settings or self.settings).passed
 
-    def draft(
-        self, query: str, raw: str, hits: list[Hit], signals: GenerationSignals | None = None,
-        settings: Settings | None = None,
-    ) -> Draft:
-        """The model's ``raw`` reply to ``query`` as a cited draft: the part restating the question cut off
-        (``rag.answering.echo``, unless ``trim_echo`` is off), its ``[n]`` markers resolved, or, without any, the passage
-        holding its words cited; the answer in its cited sentence's spelling ("40%" -> "40 percent")."""
-        reply = raw = raw.strip()
-        if (settings or self.settings).trim_echo:
-            raw = trim_echo(raw, query)
-        text, citations = parse_citations(raw, hits)
-        if not citations:
-            text, citations = attribute_unmarked(text, hits, query)
-        text = as_written(text, [citation.quote for citation in citations])
-        return Draft(query, text, citations, hits, signals, reply=strip_markers(reply) if reply != raw else "")
-
     def _compose(
         self, question: str, query: str, raw: str, hits: list[Hit], timings: Timings, options: Settings,
         gate: Verdict, signals: GenerationSignals | None,
@@ -350,59 +277,12 @@ class Assistant:
         every check's verdict, shown when no enforced check failed, else an abstention that lists which did."""
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
             return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, [gate, refused()])
-        draft = self.draft(query, raw, hits, signals, options)
+        draft = drafted(query, raw, hits, signals, options.trim_echo)
         verdicts, features = self._verifier.verify(draft, options)
         verdicts = [gate, *verdicts]
         if any(v.enforced and not v.passed for v in verdicts):
             return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, verdicts, draft, features)
         text, citations = draft.text, draft.citations
         if len(citations) == 1:
-            text, citations = self._most_relevant_citation(query, text, citations[0], hits)
+            text, citations = most_relevant_citation(query, text, citations[0], hits, self.embedder.embed)
         return Answer(question, text, citations, False, hits, timings, raw, verdicts, draft, features)
-
-    def _most_relevant_citation(
-        self, query: str, text: str, citation: Citation, hits: list[Hit]
-    ) -> tuple[str, list[Citation]]:
-        """``text`` citing, among the sentences that name its answer, the one whose embedding is closest to
-        ``query``: "Ada Brenner", asked who first led the council, cites "Brenner, who in 2001 became the first
-        woman to lead the council ..." rather than a sentence that merely names "Mayor Ada Brenner".
-
-        Only the citation moves. The checks before it read the sentence that states the answer in full: judged on
-        the sentence closest to the question, a wrong name that the documents mention often would pass them.
-        """
-        answer = strip_markers(text)
-        cited = (citation.doc, citation.start)
-        candidates = [c for c in naming_sentences(answer, query, hits) if (c.doc, c.start) != cited]
-        if not candidates:
-            return text, [citation]
-        vectors = self.embedder.embed([query, citation.quote, *(c.quote for c in candidates)])
-        cosines = vectors[1:] @ vectors[0]
-        best = int(np.argmax(cosines))
-        if best == 0:
-            return text, [citation]
-        chosen = candidates[best - 1]
-        return f"{answer} [{chosen.n}]", [chosen]
-
-
-def _start_loading(settings: Settings) -> tuple[Future[Generator], Preparation]:
-    """Load ``settings``' generator in a background thread, its progress reported in the returned record."""
-    preparation = Preparation()
-
-    def load() -> Generator:
-        try:
-            if settings.generator_url:
-                from rag.models.openai_generator import OpenAICompatibleGenerator
-
-                preparation.on_stage(f"connecting to the model server at {settings.generator_url}")
-                return OpenAICompatibleGenerator(settings.generator_url, settings.generator_api_model,
-                                                 os.environ.get("RAG_GENERATOR_API_KEY", ""),
-                                                 settings.generator_timeout_s)
-            return load_generator(settings.generator_model, settings.cache_dir, settings.quantization,
-                                  settings.prompt_cache_mb, settings.matmul_precision, on_stage=preparation.on_stage)
-        finally:
-            preparation.done = True
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-generator")
-    loading = pool.submit(load)
-    pool.shutdown(wait=False)  # returns at once; the load goes on in its thread
-    return loading, preparation

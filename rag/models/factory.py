@@ -1,14 +1,16 @@
-"""The local generator, made from a model name: resolved (joined and converted once if packaged), then loaded
-with its attention caches and precision choice kept in the cache folder."""
+"""The one place a generator is chosen: a model server's client where the settings name a URL, else the local
+generator, made from a model name: resolved (joined and converted once if packaged), then loaded with its attention
+caches and precision choice kept in the cache folder."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from rag.config import Quantization
-from rag.models.base import LOADING
+from rag.config import Quantization, Settings
+from rag.models.base import LOADING, Generator
 from rag.models.local.gguf import resolve_model_dir
 from rag.models.local.precision import Precision
 from rag.models.local.transformers_generator import TransformersGenerator
@@ -32,3 +34,18 @@ def load_generator(
         model_dir, quantization, prefix_dir=cache_dir / "prompt-caches", prefix_budget_mb=prefix_budget_mb,
         precision=precision, precision_cache=cache_dir / "precision.json",
     )
+
+
+def generator_for(settings: Settings, on_stage: Callable[[str], None] | None = None) -> Generator:
+    """The generator ``settings`` ask for: a client of the model server at ``generator_url`` (its key from
+    ``$RAG_GENERATOR_API_KEY``), else the local model ``generator_model`` (``load_generator``)."""
+    if settings.generator_url:
+        # Imported here: only this backend needs an HTTP client.
+        from rag.models.openai_generator import OpenAICompatibleGenerator
+
+        if on_stage is not None:
+            on_stage(f"connecting to the model server at {settings.generator_url}")
+        return OpenAICompatibleGenerator(settings.generator_url, settings.generator_api_model,
+                                         os.environ.get("RAG_GENERATOR_API_KEY", ""), settings.generator_timeout_s)
+    return load_generator(settings.generator_model, settings.cache_dir, settings.quantization,
+                          settings.prompt_cache_mb, settings.matmul_precision, on_stage=on_stage)

@@ -259,7 +259,7 @@ def test_the_default_model_can_verify_its_own_answers_without_a_second_copy(real
     answer = real_assistant.ask(IPCP_QUESTION, settings=settings)
     [verdict] = [v for v in answer.verdicts if v.check == "confirmed"]
     assert "confirmation_prob" in answer.features and "P(yes)" in verdict.reason
-    assert real_assistant._judges == {}  # the answering model judged: nothing else was loaded
+    assert real_assistant.models.judges == {}  # the answering model judged: nothing else was loaded
 
 
 def test_the_verified_preset_has_the_larger_model_judge_the_cited_sentence(real_assistant):
@@ -268,7 +268,7 @@ def test_the_verified_preset_has_the_larger_model_judge_the_cited_sentence(real_
     assert 0.0 <= answer.features["confirmation_prob"] <= 1.0
     # A second model is loaded to judge only where the 1.5B is not already the one answering.
     answering_large = real_assistant.settings.generator_model == "qwen2.5-coder-1.5b"
-    assert ("qwen2.5-coder-1.5b" in real_assistant._judges) is not answering_large
+    assert ("qwen2.5-coder-1.5b" in real_assistant.models.judges) is not answering_large
     [verdict] = [v for v in answer.verdicts if v.check == "answerability"]
     assert verdict.enforced and "answerability score" in verdict.reason  # the verified score, with every feature
 
@@ -280,7 +280,7 @@ def test_the_accurate_preset_answers_with_the_larger_model_which_also_judges_its
     assistant = Assistant.from_folder(REPO / "documents", tmp_path / "index", settings, embedder=real_embedder)
     answer = assistant.ask(IPCP_QUESTION)
     assert "2014" in answer.text and answer.citations
-    assert 0.0 <= answer.features["confirmation_prob"] <= 1.0 and assistant._judges == {}  # judged by itself
+    assert 0.0 <= answer.features["confirmation_prob"] <= 1.0 and assistant.models.judges == {}  # judged by itself
     [verdict] = [v for v in answer.verdicts if v.check == "answerability"]
     assert verdict.enforced and verdict.passed and "answerability score" in verdict.reason
 
