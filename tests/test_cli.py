@@ -46,3 +46,16 @@ def test_a_command_whose_optional_extra_is_missing_names_it_in_one_line(monkeypa
     assert main(["chat"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "[serve] extra" in error and "pip install 'rag-assistant[serve]'" in error
+
+
+def test_bench_outside_a_source_checkout_says_where_it_runs(monkeypatch, capsys):
+    import importlib.util
+
+    from rag.interfaces.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "rag.bench" else real(name, *args))  # as in a wheel
+    assert main(["bench", "docs"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "source checkout" in error and "make setup" in error

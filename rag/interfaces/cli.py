@@ -4,6 +4,7 @@ Options map one to one onto Settings."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import dataclasses
 import json
 import logging
@@ -551,6 +552,9 @@ def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: the benchmarks pull in test-time comparisons (plain sentence-transformers, gradio_client).
+    if importlib.util.find_spec("rag.bench") is None:
+        raise SettingsError("`rag bench` runs from a source checkout of the project (the benchmarks are not part of "
+                            "the installed package): clone it and run `make setup` there")
     if args.benchmark == "docs":
         from rag.bench.report import PAGE, benchmarks_page
 
