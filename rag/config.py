@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 Quantization = Literal["none", "int8"]
+# What runs a local model: "transformers" (the reference, every feature) or "ctranslate2" (int8 weights, faster on
+# a CPU without AMX; no quote mode), rag.models.local.ctranslate2_generator.
+Engine = Literal["transformers", "ctranslate2"]
 # How a 16-bit generator's matrices multiply (rag.models.local.precision); "auto" times both ways on the processor present.
 MatmulPrecision = Literal["auto", "float32", "bfloat16"]
 AnswerMode = Literal["free", "quote"]
@@ -169,6 +172,7 @@ class Settings:
     generator_url: str | None = setting(None, stage="models", rule=_generator_url)
     generator_api_model: str | None = setting(None, stage="models")
     generator_timeout_s: float = setting(60.0, stage="models", rule=seconds)
+    engine: Engine = setting("transformers", stage="models")
     quantization: Quantization = setting("none", stage="models")
     matmul_precision: MatmulPrecision = setting("auto", stage="models")
     # Disk kept in cache_dir for the attention caches of prompt starts (the system message; the system message and

@@ -396,7 +396,7 @@ def judged(make_assistant, monkeypatch):
 
     def make(yes: float, *replies: str):
         judge = FakeJudge(yes)
-        monkeypatch.setattr("rag.models.loading.load_generator", lambda name, *args: judge)
+        monkeypatch.setattr("rag.models.loading.load_generator", lambda name, *args, **kwargs: judge)
         assistant, _ = make_assistant(*replies)
         return assistant, judge
 

@@ -66,3 +66,22 @@ def test_only_a_plain_linear_output_layer_is_made_constrainable():
     quantized = OneHeadModel(torch.ao.nn.quantized.dynamic.Linear(4, 10))
     before = quantized.head
     assert constrainable_head(quantized) is None and quantized.head is before
+
+
+def test_the_int8_engines_signals_read_the_refusal_at_the_first_step_and_skip_end_tokens():
+    import math
+
+    import numpy as np
+
+    from rag.models.local.ctranslate2_generator import CTranslate2Generator
+
+    engine = object.__new__(CTranslate2Generator)  # only the bookkeeping: no model
+    engine._refusal_id, engine._end_ids, engine._line_break_ids = 3, [0], {1}
+    logits = np.full((3, 5), -1e9, dtype=np.float32)
+    logits[0, [2, 3]] = 0.0  # step 1: "2" or the refusal's first token, evenly
+    logits[1, 4] = 0.0  # step 2: "4" for sure
+    logits[2, 0] = 0.0  # step 3: the end
+    signals = engine._signals(logits, [2, 4, 0])
+    assert math.isclose(signals.refusal_prob, 0.5, abs_tol=1e-6) and signals.tokens == 2
+    assert math.isclose(signals.min_logprob, math.log(0.5), abs_tol=1e-6)
+    assert math.isclose(signals.mean_logprob, math.log(0.5) / 2, abs_tol=1e-6)

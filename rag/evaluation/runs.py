@@ -83,11 +83,11 @@ def model_identity(settings: Settings) -> dict:
     name = settings.generator_model
     if name is None or name in PACKAGED_MODELS:
         packaged = PACKAGED_MODELS.get(name, DEFAULT_MODEL)
-        return {"engine": "transformers", "model": packaged.name, "sha256": packaged.sha256}
+        return {"engine": settings.engine, "model": packaged.name, "sha256": packaged.sha256}
     path = Path(name).expanduser()
     if path.is_file():
-        return {"engine": "transformers", "model": path.name, "sha256": file_sha256(path)}
-    return {"engine": "transformers", "model": str(path)}
+        return {"engine": settings.engine, "model": path.name, "sha256": file_sha256(path)}
+    return {"engine": settings.engine, "model": str(path)}
 
 
 def run_identity(gold: str, question_ids: list[str], sample: dict | None, settings: Settings,

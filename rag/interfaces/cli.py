@@ -22,6 +22,7 @@ from rag.config import (
     KNOWN_CHECKS,
     AnswerMode,
     EmbeddingBackend,
+    Engine,
     Fusion,
     MatmulPrecision,
     PassageHeader,
@@ -89,6 +90,9 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
         "--fusion", choices=get_args(Fusion),
         help="rrf (default): reciprocal rank fusion; weighted: cosine and relative BM25 scores weighed together",
     )
+    parser.add_argument("--engine", choices=get_args(Engine),
+                        help="what runs a local model: transformers (every feature) or ctranslate2 (int8 weights, "
+                        "faster without AMX; no quote mode)")
     parser.add_argument("--quantization", choices=get_args(Quantization), help="dynamic int8 quantisation of the model")
     parser.add_argument(
         "--matmul-precision", dest="matmul_precision", choices=get_args(MatmulPrecision),

@@ -7,13 +7,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from rag.config import Quantization, Settings
+from rag.config import Engine, Quantization, Settings
 from rag.models.base import LOADING, Generator
 from rag.models.local.gguf import resolve_model_dir
 from rag.models.local.precision import Precision
 from rag.models.local.transformers_generator import TransformersGenerator
+
+if TYPE_CHECKING:  # the int8 engine's module needs the ctranslate2 package, imported only when chosen
+    from rag.models.local.ctranslate2_generator import CTranslate2Generator
 
 
 def load_generator(
@@ -23,11 +26,21 @@ def load_generator(
     prefix_budget_mb: int = 256,
     precision: Precision | Literal["auto"] = "auto",
     on_stage: Callable[[str], None] | None = None,
-) -> TransformersGenerator:
-    """Resolve (converting once if needed) and load the generator model; the attention caches of prompt starts and
-    the timed precision choice are kept in ``cache_dir`` too (at most ``prefix_budget_mb`` of caches; 0 keeps
-    none). ``on_stage`` hears what it is doing, for a person waiting: ``rag.models.local.gguf``'s stages, then ``LOADING``."""
+    engine: Engine = "transformers",
+) -> TransformersGenerator | CTranslate2Generator:
+    """Resolve (converting once if needed) and load the generator model with ``engine``; the attention caches of
+    prompt starts and the timed precision choice are kept in ``cache_dir`` too (at most ``prefix_budget_mb`` of
+    caches; 0 keeps none), and so is the int8 copy the ``ctranslate2`` engine runs. ``on_stage`` hears what it is
+    doing, for a person waiting: ``rag.models.local.gguf``'s stages, the int8 conversion, then ``LOADING``."""
     model_dir = resolve_model_dir(model, cache_dir, on_stage)
+    if engine == "ctranslate2":
+        # Imported here: the ctranslate2 package is needed only by this engine.
+        from rag.models.local.ctranslate2_generator import CTranslate2Generator, converted_dir
+
+        converted = converted_dir(model_dir, cache_dir, on_stage)
+        if on_stage is not None:
+            on_stage(LOADING)
+        return CTranslate2Generator(converted, model_dir)
     if on_stage is not None:
         on_stage(LOADING)
     return TransformersGenerator(
@@ -48,4 +61,5 @@ def generator_for(settings: Settings, on_stage: Callable[[str], None] | None = N
         return OpenAICompatibleGenerator(settings.generator_url, settings.generator_api_model,
                                          os.environ.get("RAG_GENERATOR_API_KEY", ""), settings.generator_timeout_s)
     return load_generator(settings.generator_model, settings.cache_dir, settings.quantization,
-                          settings.prompt_cache_mb, settings.matmul_precision, on_stage=on_stage)
+                          settings.prompt_cache_mb, settings.matmul_precision, on_stage=on_stage,
+                          engine=settings.engine)

@@ -92,7 +92,7 @@ class Models:
             if name not in self.judges:
                 # No store of prompt starts: the verifier's prompts share only their short system message.
                 self.judges[name] = load_generator(name, settings.cache_dir, settings.quantization, 0,
-                                                   settings.matmul_precision)
+                                                   settings.matmul_precision, engine=settings.engine)
             return self.judges[name]
 
 
