@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from jinja2 import TemplateError
 
 from rag.models.base import IDK, AnswerConstraint, GeneratorError
 from rag.models.local.decoding import LINE_BREAK
@@ -118,6 +119,10 @@ class CTranslate2Generator:
         with self._lock:
             tokens = self._prompt_tokens(messages)
             self.last_prompt_tokens = len(tokens)
+            # The start every prompt shares (the system message): CTranslate2 keeps the model's state after it and
+            # computes only the rest of each prompt.
+            shared = self._shared_start(starts[0], tokens) if starts else 0
+            self.reused_prompt_tokens = shared
             steps: queue.Queue[object] = queue.Queue()
             abandoned = threading.Event()  # set when the reader closes the stream before the end
             deadline = time.monotonic() + max_seconds if max_seconds else None
@@ -135,10 +140,11 @@ class CTranslate2Generator:
             def run() -> None:
                 try:
                     outcome.append(self.model.generate_batch(
-                        [tokens], max_length=max_new_tokens, sampling_topk=1, end_token=self._end_tokens,
+                        [tokens[shared:]], static_prompt=tokens[:shared] or None,
+                        max_length=max_new_tokens, sampling_topk=1, end_token=self._end_tokens,
                         include_prompt_in_result=False, return_logits_vocab=on_signals is not None,
                         callback=step)[0])
-                except BaseException as exc:  # surfaced in the reading thread below
+                except BaseException as exc:  # noqa: BLE001 - surfaced in the reading thread below
                     outcome.append(exc)
                 finally:
                     steps.put(None)
@@ -169,6 +175,20 @@ class CTranslate2Generator:
             if on_signals is not None and result is not None:
                 # One hypothesis: its logits are a matrix, a row per decoding step.
                 on_signals(self._signals(np.asarray(result.logits[0], dtype=np.float32), written))
+
+    def _shared_start(self, start: list[dict[str, str]], tokens: list[str]) -> int:
+        """How many of the prompt's ``tokens`` spell ``start`` (rendered open-ended, as the transformers engine
+        does); at least one token is left to compute."""
+        try:
+            rendered = self.tokenizer.apply_chat_template(start, tokenize=False, continue_final_message=True)
+        except (TemplateError, ValueError):  # a template that cannot render this start: nothing kept
+            return 0
+        shared = 0
+        for a, b in zip(self.tokenizer.convert_ids_to_tokens(self._token_ids(rendered)), tokens):
+            if a != b:
+                break
+            shared += 1
+        return min(shared, len(tokens) - 1)
 
     def _signals(self, logits: np.ndarray, generated: list[int]) -> GenerationSignals:
         """As the transformers engine measures them: the refusal's first token at the first step, and the
