@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from rag.config import Settings, SettingsError
+from rag.config import PRESETS, Settings, SettingsError
 from rag.evaluation.scoring import QuestionResult, decide
 from rag.types import Chunk, Citation, Draft, GenerationSignals, Hit, Verdict
 from rag.verification.answerability import PACKAGED_MODEL, AnswerabilityModel
@@ -110,6 +110,7 @@ def run_identity(gold: str, question_ids: list[str], sample: dict | None, settin
 def host() -> dict:
     """The machine a run answered on: its processor, the instruction sets that decide the model's speed, its
     cores. Every figure of a report is of this machine."""
+    # Imported here: the precision module loads torch, which a rescore does not need.
     from rag.models.local.precision import cpu_flags, cpu_model
 
     return {"processor": cpu_model(), "flags": list(cpu_flags()), "cores": os.cpu_count()}
@@ -341,8 +342,6 @@ def changed_settings(settings: Settings, with_checks: Iterable[str] = (), withou
                      preset: str | None = None, min_answerability: float | None = None) -> Settings:
     """``settings`` (a run's) with a rescore's options applied: a preset's changes, checks switched, a threshold."""
     if preset:
-        from rag.config import PRESETS
-
         changes = PRESETS[preset]
         answering = {"generator_model", "generator_url"}
         if any(name in answering and changes[name] != getattr(settings, name) for name in changes):

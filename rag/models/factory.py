@@ -14,6 +14,7 @@ from rag.models.base import LOADING, Generator
 from rag.models.local.gguf import resolve_model_dir
 from rag.models.local.precision import Precision
 from rag.models.local.transformers_generator import TransformersGenerator
+from rag.models.openai_generator import OpenAICompatibleGenerator
 
 if TYPE_CHECKING:  # the int8 engine's module needs the ctranslate2 package, imported only when chosen
     from rag.models.local.ctranslate2_generator import CTranslate2Generator
@@ -34,7 +35,7 @@ def load_generator(
     doing, for a person waiting: ``rag.models.local.gguf``'s stages, the int8 conversion, then ``LOADING``."""
     model_dir = resolve_model_dir(model, cache_dir, on_stage)
     if engine == "ctranslate2":
-        # Imported here: the ctranslate2 package is needed only by this engine.
+        # Imported here: the ctranslate2 library (native code) loads only for this engine.
         from rag.models.local.ctranslate2_generator import CTranslate2Generator, converted_dir
 
         converted = converted_dir(model_dir, cache_dir, on_stage)
@@ -53,9 +54,6 @@ def generator_for(settings: Settings, on_stage: Callable[[str], None] | None = N
     """The generator ``settings`` ask for: a client of the model server at ``generator_url`` (its key from
     ``$RAG_GENERATOR_API_KEY``), else the local model ``generator_model`` (``load_generator``)."""
     if settings.generator_url:
-        # Imported here: only this backend needs an HTTP client.
-        from rag.models.openai_generator import OpenAICompatibleGenerator
-
         if on_stage is not None:
             on_stage(f"connecting to the model server at {settings.generator_url}")
         return OpenAICompatibleGenerator(settings.generator_url, settings.generator_api_model,
