@@ -539,3 +539,12 @@ def test_closing_a_stream_stops_the_model_writing(docs_dir, tmp_path, fake_embed
     next(pieces), next(pieces)
     stream.close()  # the reader has gone (a closed page, a disconnected client)
     assert generator.closed_after == 2
+
+
+def test_the_int8_conversion_is_shown_as_a_first_use_wait():
+    from rag.models.base import CONVERTING_INT8
+    from rag.models.loading import Preparation
+
+    preparation = Preparation()
+    preparation.on_stage(CONVERTING_INT8)
+    assert preparation.first_use and "once" in preparation.stage

@@ -13,6 +13,8 @@ from typing import Protocol
 from rag.types import GenerationSignals
 
 LOADING = "loading the model into memory"
+# The int8 engine's one-time conversion (rag.models.local.ctranslate2_generator): a first-use wait, as GGUF's are.
+CONVERTING_INT8 = "converting the model to int8 once for this machine (about a minute, only the first time)"
 # How a reply that refuses begins: the prompt asks for it, and a generator's signals measure its first token.
 IDK = "I don't know"
 

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from rag.config import Settings
-from rag.models.base import Generator, Judge
+from rag.models.base import CONVERTING_INT8, Generator, Judge
 from rag.models.factory import generator_for, load_generator
 from rag.models.local.gguf import CONVERTING, DEFAULT_MODEL, JOINING, PACKAGED_MODELS
 from rag.models.model_choice import ModelChoice, with_packaged_model
@@ -27,7 +27,7 @@ class Preparation:
 
     def on_stage(self, stage: str) -> None:
         self.stage = stage
-        self.first_use = self.first_use or stage in (JOINING, CONVERTING)
+        self.first_use = self.first_use or stage in (JOINING, CONVERTING, CONVERTING_INT8)
 
     @property
     def elapsed_s(self) -> float:

@@ -5,9 +5,8 @@ reader leaves, a conversion made once, and quote mode refused by name."""
 import pytest
 
 from rag.config import Settings
-from rag.models.base import AnswerConstraint, GeneratorError
+from rag.models.base import CONVERTING_INT8, AnswerConstraint, GeneratorError
 from rag.models.factory import load_generator
-from rag.models.local.ctranslate2_generator import CONVERTING_INT8
 
 pytestmark = pytest.mark.slow
 MODEL = "qwen2.5-coder-0.5b"  # the small packaged model: the engine's behaviour, quickly

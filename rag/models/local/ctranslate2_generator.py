@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 from jinja2 import TemplateError
 
-from rag.models.base import IDK, AnswerConstraint, GeneratorError
+from rag.models.base import CONVERTING_INT8, IDK, AnswerConstraint, GeneratorError
 from rag.models.local.decoding import LINE_BREAK
 from rag.models.local.model_lock import MODEL_LOADING
 from rag.types import GenerationSignals
 
-CONVERTING_INT8 = "converting the model to int8 once for this machine (about a minute, only the first time)"
 # The folder name of a converted model beside its source in the cache (its name carries the GGUF's hash).
 SUFFIX = "-ct2-int8"
 
