@@ -320,6 +320,15 @@ def _verdicts(result: QuestionResult, settings: Settings, model: AnswerabilityMo
         except _ModelNeeded:
             continue  # the recorded verdict stands (its settings did not change: checked in ``rescore``)
         v.update(passed=fresh.passed, reason=fresh.reason)
+    # A check written after the run judges the recorded draft too, unless it needs a model.
+    recorded = {v["check"] for v in verdicts}
+    for name, check in CHECKS.items():
+        if name not in recorded and not check.needs_embedder:
+            try:
+                fresh = check(draft, context)
+            except _ModelNeeded:
+                continue
+            verdicts.append({"check": name, "passed": fresh.passed, "reason": fresh.reason})
     return _enforce(verdicts, settings)
 
 

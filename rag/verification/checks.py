@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from difflib import SequenceMatcher
 
 from rag.answering.citations import strip_markers
 from rag.types import Citation
@@ -105,3 +106,64 @@ def _singular(word: str) -> str:
     if word.endswith("s") and not word.endswith("ss"):
         return word[:-1]
     return word
+
+
+# A number as a question writes it: 2013, 1,230, 3.5 (a bare one-digit number is too common to pin anything).
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
+_QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{2,80})[\"“”«»]")
+# A capitalised word, or a run of them joined by "of", "the", "-" ("Bank of England", "Rhine-Meuse").
+_NAME = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][\w'’-]*)*")
+
+
+def pinned_terms(question: str) -> list[str]:
+    """What ``question`` pins its answer to, as written: numbers and years, quoted titles, and names (capitalised
+    words not opening the question, stop words and question words aside).
+
+    >>> pinned_terms('Who won the 2019 final at Wimbledon after "The Long Rally" aired?')
+    ['2019', 'The Long Rally', 'Wimbledon']
+    >>> pinned_terms("When was the bridge over the river built?")
+    []
+    """
+    pins: set[str] = set()
+    quoted = [m.group(1).strip() for m in _QUOTED.finditer(question)]
+    pins.update(q for q in quoted if q)
+    rest = _QUOTED.sub(" ", question)
+    pins.update(n for n in (m.group() for m in _NUMBER.finditer(rest)) if len(n.replace(",", "")) >= 2)
+    # The first word is capitalised because it opens the question; a name there ("Luther") is missed, not guessed.
+    opening = re.match(r"\s*\w+", rest)
+    body = rest[opening.end():] if opening else rest
+    for match in _NAME.finditer(body):
+        words = [w for w in re.split(r"\s+", match.group()) if w.lower() not in STOPWORDS]
+        if words:
+            pins.add(" ".join(words).rstrip("'’").removesuffix("'s").removesuffix("’s"))
+    return sorted(pins)
+
+
+def missing_pins(question: str, evidence: str) -> list[str]:
+    """The terms ``question`` pins its answer to (``pinned_terms``) that ``evidence`` does not mention: a number
+    must appear as written (thousands separators aside), a name or title by each of its content words, a word of
+    five letters or more also as a near spelling (a question's typo: "Wessel" for "Wesel").
+
+    >>> missing_pins("Who won the 2019 final at Wimbledon?", "The 2018 Wimbledon final was won by Novak.")
+    ['2019']
+    >>> missing_pins("What runs beside the Wessel-Datteln canal?", "The Wesel-Datteln Canal runs beside the Lippe.")
+    []
+    """
+    words = {w.lower() for w in _WORD.findall(evidence)}
+    numbers = {n.replace(",", "") for n in _NUMBER.findall(evidence)}
+    missing = []
+    for pin in pinned_terms(question):
+        if _NUMBER.fullmatch(pin):
+            if pin.replace(",", "") not in numbers:
+                missing.append(pin)
+        elif not all(_mentioned(word, words) for word in content_words(pin)):
+            missing.append(pin)
+    return missing
+
+
+def _mentioned(word: str, words: set[str]) -> bool:
+    if word in words:
+        return True
+    if len(word) < 5:
+        return False
+    return any(len(other) >= 4 and SequenceMatcher(None, word, other).ratio() >= 0.8 for other in words)

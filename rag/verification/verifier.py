@@ -23,7 +23,7 @@ from rag.models.base import Judge
 from rag.models.embedding import Embedder
 from rag.types import Draft, Hit, Verdict
 from rag.verification.answerability import PACKAGED_MODEL, AnswerabilityModel, measure
-from rag.verification.checks import adds_to_question, counts_what_was_asked
+from rag.verification.checks import adds_to_question, counts_what_was_asked, missing_pins
 from rag.words import content_words
 
 
@@ -82,6 +82,21 @@ def count(draft: Draft, context: CheckContext) -> Verdict:
     ):
         return Verdict("count", True, "not a count, or it counts what was asked")
     return Verdict("count", False, "the cited sentence gives the number as a count of something else")
+
+
+def pinned(draft: Draft, context: CheckContext) -> Verdict:
+    """What the question pins its answer to (its numbers and years, quoted titles, names) is in the passages the
+    answer cites, or in their documents' titles or opening lines: an answer taken from a passage about another
+    year, event or person is not an answer to this question."""
+    if not draft.citations:
+        return Verdict("pinned", True, "nothing cited to compare with the question")
+    cited = {c.chunk_id for c in draft.citations}
+    evidence = " ".join(f"{h.chunk.doc_title} {h.chunk.doc_lead} {h.chunk.text}" for h in draft.hits
+                        if h.chunk.id in cited)
+    missing = missing_pins(draft.question, evidence)
+    if missing:
+        return Verdict("pinned", False, f"the passages say nothing about {', '.join(missing)}")
+    return Verdict("pinned", True, "the passages mention what the question pins down")
 
 
 def answerability(draft: Draft, context: CheckContext) -> Verdict:
@@ -155,6 +170,7 @@ CHECKS: dict[str, Check] = {
     "adds": Check(adds),
     "citation_relevance": Check(citation_relevance, reads=("min_citation_relevance",)),
     "count": Check(count, reads=("count_min_similarity",), needs_embedder=True),
+    "pinned": Check(pinned),
     "answerability": Check(answerability, reads=("min_answerability", "answerability_model")),
     "confirmed": Check(confirmed, reads=("min_confirmation", "verifier_model")),
 }
