@@ -70,3 +70,32 @@ def test_generic_counts_similar_nouns_and_unstated_counts_pass():
     assert counts_what_was_asked("60,000", "How many people?", citing("It hit 60,000 passengers."), unrelated)
     assert counts_what_was_asked("four", "How many species?", citing("The count rose to four."), unrelated)
     assert counts_what_was_asked("Vilnius", "Where was the summit?", citing("In Vilnius 3 days."), unrelated)
+
+
+def test_what_a_question_pins_down_is_its_numbers_titles_and_names():
+    from rag.verification.checks import pinned_terms
+
+    assert pinned_terms('Which band played "Harbour Lights" at the 2021 Solvang Jazz Festival?') == [
+        "2021", "Harbour Lights", "Solvang Jazz Festival"]
+    assert pinned_terms("How tall is the tower?") == []
+    assert pinned_terms("Where did Ada Lund live in 1,200 BC?") == ["1,200", "Ada Lund", "BC"]
+
+
+def test_an_answer_citing_a_passage_about_another_year_or_name_is_withheld_with_what_is_missing():
+    from rag.types import Chunk, Draft, Hit
+    from rag.verification.verifier import CheckContext, pinned
+
+    text = "The 2018 Solvang Jazz Festival was won by the Harbour Quartet."
+    chunk = Chunk("c1", "d1", "festival.txt", "Solvang festivals", 0, 0, len(text), text)
+    cite = [Citation(1, "festival.txt", "Solvang festivals", "c1", text, 0, len(text))]
+    context = CheckContext(None, {}, lambda texts: None, None)  # type: ignore[arg-type]
+
+    def judged(question: str):
+        return pinned(Draft(question, "the Harbour Quartet [1]", cite, [Hit(chunk, 1.0, 0.5)]), context)
+
+    other_year = judged("Who won the 2019 Solvang Jazz Festival?")
+    assert not other_year.passed and other_year.reason == "the passages say nothing about 2019"
+    assert not judged("Who won the 2018 Oslo Jazz Festival?").passed
+    assert judged("Who won the 2018 Solvang Jazz Festival?").passed
+    assert judged("Who won the 2018 Solvang Jazz Festivall?").passed  # a typo is still the same name
+    assert judged("Who won the 2018 festival in Solvang?").passed  # named by the document's title counts too
