@@ -277,7 +277,7 @@ class Assistant:
         every check's verdict, shown when no enforced check failed, else an abstention that lists which did."""
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
             return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, [gate, refused()])
-        draft = drafted(query, raw, hits, signals, options.trim_echo)
+        draft = drafted(query, raw, hits, signals, options.trim_echo, asked=question)
         verdicts, features = self._verifier.verify(draft, options)
         verdicts = [gate, *verdicts]
         if any(v.enforced and not v.passed for v in verdicts):

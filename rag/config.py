@@ -32,10 +32,10 @@ KNOWN_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "count",
 # Those enforced by default: each paid on the external set's tuning half and the confirmation half agreed
 # (eval/README.md, rows 47-52). "count" paid on the tuning half only; "answerability" doubled abstain recall at a
 # cost of 0.10 F1 there, so it is the "cautious" preset's. Both still run and are recorded.
-# "pinned" (what the question pins down is in the cited passages), eval log row 67: with the 0.5B, abstain recall
-# +0.150 on the tuning half and +0.109 on the confirmation half (both outside the noise), F1 -0.023 and -0.015 (2 of
-# 50 right answers withheld on the confirmation half); with the 1.5B (samples of 50), abstain recall +0.333 and
-# +0.040, F1 unchanged.
+# "pinned" (what the question pins down is in the passages read from the cited documents), eval log row 67: with
+# the 0.5B, abstain recall +0.093 on the tuning half and +0.099 on the confirmation half (both outside the noise),
+# F1 -0.018 and -0.015 (the second within the noise); with the 1.5B (samples of 50), abstain recall +0.222 and
+# +0.040, F1 unchanged; dev unchanged.
 DEFAULT_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "pinned")
 
 

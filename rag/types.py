@@ -156,6 +156,8 @@ class Draft:
     hits: list[Hit]
     signals: GenerationSignals | None = None
     reply: str = ""  # the model's whole reply, before the part restating the question was cut off (rag.answering.echo)
+    # The question as the person wrote it, where it differs from ``question`` (a follow-up: "Who resisted it?").
+    asked: str = ""
 
 
 @dataclass(frozen=True)

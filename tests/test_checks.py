@@ -99,3 +99,20 @@ def test_an_answer_citing_a_passage_about_another_year_or_name_is_withheld_with_
     assert judged("Who won the 2018 Solvang Jazz Festival?").passed
     assert judged("Who won the 2018 Solvang Jazz Festivall?").passed  # a typo is still the same name
     assert judged("Who won the 2018 festival in Solvang?").passed  # named by the document's title counts too
+
+
+def test_a_follow_up_pins_only_what_its_own_words_name_and_another_passage_of_the_document_counts():
+    from rag.types import Chunk, Draft, Hit
+    from rag.verification.verifier import CheckContext, pinned
+
+    first = "Prime Minister Ada Lund opened the Tarvo bridge in 1998."
+    second = "Norway paid for most of it."
+    chunks = [Chunk("c1", "d1", "bridge.txt", "The bridge", 0, 0, len(first), first),
+              Chunk("c2", "d1", "bridge.txt", "The bridge", 1, len(first), len(first) + len(second), second)]
+    cite = [Citation(1, "bridge.txt", "The bridge", "c1", first, 0, len(first))]
+    hits = [Hit(c, 1.0, 0.5) for c in chunks]
+    context = CheckContext(None, {}, lambda texts: None, None)  # type: ignore[arg-type]
+    standalone = "Where is the Oslo tunnel? Who opened it?"  # the earlier turn made the follow-up standalone
+    assert pinned(Draft(standalone, "Ada Lund [1]", cite, hits, asked="Who opened it?"), context).passed
+    assert not pinned(Draft(standalone, "Ada Lund [1]", cite, hits), context).passed
+    assert pinned(Draft("Which Norway-funded bridge did Ada Lund open?", "Tarvo [1]", cite, hits), context).passed

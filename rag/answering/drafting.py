@@ -13,10 +13,11 @@ from rag.types import Citation, Draft, GenerationSignals, Hit
 
 
 def draft(query: str, raw: str, hits: list[Hit], signals: GenerationSignals | None = None,
-          trim: bool = True) -> Draft:
+          trim: bool = True, asked: str = "") -> Draft:
     """The model's ``raw`` reply to ``query`` as a cited draft: the part restating the question cut off
     (``rag.answering.echo``, where ``trim``), its ``[n]`` markers resolved, or, without any, the passage holding its
-    words cited; the answer in its cited sentence's spelling ("40%" -> "40 percent")."""
+    words cited; the answer in its cited sentence's spelling ("40%" -> "40 percent"). ``asked`` is the question as
+    the person wrote it, where ``query`` made a follow-up standalone."""
     reply = raw = raw.strip()
     if trim:
         raw = trim_echo(raw, query)
@@ -24,7 +25,8 @@ def draft(query: str, raw: str, hits: list[Hit], signals: GenerationSignals | No
     if not citations:
         text, citations = attribute_unmarked(text, hits, query)
     text = as_written(text, [citation.quote for citation in citations])
-    return Draft(query, text, citations, hits, signals, reply=strip_markers(reply) if reply != raw else "")
+    return Draft(query, text, citations, hits, signals, reply=strip_markers(reply) if reply != raw else "",
+                 asked="" if asked == query else asked)
 
 
 def most_relevant_citation(query: str, text: str, citation: Citation, hits: list[Hit],

@@ -85,15 +85,18 @@ def count(draft: Draft, context: CheckContext) -> Verdict:
 
 
 def pinned(draft: Draft, context: CheckContext) -> Verdict:
-    """What the question pins its answer to (its numbers and years, quoted titles, names) is in the passages the
-    answer cites, or in their documents' titles or opening lines: an answer taken from a passage about another
-    year, event or person is not an answer to this question."""
+    """What the question pins its answer to (its numbers and years, quoted titles, names) is in the passages read
+    from the documents the answer cites, or in their titles or opening lines: an answer taken from a passage about
+    another year, event or person is not an answer to this question. Read in the question as the person wrote it: a
+    follow-up ("Who resisted it?") pins nothing its earlier turn named."""
     if not draft.citations:
         return Verdict("pinned", True, "nothing cited to compare with the question")
-    cited = {c.chunk_id for c in draft.citations}
+    # Every passage read from a cited document: a document names what it is about once, not in each passage
+    # ("Prime Minister Kishida" in one, "Japan" in the next).
+    cited = {h.chunk.doc_id for h in draft.hits if h.chunk.id in {c.chunk_id for c in draft.citations}}
     evidence = " ".join(f"{h.chunk.doc_title} {h.chunk.doc_lead} {h.chunk.text}" for h in draft.hits
-                        if h.chunk.id in cited)
-    missing = missing_pins(draft.question, evidence)
+                        if h.chunk.doc_id in cited)
+    missing = missing_pins(draft.asked or draft.question, evidence)
     if missing:
         return Verdict("pinned", False, f"the passages say nothing about {', '.join(missing)}")
     return Verdict("pinned", True, "the passages mention what the question pins down")
