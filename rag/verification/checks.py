@@ -112,7 +112,8 @@ def _singular(word: str) -> str:
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
 _QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{2,80})[\"“”«»]")
 # A capitalised word, or a run of them joined by "of", "the", "-" ("Bank of England", "Rhine-Meuse").
-_NAME = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][\w'’-]*)*")
+# A hyphen joins only capitalised parts: "Norway-funded" pins Norway.
+_NAME = re.compile(r"\b[A-Z][\w'’]*(?:-[A-Z][\w'’]*)*(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][\w'’]*(?:-[A-Z][\w'’]*)*)*")
 
 
 def pinned_terms(question: str) -> list[str]:
