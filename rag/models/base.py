@@ -67,3 +67,16 @@ class Judge(Protocol):
         """The probability of each of ``options`` as the reply to ``messages``, read at the reply's first token
         and normalised over the options (they must begin with different tokens)."""
         ...
+
+
+def option_mass(probs: Sequence[float], options: Sequence[str], token_ids: Callable[[str], list[int]]) -> list[float]:
+    """``Judge.option_probabilities`` from the first reply token's distribution ``probs``: each option counts its
+    first token spelled as given, lower-case or capitalised, with or without a space (``token_ids`` tokenizes),
+    normalised over the options."""
+    mass = []
+    for option in options:
+        variants = {option, option.lower(), option[:1].upper() + option[1:]}
+        firsts = {ids[0] for text in variants for ids in (token_ids(text), token_ids(" " + text)) if ids}
+        mass.append(sum(float(probs[i]) for i in firsts))
+    total = sum(mass)
+    return [m / total for m in mass] if total > 0 else [1.0 / len(options)] * len(options)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import TemplateError
 
-from rag.models.base import CONVERTING_INT8, IDK, AnswerConstraint, GeneratorError
+from rag.models.base import CONVERTING_INT8, IDK, AnswerConstraint, GeneratorError, option_mass
 from rag.models.local.decoding import LINE_BREAK
 from rag.models.local.model_lock import MODEL_LOADING
 from rag.types import GenerationSignals
@@ -209,13 +209,7 @@ class CTranslate2Generator:
             result = self.model.generate_batch([self._prompt_tokens(messages)], max_length=1, sampling_topk=1,
                                                include_prompt_in_result=False, return_logits_vocab=True)[0]
         probs = np.exp(_log_softmax(np.asarray(result.logits[0], dtype=np.float32).reshape(-1)))
-        mass = [float(probs[sorted(self._first_tokens(option))].sum()) for option in options]
-        total = sum(mass)
-        return [m / total for m in mass] if total > 0 else [1.0 / len(options)] * len(options)
-
-    def _first_tokens(self, option: str) -> set[int]:
-        variants = {option, option.lower(), option[:1].upper() + option[1:]}
-        return {ids[0] for text in variants for ids in (self._token_ids(text), self._token_ids(" " + text)) if ids}
+        return option_mass(probs, options, self._token_ids)
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

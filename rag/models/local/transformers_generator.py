@@ -13,7 +13,7 @@ from jinja2 import TemplateError
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, TextIteratorStreamer
 
 from rag.config import Quantization
-from rag.models.base import IDK, AnswerConstraint, GeneratorError
+from rag.models.base import IDK, AnswerConstraint, GeneratorError, option_mass
 from rag.models.local.decoding import LINE_BREAK, SpanConstraint, StopAtLineBreak, StopWhenSet, constrainable_head
 from rag.models.local.half_weights import HALF_DTYPES, keep_matrices_in_half, run_gated_mlps_in_bfloat16
 from rag.models.local.memory_trim import return_freed_memory
@@ -247,13 +247,7 @@ class TransformersGenerator:
             with torch.inference_mode():
                 logits = self.model(**inputs, use_cache=False, logits_to_keep=1).logits[0, -1]
             probs = torch.softmax(logits.float(), dim=-1)
-            mass = [float(probs[sorted(self._first_tokens(option))].sum()) for option in options]
-        total = sum(mass)
-        return [m / total for m in mass] if total > 0 else [1.0 / len(options)] * len(options)
-
-    def _first_tokens(self, option: str) -> set[int]:
-        variants = {option, option.lower(), option[:1].upper() + option[1:]}
-        return {ids[0] for text in variants for ids in (self._token_ids(text), self._token_ids(" " + text)) if ids}
+        return option_mass(probs, options, self._token_ids)
 
     def _signals(self, scores: Sequence[torch.Tensor], generated: torch.Tensor) -> GenerationSignals:
         """The reply's token probabilities: the refusal's first token at the first step, and the log-probability
