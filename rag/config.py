@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 Quantization = Literal["none", "int8"]
 # What runs a local model: "transformers" (the reference, every feature) or "ctranslate2" (int8 weights, faster on
 # a CPU without AMX; no quote mode), rag.models.local.ctranslate2_generator.
-Engine = Literal["transformers", "ctranslate2"]
+Engine = Literal["auto", "transformers", "ctranslate2"]
 # How a 16-bit generator's matrices multiply (rag.models.local.precision); "auto" times both ways on the processor present.
 MatmulPrecision = Literal["auto", "float32", "bfloat16"]
 AnswerMode = Literal["free", "quote"]
@@ -177,7 +177,10 @@ class Settings:
     generator_url: str | None = setting(None, stage="models", rule=_generator_url)
     generator_api_model: str | None = setting(None, stage="models")
     generator_timeout_s: float = setting(60.0, stage="models", rule=seconds)
-    engine: Engine = setting("transformers", stage="models")
+    # What runs a local model. "auto": transformers, the reference engine that every feature runs on, except for
+    # the packaged 1.5B where only the int8 engine is predicted to answer within the budget on this processor
+    # (rag.models.model_choice).
+    engine: Engine = setting("auto", stage="models")
     quantization: Quantization = setting("none", stage="models")
     matmul_precision: MatmulPrecision = setting("auto", stage="models")
     # Disk kept in cache_dir for the attention caches of prompt starts (the system message; the system message and
@@ -236,6 +239,10 @@ class Settings:
     min_citation_relevance: float = setting(0.15, stage="verification", rule=cosine)
     # Two counted phrases at least this similar (cosine) name the same thing for the "count" check.
     count_min_similarity: float = setting(0.6, stage="verification", rule=cosine)
+    # The answering model's extra yes/no pass for the answerability score ("answered_prob": about half a second of
+    # the 1.5B's) runs only where the score is enforced ("answerability" in checks), unless this is on: `rag eval`
+    # turns it on, so that a rescore can enforce the score later and its features are recorded.
+    measure_all_features: bool = setting(False, stage="verification")
     # The answerability score (0..1) below which an answer is withheld; None: the threshold fitted with the model.
     min_answerability: float | None = setting(None, stage="verification", rule=probability)
     # A JSON model from `rag calibrate`; None: the one packaged for the answering model

@@ -517,6 +517,25 @@ def test_a_score_that_does_not_read_it_costs_no_extra_question(docs_dir, tmp_pat
     assert not generator.asked and "answered_prob" not in answer.features
 
 
+def test_a_score_not_enforced_costs_no_extra_question_unless_every_feature_is_wanted(
+    docs_dir, tmp_path, fake_embedder
+):
+    names = ANSWERED_FEATURES
+    model = AnswerabilityModel(names, (0.0,) * len(names), (1.0,) * len(names), (1.0,) * len(names), 0.0, 0.5)
+    (tmp_path / "answered.json").write_text(model.to_json(), encoding="utf-8")
+    recorded = SETTINGS.with_changes(answerability_model=tmp_path / "answered.json")  # recorded, not enforced
+    signals = GenerationSignals(refusal_prob=0.01, mean_logprob=-0.1, min_logprob=-0.2, tokens=3)
+    for every_feature, extra_questions in ((False, 0), (True, 1)):
+        generator = ReadingGenerator(["In the Swiss Alps [1]."], 0.9, signals)
+        assistant = Assistant.from_folder(
+            docs_dir, tmp_path / f"index-{every_feature}", embedder=fake_embedder, generator=generator,
+            settings=recorded.with_changes(measure_all_features=every_feature),
+        )
+        answer = assistant.ask("Where does the Rhine rise?")
+        assert len(generator.asked) == extra_questions
+        assert ("answered_prob" in answer.features) is every_feature
+
+
 def test_an_earlier_turn_longer_than_a_question_may_be_is_refused_by_name(docs_dir, tmp_path, fake_embedder):
     generator = FakeGenerator(["In the Swiss Alps [1]."])
     assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings=SETTINGS, generator=generator,

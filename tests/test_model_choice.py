@@ -6,15 +6,28 @@ import pytest
 
 from rag.models import model_choice
 from rag.config import Settings
-from rag.models.model_choice import LARGE, LARGE_MODEL_BUDGET_S, SMALL, choose_packaged_model, with_packaged_model
+from rag.models.model_choice import (
+    LARGE,
+    LARGE_MODEL_BUDGET_S,
+    SMALL,
+    Prediction,
+    choose_packaged_model,
+    with_packaged_model,
+)
 from rag.models.registry import PACKAGED_SCORES
 
 
 @pytest.fixture
 def machine(monkeypatch):
-    """A machine whose predicted answer time and free memory a test sets."""
-    state = {"predicted_s": 2.0, "free_gb": 16.0}
-    monkeypatch.setattr(model_choice, "predicted_large_answer_s", lambda cache_dir: state["predicted_s"])
+    """A machine whose predicted answer times (the reference engine's and the int8 engine's) and free memory a
+    test sets."""
+    state = {"predicted_s": 2.0, "int8_s": None, "free_gb": 16.0}
+
+    def predictions(cache_dir):
+        made = [Prediction("transformers", "bfloat16", state["predicted_s"])]
+        return made + ([Prediction("ctranslate2", "int8", state["int8_s"])] if state["int8_s"] else [])
+
+    monkeypatch.setattr(model_choice, "predicted_large_answers", predictions)
     monkeypatch.setattr(model_choice, "available_memory_gb", lambda: state["free_gb"])
     return state
 
@@ -28,6 +41,40 @@ def test_a_processor_predicted_over_budget_answers_with_the_smaller_model_and_sa
     machine["predicted_s"] = LARGE_MODEL_BUDGET_S + 2.5
     choice = choose_packaged_model(tmp_path)
     assert choice.model == SMALL and f"over {LARGE_MODEL_BUDGET_S} s" in choice.reason
+
+
+def test_the_larger_model_answers_on_the_int8_engine_where_that_alone_fits_the_budget(machine, tmp_path):
+    machine["predicted_s"], machine["int8_s"] = LARGE_MODEL_BUDGET_S + 2.0, LARGE_MODEL_BUDGET_S - 0.5
+    choice = choose_packaged_model(tmp_path)
+    assert (choice.model, choice.engine, choice.precision) == (LARGE, "ctranslate2", "int8")
+    assert "with the ctranslate2 engine (int8)" in choice.reason
+    settings, _ = with_packaged_model(Settings(cache_dir=tmp_path))
+    assert (settings.generator_model, settings.engine) == (LARGE, "ctranslate2")
+
+
+def test_auto_keeps_the_reference_engine_where_it_fits_the_budget_even_if_int8_is_predicted_faster(machine, tmp_path):
+    machine["predicted_s"], machine["int8_s"] = LARGE_MODEL_BUDGET_S - 0.5, LARGE_MODEL_BUDGET_S - 2.0
+    choice = choose_packaged_model(tmp_path)
+    assert (choice.model, choice.engine) == (LARGE, "transformers")
+
+
+def test_an_engine_the_user_names_is_the_one_predicted_and_used(machine, tmp_path):
+    machine["predicted_s"], machine["int8_s"] = LARGE_MODEL_BUDGET_S + 2.0, LARGE_MODEL_BUDGET_S - 0.5
+    reference = choose_packaged_model(tmp_path, "transformers")
+    assert (reference.model, reference.engine) == (SMALL, "transformers")
+    assert "with the transformers engine" in reference.reason
+    settings, _ = with_packaged_model(Settings(cache_dir=tmp_path, engine="transformers"))
+    assert settings.engine == "transformers"
+
+
+def test_auto_runs_a_named_larger_model_on_its_fastest_engine_and_any_other_model_on_the_reference(machine, tmp_path):
+    machine["predicted_s"], machine["int8_s"] = 6.0, 3.0
+    larger, _ = with_packaged_model(Settings(cache_dir=tmp_path, generator_model=LARGE))
+    assert larger.engine == "ctranslate2"
+    smaller, _ = with_packaged_model(Settings(cache_dir=tmp_path, generator_model=SMALL))
+    assert smaller.engine == "transformers"
+    quoting, _ = with_packaged_model(Settings(cache_dir=tmp_path, generator_model=LARGE, answer_mode="quote"))
+    assert quoting.engine == "transformers"  # quote mode's constrained decoding is the reference engine's alone
 
 
 def test_too_little_free_memory_answers_with_the_smaller_model(machine, tmp_path):
@@ -66,7 +113,8 @@ def test_every_packaged_score_is_shipped():
         assert Path(path).is_file(), path
 
 
-def test_the_prediction_is_timed_once_per_processor_and_remembered(tmp_path):
-    first = model_choice.predicted_large_answer_s(tmp_path)
-    assert first > 0 and (tmp_path / "precision.json").is_file()
-    assert model_choice.predicted_large_answer_s(tmp_path) == first  # read back, not timed again
+def test_the_prediction_is_timed_once_per_processor_for_each_engine_and_remembered(tmp_path):
+    first = model_choice.predicted_large_answers(tmp_path)
+    assert {p.engine for p in first} == {"transformers", "ctranslate2"} and all(p.seconds > 0 for p in first)
+    assert (tmp_path / "precision.json").is_file()
+    assert model_choice.predicted_large_answers(tmp_path) == first  # read back, not timed again

@@ -72,16 +72,22 @@ class StubAssistant:
     settings = Settings(docs_dir=Path("/srv/my docs"))
 
 
-def test_the_settings_say_which_model_writes_the_answers_and_why_where_the_processor_chose_it():
-    chosen = StubAssistant()
-    chosen.settings = Settings(generator_model="qwen2.5-coder-0.5b")
-    chosen.model_choice = ModelChoice("qwen2.5-coder-0.5b", "the larger model's answer is predicted at 9.1 s")
-    assert model_line(chosen) == ("Answers are written by `qwen2.5-coder-0.5b`: the larger model's answer is "
-                                  "predicted at 9.1 s.")
-    named = StubAssistant()
-    named.model_choice = None
-    named.settings = Settings(generator_url="http://127.0.0.1:8080/v1")
-    assert model_line(named) == "Answers are written by `http://127.0.0.1:8080/v1`."
+def test_the_settings_say_which_model_and_engine_write_the_answers_and_why_where_the_processor_chose_them():
+    small = StubAssistant()
+    small.settings = Settings(generator_model="qwen2.5-coder-0.5b", engine="transformers")
+    small.model_choice = ModelChoice("qwen2.5-coder-0.5b", "the larger model's answer is predicted at 9.1 s")
+    assert model_line(small) == ("Answers are written by `qwen2.5-coder-0.5b` on the transformers engine: the larger "
+                                 "model's answer is predicted at 9.1 s.")
+    large = StubAssistant()
+    large.settings = Settings(generator_model="qwen2.5-coder-1.5b", engine="ctranslate2")
+    large.model_choice = ModelChoice("qwen2.5-coder-1.5b", "its answer is predicted at 3.1 s", 3.1, "ctranslate2",
+                                     "int8")
+    assert model_line(large) == ("Answers are written by `qwen2.5-coder-1.5b` on the ctranslate2 engine (int8): its "
+                                 "answer is predicted at 3.1 s.")
+    served = StubAssistant()
+    served.model_choice = None
+    served.settings = Settings(generator_url="http://127.0.0.1:8080/v1")
+    assert model_line(served) == "Answers are written by the model server at `http://127.0.0.1:8080/v1`."
 
 
 def test_the_side_panel_highlights_the_cited_span_inside_its_document():

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rag.models.local.precision import int8_product_ms
+
 
 def _best_seconds(work: Callable[[], object], repeats: int) -> float:
     work()  # first call: allocation and kernel selection
@@ -42,24 +44,10 @@ def bfloat16_gflops(rows: int, inner: int, columns: int, repeats: int = 10) -> f
 
 def int8_gops(rows: int, inner: int, columns: int, repeats: int = 10) -> float:
     """The same product's rate in 8-bit integers (unsigned activations by signed weights, 32-bit sums), with
-    onnxruntime's ``MatMulInteger``: the kernel its int8-quantised models run."""
-    import onnxruntime
-    from onnx import TensorProto, helper
-
-    weights = np.random.default_rng(0).integers(-127, 128, (inner, columns), dtype=np.int8)
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["left", "right"], ["product"])],
-        "int8_product",
-        [helper.make_tensor_value_info("left", TensorProto.UINT8, [rows, inner])],
-        [helper.make_tensor_value_info("product", TensorProto.INT32, [rows, columns])],
-        [helper.make_tensor("right", TensorProto.INT8, [inner, columns], weights.tobytes(), raw=True)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feed = {"left": np.random.default_rng(1).integers(0, 256, (rows, inner), dtype=np.uint8)}
-    return 2 * rows * inner * columns / _best_seconds(lambda: session.run(None, feed), repeats) / 1e9
+    onnxruntime's ``MatMulInteger`` (``rag.models.local.precision.int8_product_ms``, which the model choice reads
+    too); 0.0 where it cannot be timed."""
+    timed = int8_product_ms(rows, inner, columns, repeats)
+    return 0.0 if timed is None else 2 * rows * inner * columns / timed[0] / 1e6
 
 
 def memory_bandwidth_gb_s(megabytes: int = 512, repeats: int = 5) -> float:

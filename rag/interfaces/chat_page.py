@@ -122,11 +122,19 @@ def render_reading(hits: list[Hit]) -> str:
 
 
 def model_line(assistant: Assistant) -> str:
-    """Which model writes the answers, and why that one where the processor decided (rag.models.model_choice)."""
-    name = assistant.settings.generator_model or assistant.settings.generator_url or "the packaged model"
-    if assistant.model_choice is not None:
-        return f"Answers are written by `{name}`: {assistant.model_choice.reason}."
-    return f"Answers are written by `{name}`."
+    """Which model writes the answers, on which engine, and why that one where the processor decided
+    (rag.models.model_choice)."""
+    settings = assistant.settings
+    if settings.generator_url:
+        return f"Answers are written by the model server at `{settings.generator_url}`."
+    name = settings.generator_model or "the packaged model"
+    runs_on = f"the {settings.engine} engine"
+    choice = assistant.model_choice
+    if choice is not None and choice.precision:
+        runs_on += f" ({choice.precision})"
+    if choice is not None:
+        return f"Answers are written by `{name}` on {runs_on}: {choice.reason}."
+    return f"Answers are written by `{name}` on {runs_on}."
 
 
 def render_preparation(preparation: Preparation) -> str:

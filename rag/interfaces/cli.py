@@ -91,8 +91,9 @@ def _add_answer_options(parser: argparse.ArgumentParser) -> None:
         help="rrf (default): reciprocal rank fusion; weighted: cosine and relative BM25 scores weighed together",
     )
     parser.add_argument("--engine", choices=get_args(Engine),
-                        help="what runs a local model: transformers (every feature) or ctranslate2 (int8 weights, "
-                        "faster without AMX; no quote mode)")
+                        help="what runs a local model: auto (default: transformers, or for the 1.5B the int8 engine "
+                        "where only it answers fast enough here), transformers (the reference; every feature) or "
+                        "ctranslate2 (int8 weights, faster without AMX; no quote mode)")
     parser.add_argument("--quantization", choices=get_args(Quantization), help="dynamic int8 quantisation of the model")
     parser.add_argument(
         "--matmul-precision", dest="matmul_precision", choices=get_args(MatmulPrecision),
@@ -321,6 +322,8 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             raise SettingsError(f"--{name} must be a positive integer")
     if args.resume and not args.out:
         raise SettingsError("--resume finishes the run in a folder: name it with --out DIR")
+    # Every feature of the answerability score recorded, enforced or not, so that a rescore can enforce it later.
+    settings = settings.with_changes(measure_all_features=True)
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as scratch:
         if args.squad:
             if not Path(args.squad).is_file():

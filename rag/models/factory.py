@@ -14,6 +14,7 @@ from rag.models.base import LOADING, Generator
 from rag.models.local.gguf import resolve_model_dir
 from rag.models.local.precision import Precision
 from rag.models.local.transformers_generator import TransformersGenerator
+from rag.models.model_choice import engine_for
 from rag.models.openai_generator import OpenAICompatibleGenerator
 
 if TYPE_CHECKING:  # the int8 engine's module needs the ctranslate2 package, imported only when chosen
@@ -27,12 +28,14 @@ def load_generator(
     prefix_budget_mb: int = 256,
     precision: Precision | Literal["auto"] = "auto",
     on_stage: Callable[[str], None] | None = None,
-    engine: Engine = "transformers",
+    engine: Engine = "auto",
 ) -> TransformersGenerator | CTranslate2Generator:
-    """Resolve (converting once if needed) and load the generator model with ``engine``; the attention caches of
+    """Resolve (converting once if needed) and load the generator model with ``engine`` (``auto``:
+    ``rag.models.model_choice.engine_for``); the attention caches of
     prompt starts and the timed precision choice are kept in ``cache_dir`` too (at most ``prefix_budget_mb`` of
     caches; 0 keeps none), and so is the int8 copy the ``ctranslate2`` engine runs. ``on_stage`` hears what it is
     doing, for a person waiting: ``rag.models.local.gguf``'s stages, the int8 conversion, then ``LOADING``."""
+    engine = engine_for(model, cache_dir, engine)  # "auto": the fastest measured engine here
     model_dir = resolve_model_dir(model, cache_dir, on_stage)
     if engine == "ctranslate2":
         # Imported here: the ctranslate2 library (native code) loads only for this engine.

@@ -6,6 +6,11 @@ On the external set the 1.5B model answers far better than the 0.5B one (Rhine c
 (AVX-512 BF16, AMX) it answers in about 2.5 s; on one without them in about 8 s, too slow for a default. Processors
 differ from one host to the next, so the choice is made by timing the larger model's largest matrix product here
 (``rag.models.local.precision``, cached per processor) and predicting its answer time from it, not by reading flags.
+
+The prediction is made for each engine the larger model's answers were measured with (``PackagedModel.engines``):
+transformers in the faster of float32 and bfloat16, and the int8 engine (CTranslate2) from the same product in
+8-bit integers. With ``engine="auto"`` (the default) it answers on the reference engine where that fits the budget,
+else on the faster one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.config import Settings
+from rag.config import Engine, Settings
 from rag.models.registry import PACKAGED_MODELS, PACKAGED_SCORES
 
 SMALL = "qwen2.5-coder-0.5b"
@@ -36,43 +41,94 @@ LARGE_MODEL_MIN_MEMORY_GB = 6.0
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """The packaged model chosen, and why, in words a person can check."""
+    """The packaged model chosen and the engine that runs it, and why, in words a person can check."""
 
     model: str
     reason: str
     predicted_s: float | None = None
+    engine: Engine = "transformers"
+    precision: str | None = None  # as predicted for the larger model; the smaller one's is timed when it loads
 
 
-def choose_packaged_model(cache_dir: Path) -> ModelChoice:
-    """The packaged model the defaults answer with here: ``LARGE`` when its packages are installed, there is
-    memory for it and its answer is predicted within ``LARGE_MODEL_BUDGET_S``; else ``SMALL``. The timing is
-    cached in ``cache_dir`` (``precision.json``) and made once per processor."""
+@dataclass(frozen=True)
+class Prediction:
+    """The larger model's predicted answer time with one engine, in the precision that engine would use."""
+
+    engine: Engine
+    precision: str
+    seconds: float
+
+    def says(self) -> str:
+        return f"predicted at {self.seconds:.1f} s on this processor with the {self.engine} engine ({self.precision})"
+
+
+def choose_packaged_model(cache_dir: Path, engine: Engine = "auto") -> ModelChoice:
+    """The packaged model the defaults answer with here, and its engine: ``LARGE`` when its packages are
+    installed, there is memory for it and its answer is predicted within ``LARGE_MODEL_BUDGET_S`` with ``engine``
+    (``auto``: the faster of the engines it was measured with); else ``SMALL``. The timing is cached in
+    ``cache_dir`` (``precision.json``) and made once per processor."""
+    fallback: Engine = "transformers" if engine == "auto" else engine
     missing = [p for p in PACKAGED_MODELS[LARGE].packages if importlib.util.find_spec(p) is None]
     if missing:
-        return ModelChoice(SMALL, f"the {LARGE} model is not installed (no {missing[0]})")
+        return ModelChoice(SMALL, f"the {LARGE} model is not installed (no {missing[0]})", engine=fallback)
     free_gb = available_memory_gb()
     if free_gb is not None and free_gb < LARGE_MODEL_MIN_MEMORY_GB:
         return ModelChoice(SMALL, f"{free_gb:.1f} GB of memory free, under the {LARGE} model's "
-                                  f"{LARGE_MODEL_MIN_MEMORY_GB:.0f} GB")
-    predicted = predicted_large_answer_s(cache_dir)
-    if predicted > LARGE_MODEL_BUDGET_S:
-        return ModelChoice(SMALL, f"the {LARGE} model's answer is predicted at {predicted:.1f} s on this processor, "
-                                  f"over {LARGE_MODEL_BUDGET_S} s", predicted)
-    return ModelChoice(LARGE, f"the {LARGE} model's answer is predicted at {predicted:.1f} s on this processor",
-                       predicted)
+                                  f"{LARGE_MODEL_MIN_MEMORY_GB:.0f} GB", engine=fallback)
+    best = fastest(predicted_large_answers(cache_dir), engine)
+    if best is None or best.seconds > LARGE_MODEL_BUDGET_S:
+        why = "could not be timed" if best is None else f"{best.says()}, over {LARGE_MODEL_BUDGET_S} s"
+        return ModelChoice(SMALL, f"the {LARGE} model's answer is {why}", None if best is None else best.seconds,
+                           engine=fallback)
+    return ModelChoice(LARGE, f"the {LARGE} model's answer is {best.says()}", best.seconds, engine=best.engine,
+                       precision=best.precision)
 
 
-def predicted_large_answer_s(cache_dir: Path) -> float:
-    """Seconds of matrix products for the larger model's answer (``rag.models.local.precision``'s prompt and decoding steps), in
-    the faster precision, from one timed product of its largest matrix's shape."""
+def fastest(predictions: list[Prediction], engine: Engine = "auto") -> Prediction | None:
+    """The engine to run the larger model on, of ``predictions``: ``engine`` where it is named; for ``auto`` the
+    reference engine (transformers) where its answer fits ``LARGE_MODEL_BUDGET_S``, else the fastest. The
+    reference is kept where it fits because the int8 engine's speed is predicted from onnxruntime's int8 product,
+    and where a processor multiplies bfloat16 fast (AMX) that says less about CTranslate2. None when there is none."""
+    usable = [p for p in predictions if engine in ("auto", p.engine)]
+    reference = [p for p in usable if p.engine == "transformers" and p.seconds <= LARGE_MODEL_BUDGET_S]
+    return reference[0] if reference else min(usable, key=lambda p: p.seconds, default=None)
+
+
+def predicted_large_answers(cache_dir: Path) -> list[Prediction]:
+    """Seconds of matrix products for the larger model's answer (``rag.models.local.precision``'s prompt and
+    decoding steps) with each engine it was measured with that is installed here, from one timed product of its
+    largest matrix's shape: transformers in the faster of its precisions, the int8 engine in int8."""
     from rag.models.local.precision import (  # torch loads here: choosing a model is the first that needs it
         DECODE_STEPS,
+        FLOAT_PRECISIONS,
         choose,
     )
 
     timing = choose(LARGE_MATRIX, cache_dir / "precision.json")  # the shape: no matrix made once it is cached
-    answer_ms = min(timing.prompt_ms[p] + DECODE_STEPS * timing.decode_ms[p] for p in timing.prompt_ms)
-    return LARGE_MATRIX_UNITS * answer_ms / 1000
+
+    def seconds(precision: str) -> float:
+        return LARGE_MATRIX_UNITS * (timing.prompt_ms[precision] + DECODE_STEPS * timing.decode_ms[precision]) / 1000
+
+    predictions = []
+    engines = PACKAGED_MODELS[LARGE].engines
+    if "transformers" in engines:
+        precision = min(FLOAT_PRECISIONS, key=seconds)
+        predictions.append(Prediction("transformers", precision, seconds(precision)))
+    if "ctranslate2" in engines and "int8" in timing.prompt_ms and importlib.util.find_spec("ctranslate2"):
+        predictions.append(Prediction("ctranslate2", "int8", seconds("int8")))
+    return predictions
+
+
+def engine_for(model: str | None, cache_dir: Path, engine: Engine) -> Engine:
+    """The engine a model named in the settings runs on: ``engine`` unless it is ``auto``; for ``auto``, the
+    packaged larger model's engine as ``fastest`` picks it, and transformers (the reference) for any other model."""
+    if engine != "auto":
+        return engine
+    if model == LARGE:
+        best = fastest(predicted_large_answers(cache_dir))
+        if best is not None:
+            return best.engine
+    return "transformers"
 
 
 def available_memory_gb() -> float | None:
@@ -87,13 +143,18 @@ def available_memory_gb() -> float | None:
 
 
 def with_packaged_model(settings: Settings) -> tuple[Settings, ModelChoice | None]:
-    """``settings`` with the generator named: unchanged where they name one or a model server writes the answers;
-    else the model ``choose_packaged_model`` picks. Either way the answerability score defaults to the one fitted on
-    that model's drafts (``rag.models.registry.PACKAGED_SCORES``)."""
+    """``settings`` with the generator and its engine named: the model unchanged where they name one or a model
+    server writes the answers, else the one ``choose_packaged_model`` picks; an ``auto`` engine resolved
+    (``engine_for``; quote mode needs transformers). The answerability score defaults to the one fitted on that
+    model's drafts (``rag.models.registry.PACKAGED_SCORES``)."""
     choice = None
+    engine = "transformers" if settings.engine == "auto" and settings.answer_mode == "quote" else settings.engine
     if settings.generator_model is None and settings.generator_url is None:
-        choice = choose_packaged_model(settings.cache_dir)
-        settings = dataclasses.replace(settings, generator_model=choice.model)
+        choice = choose_packaged_model(settings.cache_dir, engine)
+        settings = dataclasses.replace(settings, generator_model=choice.model, engine=choice.engine)
+    elif settings.generator_url is None:
+        settings = dataclasses.replace(settings, engine=engine_for(settings.generator_model, settings.cache_dir,
+                                                                   engine))
     if settings.answerability_model is None and settings.generator_model in PACKAGED_SCORES:
         settings = dataclasses.replace(settings, answerability_model=PACKAGED_SCORES[settings.generator_model])
     return settings, choice

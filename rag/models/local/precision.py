@@ -9,6 +9,9 @@ Two ways, each one copy of the weights in 16 bits:
 
 Norms, attention and the rest stay float32 either way. Processors differ from one host to the next, so the
 choice is made by timing the model's largest matrix both ways, not by reading flags, and cached per processor.
+
+The same product is also timed in 8-bit integers (``int8``: what the int8 engine, ``--engine ctranslate2``, runs),
+so that ``rag.models.model_choice`` can predict an answer's time with either engine from one cached timing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 Precision = Literal["float32", "bfloat16"]
+# The transformers engine's choices; "int8" is timed beside them for the int8 engine.
+FLOAT_PRECISIONS: tuple[Precision, ...] = ("float32", "bfloat16")
+# In the cache key: a timing made before int8 was timed (version 1) is made again.
+TIMING_VERSION = 2
 # The flags that decide how fast 16-bit and 8-bit products can be; recorded with every choice and benchmark.
 RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
                   "amx_tile", "amx_bf16", "amx_int8")
@@ -41,7 +48,8 @@ MIN_SPEEDUP = 1.15
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    """The precision chosen and the timings (milliseconds, the largest matrix) it was chosen from."""
+    """The precision chosen and the timings (milliseconds, the largest matrix) it was chosen from; the timings
+    hold "int8" too where onnxruntime could time it."""
 
     precision: Precision
     prompt_ms: dict[str, float]
@@ -102,12 +110,50 @@ def measure(weight: torch.Tensor, repeats: int = 5) -> PrecisionChoice:
             "float32": _median_ms(lambda: linear(row.half(), half).float(), repeats * 4),
             "bfloat16": _median_ms(lambda: linear(row.bfloat16(), bf16).float(), repeats * 4),
         }
-    answer = {p: prompt_ms[p] + DECODE_STEPS * decode_ms[p] for p in prompt_ms}
+    int8 = int8_product_ms(PROMPT_ROWS, weight.shape[1], weight.shape[0], repeats)
+    if int8 is not None:
+        prompt_ms["int8"], decode_ms["int8"] = int8
+    answer = {p: prompt_ms[p] + DECODE_STEPS * decode_ms[p] for p in FLOAT_PRECISIONS}
     precision: Precision = "bfloat16" if answer["float32"] >= MIN_SPEEDUP * answer["bfloat16"] else "float32"
     return PrecisionChoice(
         precision, {k: round(v, 3) for k, v in prompt_ms.items()}, {k: round(v, 3) for k, v in decode_ms.items()},
         tuple(weight.shape), cpu_flags(), torch.get_num_threads(), torch.__version__,
     )
+
+
+def int8_product_ms(rows: int, inner: int, columns: int, repeats: int = 5) -> tuple[float, float] | None:
+    """Median milliseconds of a ``rows`` x ``inner`` by ``inner`` x ``columns`` product in 8-bit integers (unsigned
+    activations by signed weights, 32-bit sums: what int8 engines run on VNNI units), and of one row by the same
+    matrix; None where onnxruntime cannot run it. onnxruntime's ``MatMulInteger`` is used because torch's CPU int8
+    product is slow for one row (8.5 ms against about 1 ms for the whole decoding step's matrix in CTranslate2)."""
+    try:
+        import onnxruntime
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    import numpy as np
+
+    weights = np.random.default_rng(0).integers(-127, 128, (inner, columns), dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["left", "right"], ["product"])],
+        "int8_product",
+        [helper.make_tensor_value_info("left", TensorProto.UINT8, ["rows", inner])],
+        [helper.make_tensor_value_info("product", TensorProto.INT32, ["rows", columns])],
+        [helper.make_tensor("right", TensorProto.INT8, [inner, columns], weights.tobytes(), raw=True)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    try:
+        session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                               providers=["CPUExecutionProvider"])
+        left = np.random.default_rng(1).integers(0, 256, (rows, inner), dtype=np.uint8)
+        prompt = _median_ms(lambda: session.run(None, {"left": left}), repeats)
+        decode = _median_ms(lambda: session.run(None, {"left": left[:1]}), repeats * 4)
+    except Exception as exc:  # noqa: BLE001 - an int8 timing that fails leaves the int8 engine unpredicted
+        log.warning("could not time int8 products: %s", exc)
+        return None
+    return prompt, decode
 
 
 def choose(weight: torch.Tensor | tuple[int, int], cache_file: Path | None = None) -> PrecisionChoice:
@@ -116,7 +162,7 @@ def choose(weight: torch.Tensor | tuple[int, int], cache_file: Path | None = Non
     ``weight`` may be just a shape: a random matrix of it is made only if it has to be timed."""
     shape = list(weight) if isinstance(weight, tuple) else list(weight.shape)
     key = hashlib.sha256(
-        json.dumps([shape, cpu_model(), cpu_flags(), torch.get_num_threads(), torch.__version__])
+        json.dumps([shape, cpu_model(), cpu_flags(), torch.get_num_threads(), torch.__version__, TIMING_VERSION])
         .encode()
     ).hexdigest()[:16]
     known: dict = {}

@@ -214,7 +214,7 @@ class TransformersGenerator:
                         )
                         if on_signals is not None:
                             signals.append(self._signals(result.scores, result.sequences[0, prompt_length:]))
-                except BaseException as exc:  # surfaced in the consuming thread below
+                except BaseException as exc:  # noqa: BLE001 - surfaced in the consuming thread below
                     failure.append(exc)
                     streamer.end()
 
