@@ -109,6 +109,7 @@ class Citation:
     start: int
     end: int
     page: int | None = None  # the page the quote begins on, for a file with pages
+    place: str | None = None  # for a spreadsheet, the row the quote begins in: "sheet Sales, row 5"
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class Answer:
             "abstained": self.abstained,
             "citations": [
                 {"n": c.n, "doc": c.doc, "chunk_id": c.chunk_id, "quote": c.quote, "start": c.start, "end": c.end,
-                 "page": c.page}
+                 "page": c.page, "place": c.place}
                 for c in self.citations
             ],
             "verdicts": [v.to_dict() for v in self.verdicts if v.enforced],

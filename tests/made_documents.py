@@ -81,3 +81,41 @@ def mixed_folder(folder: Path) -> Path:
         encoding="utf-8",
     )
     return folder
+
+
+def workbook(path: Path, sheets: dict[str, list[list[object]]], title: str = "") -> Path:
+    """An .xlsx file with a sheet per entry of ``sheets``, each a list of rows (the first its header)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    book.properties.title = title or None
+    book.save(path)
+    return path
+
+
+HARBOUR_SHEETS = {
+    "Moorings": [["Berth", "Boat", "Owner", "Annual fee"],
+                 ["B10", "Kittiwake", "Osk Lind", 980],
+                 ["B11", "Saltwind", "Ina Rask", 1240],
+                 ["B12", "Gannet", "Per Vold", 1105]],
+    "Repairs": [["Boat", "Work", "Cost"],
+                ["Gannet", "hull repair", 3800],
+                ["Kittiwake", "new mast", 2150]],
+}
+FERRY_CSV = ("Departure,From,To,Vessel\n"
+             "06:40,Kessock,Lenn,Tarvo\n"
+             "07:15,Kessock,Orla,Morven Star\n"
+             "08:05,Lenn,Kessock,Tarvo\n")
+
+
+def spreadsheet_folder(folder: Path) -> Path:
+    """A workbook of two sheets (moorings and repairs of a made-up harbour) and a ferry timetable as CSV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    workbook(folder / "harbour.xlsx", HARBOUR_SHEETS, title="Harbour accounts")
+    (folder / "ferries.csv").write_text(FERRY_CSV, encoding="utf-8")
+    return folder

@@ -38,7 +38,7 @@ def test_an_answer_comes_in_the_openai_shape_with_its_citations(serve):
     assert message["abstained"] is False
     [citation] = message["citations"]
     assert citation["doc"] == "rivers.txt" and "Swiss Alps" in citation["quote"]
-    assert set(citation) == {"n", "doc", "chunk_id", "quote", "start", "end", "page"}
+    assert set(citation) == {"n", "doc", "chunk_id", "quote", "start", "end", "page", "place"}
 
 
 def test_an_abstention_is_a_message_without_citations_that_says_which_check_withheld_it(serve):

@@ -58,12 +58,15 @@ def test_an_abstention_names_the_checks_that_withheld_the_answer_and_why():
 
 
 PAGED_TEXT = "Cover page.\n\nThe Rhine rises in the Alps.\n\nIndex."
+SHEET_TEXT = ("Sheets: Fees (Boat, Annual fee)\n\nSheet Fees, row 2: Boat: Kittiwake; Annual fee: 980\n"
+              "Sheet Fees, row 3: Boat: Saltwind <II>; Annual fee: 1240")
 
 
 class StubIndex:
     documents = {
         "a.txt": Document("d", "a.txt", "Rivers", "Intro text. The Rhine rises in the Alps. <Outro>."),
         "atlas.pdf": Document("e", "atlas.pdf", "Atlas", PAGED_TEXT, page_starts=(0, 13, 13, 43)),
+        "fees.xlsx": Document("f", "fees.xlsx", "fees", SHEET_TEXT),
     }
 
 
@@ -97,6 +100,18 @@ def test_the_side_panel_highlights_the_cited_span_inside_its_document():
     panel = render_source(StubAssistant(), Answer("q", "Alps [1]", [citation], False), 1)
     assert "Intro text. <mark id=\"cited-span\">The Rhine rises in the Alps.</mark> &lt;Outro&gt;." in panel
     assert "a.txt" in panel
+
+
+def test_a_spreadsheet_source_names_its_sheet_and_row_and_the_panel_shows_the_row_as_a_table():
+    start = SHEET_TEXT.index("Sheet Fees, row 3")
+    quote = SHEET_TEXT[start:]
+    citation = Citation(1, "fees.xlsx", "fees", "c-3", quote, start, len(SHEET_TEXT), place="sheet Fees, row 3")
+    answer = Answer("q", "1240 [1]", [citation], False)
+    assert "[1] <b>fees</b> (fees.xlsx, sheet Fees, row 3)</a>" in render_answer(answer, turn=0)
+    panel = render_source(StubAssistant(), answer, 1)
+    assert "<h3>[1] fees · sheet Fees, row 3</h3>" in panel
+    assert ('<thead><tr><th>Boat</th><th>Annual fee</th></tr></thead>'
+            '<tbody><tr><td>Saltwind &lt;II&gt;</td><td>1240</td></tr></tbody>') in panel
 
 
 def test_a_source_in_a_file_with_pages_names_its_page_and_the_panel_shows_that_page_with_a_link_to_it():

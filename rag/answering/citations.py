@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from rag.ingest.chunking import split_sentences
+from rag.ingest.spreadsheets import row_at
 from rag.types import Citation, Hit
 from rag.words import as_numerals, content_words
 
@@ -92,6 +93,7 @@ def quote_citation(n: int, hit: Hit, start: int, end: int) -> Citation:
         start=start,
         end=end,
         page=chunk.page_at(start),
+        place=row.place if (row := row_at(chunk.doc_name, chunk.text, start - chunk.start)) else None,
     )
 
 

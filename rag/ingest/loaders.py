@@ -19,14 +19,16 @@ from lxml.etree import LxmlError
 
 from rag.ingest.ocr import Ocr
 from rag.ingest.pdf import PdfUnreadable, read_pdf
-from rag.ingest.titles import choose_title
+from rag.ingest.spreadsheets import SPREADSHEET_SUFFIXES, SpreadsheetError, read_csv, read_xlsx
+from rag.ingest.titles import choose_title, from_file_name
 from rag.types import Document, SkippedFile
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", *SPREADSHEET_SUFFIXES)
 DEFAULT_MAX_FILE_MB = 50  # larger files are skipped unread: embedding 50 MB of text takes hours on a laptop CPU
-# A Word file may unpack to this many times its size limit; text-heavy .docx files compress about 3-10x.
+# A Word file or workbook may unpack to this many times its size limit; text-heavy .docx files compress about
+# 3-10x.
 DOCX_EXPANSION = 20
 
 
@@ -202,6 +204,16 @@ def load_file(path: Path, name: str, max_file_mb: int = DEFAULT_MAX_FILE_MB, ocr
     elif suffix == ".docx":
         pages, title = _docx_to_pages(path, max_expanded_mb=DOCX_EXPANSION * max_file_mb)
         paged = len(pages) > 1  # a Word file states its pages only where it records breaks
+    elif suffix in SPREADSHEET_SUFFIXES:
+        try:
+            if suffix == ".xlsx":
+                raw, title = read_xlsx(path, max_expanded_mb=DOCX_EXPANSION * max_file_mb)
+            else:
+                raw = read_csv(decode_bytes(path.read_bytes()))
+        except SpreadsheetError as exc:
+            raise UnreadableFile(str(exc)) from exc
+        title = title or from_file_name(name)  # its opening line lists columns: no title to read there
+        pages = [raw]
     else:
         raw = decode_bytes(path.read_bytes())
         if suffix in (".html", ".htm"):

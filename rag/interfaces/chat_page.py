@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from rag.answering.conversation import Turn
 from rag.assistant import Assistant, Preparation, QuestionError
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
+from rag.ingest.spreadsheets import Row, row_at
 from rag.interfaces.web import (
     MAX_UPLOAD_BYTES,
     LoginThrottle,
@@ -73,6 +74,9 @@ _CSS = """
 .rag-timings { font-size: .75em; opacity: .6; }
 #source-panel mark { background: #ffe58a; padding: 0 .1em; }
 #source-panel .rag-context { white-space: pre-wrap; line-height: 1.5; max-height: 60vh; overflow-y: auto; }
+#source-panel table.rag-row { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+#source-panel table.rag-row th, #source-panel table.rag-row td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
+#source-panel table.rag-row caption { text-align: left; font-style: italic; }
 """
 
 
@@ -94,7 +98,7 @@ def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
         items = []
         for c in answer.citations:
             quote = c.quote if len(c.quote) <= 160 else c.quote[:157] + "…"
-            where = f"{c.doc}, p. {c.page}" if c.page is not None else c.doc
+            where = f"{c.doc}, {c.place}" if c.place else f"{c.doc}, p. {c.page}" if c.page is not None else c.doc
             items.append(
                 f'<li><a href="#source-{turn}-{c.n}">[{c.n}] <b>{html.escape(c.doc_title)}</b> '
                 f"({html.escape(where)})</a>: “{html.escape(quote)}”</li>"
@@ -174,12 +178,24 @@ def render_source(assistant: Assistant, answer: Answer, n: int, source_id: str =
         opener = (f' · <a href="{html.escape(url)}" target="_blank" rel="noopener" class="rag-open-page">'
                   f"open the PDF at page {page}</a>")
     heading = f"[{n}] {citation.doc_title}" + (f" · p. {page}" if page is not None else "")
+    row = row_at(citation.doc, text, start)
+    if row is not None:
+        heading += f" · {row.place}"
     return (
         f"<h3>{html.escape(heading)}</h3>"
         f"<p><code>{html.escape(citation.doc)}</code>, {where}{opener}</p>"
+        + (render_row(row) if row is not None else "") +
         f'<div class="rag-context" data-source="{html.escape(source_id)}">{html.escape(before)}'
         f'<mark id="cited-span">{html.escape(text[start:end])}</mark>{html.escape(after)}</div>'
     )
+
+
+def render_row(row: Row) -> str:
+    """A spreadsheet's cited row as a small table: its column headers over its values."""
+    headers = "".join(f"<th>{html.escape(header)}</th>" for header, _ in row.cells)
+    values = "".join(f"<td>{html.escape(value)}</td>" for _, value in row.cells)
+    return (f'<table class="rag-row"><caption>{html.escape(row.place)}</caption>'
+            f"<thead><tr>{headers}</tr></thead><tbody><tr>{values}</tr></tbody></table>")
 
 
 def file_url(docs_dir: Path, name: str) -> str:

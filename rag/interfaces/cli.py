@@ -262,7 +262,8 @@ def format_answer(answer: Answer) -> str:
         lines.append("")
         lines.append("Sources:")
         for c in answer.citations:
-            where = f"p. {c.page}, chars {c.start}-{c.end}" if c.page is not None else f"chars {c.start}-{c.end}"
+            where = f"chars {c.start}-{c.end}"
+            where = f"{c.place}, {where}" if c.place else f"p. {c.page}, {where}" if c.page is not None else where
             lines.append(f"  [{c.n}] {c.doc} ({where}): \"{c.quote}\"")
     for verdict in answer.withheld_by:
         lines.append(f"  withheld by {verdict.check}: {verdict.reason}")
