@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _EXPORTS = {
     "Answer": "rag.types", "AnswerStream": "rag.assistant", "Assistant": "rag.assistant", "Chunk": "rag.types",
     "Citation": "rag.types", "Document": "rag.types", "Hit": "rag.types", "QuestionError": "rag.types",
-    "Settings": "rag.config", "SettingsError": "rag.config", "Timings": "rag.types",
+    "Scope": "rag.types", "Settings": "rag.config", "SettingsError": "rag.config", "Timings": "rag.types",
     "Turn": "rag.answering.conversation",
 }
 

@@ -7,6 +7,7 @@ What it leans on lives in the rooms: the models it loads (``rag.models.loading.M
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +27,7 @@ from rag.models.embedding import Embedder, load_embedder
 from rag.models.loading import Models, Preparation
 from rag.models.model_choice import ModelChoice
 from rag.stores.faiss_store import KnowledgeIndex
-from rag.types import Answer, GenerationSignals, Hit, QuestionError, Timings, Verdict
+from rag.types import Answer, GenerationSignals, Hit, QuestionError, Scope, Timings, Verdict
 from rag.verification.verifier import Verifier, refused, relevance
 from rag.words import without_controls
 
@@ -158,32 +159,39 @@ class Assistant:
         self.build_report = report
         return report
 
-    def retrieve(self, question: str, top_k: int | None = None) -> list[Hit]:
-        """The ``top_k`` best passages for ``question`` (default: as many as the generator reads), best first."""
-        retriever = HybridRetriever.from_settings(self._index, self.embedder, self.settings)
-        return retriever.search(self._check(question), top_k or self.settings.top_k)
+    def retrieve(self, question: str, top_k: int | None = None, scope: Scope | None = None) -> list[Hit]:
+        """The ``top_k`` best passages for ``question`` (default: as many as the generator reads), best first,
+        among the documents of ``scope`` (None: all)."""
+        index = self._index
+        retriever = HybridRetriever.from_settings(index, self.embedder, self.settings)
+        return retriever.search(self._check(question), top_k or self.settings.top_k, self._within(index, scope))
 
-    def ask(self, question: str, history: Sequence[Turn] = (), settings: Settings | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence[Turn] = (), settings: Settings | None = None,
+            scope: Scope | None = None) -> Answer:
         """Answer ``question`` from the documents, with citations, or abstain.
 
         ``history`` holds the conversation's earlier turns, oldest first: a follow-up such as "Who resisted it?"
         is read together with the last of them. ``settings`` overrides the assistant's retrieval and generation
-        settings for this question only (the chat page's settings section).
+        settings for this question only (the chat page's settings section). ``scope`` limits the question to some
+        documents (names, folders or globs, and a modified-date range): the passages are the best of those, and a
+        scope that matches no document raises ``QuestionError`` saying so.
         """
-        return self.stream(question, history, settings).answer
+        return self.stream(question, history, settings, scope).answer
 
     def stream(
-        self, question: str, history: Sequence[Turn] = (), settings: Settings | None = None
+        self, question: str, history: Sequence[Turn] = (), settings: Settings | None = None,
+        scope: Scope | None = None,
     ) -> AnswerStream:
         """Like ``ask``, but the answer text arrives piece by piece as the model writes it."""
         options = self._request_settings(settings)
         question = self._check(question)
+        index = self._index  # one index for the whole question, even if a refresh swaps it meanwhile
+        within = self._within(index, scope)
         history = [self._check_turn(turn, n) for n, turn in enumerate(history, start=1)]
         started = time.perf_counter()
         query = standalone_question(question, history)  # what retrieval and the answer checks read
         earlier = turn_followed(question, history)  # what the model reads the question after
-        # One index for the whole question, even if a refresh swaps it meanwhile, searched as ``options`` say.
-        hits = HybridRetriever.from_settings(self._index, self.embedder, options).search(query, options.top_k)
+        hits = HybridRetriever.from_settings(index, self.embedder, options).search(query, options.top_k, within)
         retrieved = time.perf_counter()
         gate = relevance(hits, options)
         if gate.enforced and not gate.passed:  # the model is not needed (nor loaded) to say the documents lack it
@@ -225,6 +233,26 @@ class Assistant:
     def _use_index(self, index: KnowledgeIndex) -> None:
         # One reference, replaced in one assignment: a question in flight keeps using the whole old index.
         self._index = index
+
+    def _within(self, index: KnowledgeIndex, scope: Scope | None) -> frozenset[str] | None:
+        """The ids of the documents of ``index`` that ``scope`` admits (their files' modification times read from
+        the documents folder); None for no scope. A scope admitting none is refused, naming it."""
+        if scope is None or scope.everything:
+            return None
+        admitted = frozenset(document.id for name, document in index.documents.items()
+                             if scope.admits(name, self._modified(name, scope)))
+        if not admitted:
+            raise QuestionError(f"no document is in the scope asked for ({scope.describe()}); "
+                                f"{len(index.documents)} documents are indexed")
+        return admitted
+
+    def _modified(self, name: str, scope: Scope) -> dt.datetime | None:
+        if scope.modified_after is None and scope.modified_before is None:
+            return None  # not needed: no file is read
+        try:
+            return dt.datetime.fromtimestamp((Path(self.settings.docs_dir) / name).stat().st_mtime)
+        except OSError:
+            return None
 
     def _check(self, question: str) -> str:
         # Control and format characters (NUL, escape sequences, zero-width marks) carry no meaning in a question.

@@ -6,8 +6,10 @@ answer -> Answer (with Citations).
 
 from __future__ import annotations
 
+import datetime as dt
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,74 @@ class Chunk:
     @property
     def last_page(self) -> int | None:
         return None if self.page is None else self.page + len(self.page_breaks)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The documents a question is asked of: those whose name (the path relative to the documents folder) matches
+    one of ``documents`` and whose file was last modified between ``modified_after`` and ``modified_before``
+    (inclusive; None leaves that end open). A pattern is a name, a folder ("reports" or "reports/": everything under
+    it) or a glob ("*.xlsx", "2024/*-minutes.md"); no pattern admits every name."""
+
+    documents: tuple[str, ...] = ()
+    modified_after: dt.datetime | None = None
+    modified_before: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        documents = (self.documents,) if isinstance(self.documents, str) else tuple(self.documents)
+        object.__setattr__(self, "documents", tuple(p.strip() for p in documents if p.strip()))
+        object.__setattr__(self, "modified_after", _moment(self.modified_after, dt.time.min))
+        object.__setattr__(self, "modified_before", _moment(self.modified_before, dt.time.max))
+        if self.modified_after and self.modified_before and self.modified_after > self.modified_before:
+            raise QuestionError(f"the scope's dates are the wrong way round: after {self.modified_after:%Y-%m-%d %H:%M} "
+                             f"but before {self.modified_before:%Y-%m-%d %H:%M}")
+
+    @property
+    def everything(self) -> bool:
+        return not self.documents and self.modified_after is None and self.modified_before is None
+
+    def admits(self, name: str, modified: dt.datetime | None) -> bool:
+        """Whether document ``name``, last modified at ``modified`` (None: unknown), is in the scope; a document
+        whose time is unknown is outside any date range."""
+        if self.documents and not any(_matches(name, pattern) for pattern in self.documents):
+            return False
+        if self.modified_after is None and self.modified_before is None:
+            return True
+        if modified is None:
+            return False
+        return (self.modified_after is None or modified >= self.modified_after) and (
+            self.modified_before is None or modified <= self.modified_before)
+
+    def describe(self) -> str:
+        """The scope in words: "documents matching 'reports/*', modified from 2024-01-01"."""
+        parts = []
+        if self.documents:
+            parts.append("documents matching " + " or ".join(repr(p) for p in self.documents))
+        if self.modified_after:
+            parts.append(f"modified from {self.modified_after:%Y-%m-%d %H:%M}")
+        if self.modified_before:
+            parts.append(f"modified until {self.modified_before:%Y-%m-%d %H:%M}")
+        return ", ".join(parts) or "every document"
+
+
+def _matches(name: str, pattern: str) -> bool:
+    folder = pattern.rstrip("/")
+    return fnmatchcase(name, pattern) or name.startswith(folder + "/") or fnmatchcase(name, folder + "/*")
+
+
+def _moment(value: dt.datetime | dt.date | str | None, at: dt.time) -> dt.datetime | None:
+    """``value`` as a naive local datetime: a date (or "YYYY-MM-DD") at ``at``, an ISO datetime as it is."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            text = value.strip()
+            value = dt.datetime.fromisoformat(text) if "T" in text or " " in text else dt.date.fromisoformat(text)
+        except ValueError:
+            raise QuestionError(f"{value!r} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM)") from None
+    if isinstance(value, dt.datetime):
+        return value.astimezone().replace(tzinfo=None) if value.tzinfo else value
+    return dt.datetime.combine(value, at)
 
 
 @dataclass(frozen=True)

@@ -272,3 +272,18 @@ def test_a_client_that_disconnects_stops_its_answer_being_written(docs_dir, tmp_
     assert generator.closed_after is not None and generator.closed_after < 60
     assert sent[0]["status"] == 499
 
+
+
+def test_a_request_naming_documents_is_answered_and_searched_from_them_alone(serve):
+    client, generator = serve("Paris [1].")
+    scoped = {**ASK, "documents": ["cities.md"]}
+    message = client.post("/v1/chat/completions", json=scoped).json()["choices"][0]["message"]
+    assert "Swiss Alps" not in generator.prompts[-1][-1]["content"]  # no passage of rivers.txt was read
+    assert {c["doc"] for c in message["citations"]} <= {"cities.md"}
+    results = client.post("/v1/search", json={"query": "Rhine", "k": 5, "documents": ["cities.md"]}).json()
+    assert results["results"] and {r["doc"] for r in results["results"]} == {"cities.md"}
+    nothing = client.post("/v1/search", json={"query": "Rhine", "documents": ["reports/*"]})
+    assert nothing.status_code == 400 and "no document is in the scope" in nothing.json()["error"]["message"]
+    backwards = client.post("/v1/search", json={"query": "Rhine", "where": {"modified_after": "2030-01-01",
+                                                                             "modified_before": "2020-01-01"}})
+    assert backwards.status_code == 400 and "wrong way round" in backwards.json()["error"]["message"]

@@ -62,3 +62,16 @@ def test_a_refused_question_reaches_the_client_with_its_reason(docs_dir, tmp_pat
     result = call(build_server(assistant), "ask", {"question": "why " * 1000})
     assert result.is_error and "characters long; the limit is 2000" in result.content[0].text
     assert call(build_server(assistant), "ask", {"question": "   "}).content[0].text.endswith("the question is empty")
+
+
+def test_the_tools_take_a_scope_of_documents(docs_dir, tmp_path, fake_embedder):
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", SETTINGS, embedder=fake_embedder,
+                                      generator=FakeGenerator(["Paris [1]."]))
+    server = build_server(assistant)
+    passages = structured(call(server, "search_documents", {"query": "Rhine Alps", "k": 3,
+                                                             "documents": ["cities.md"]}))
+    assert passages and {p["doc"] for p in passages} == {"cities.md"}
+    answered = structured(call(server, "ask", {"question": "Which city?", "documents": ["cities.md"]}))
+    assert {c["doc"] for c in answered["citations"]} <= {"cities.md"}
+    refused = call(server, "ask", {"question": "Which city?", "documents": ["nowhere/*"]})
+    assert refused.is_error and "no document is in the scope" in refused.content[0].text

@@ -50,12 +50,16 @@ def weighted_fusion(
 
 class SearchableIndex(Protocol):
     """What retrieval needs of a store: dense and keyword search over chunks named by keys of the store's own
-    kind (a row of the FAISS store, a primary key in Milvus), the chunk behind a key, and cosines on demand."""
+    kind (a row of the FAISS store, a primary key in Milvus), the chunk behind a key, and cosines on demand.
+    ``within`` (document ids) limits a search to those documents' chunks before they are ranked; None searches
+    all."""
 
-    def chunk_total(self) -> int: ...
+    def chunk_total(self, within: frozenset[str] | None = None) -> int: ...
     def chunk(self, key: Hashable) -> Chunk: ...
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[Hashable, float]]: ...
-    def keyword_search(self, query: str, depth: int) -> list[tuple[Hashable, float]]: ...
+    def dense_search(self, vector: np.ndarray, depth: int,
+                     within: frozenset[str] | None = None) -> list[tuple[Hashable, float]]: ...
+    def keyword_search(self, query: str, depth: int,
+                       within: frozenset[str] | None = None) -> list[tuple[Hashable, float]]: ...
     def cosines(self, keys: list[Hashable], vector: np.ndarray) -> list[float]: ...
 
 
@@ -83,16 +87,18 @@ class HybridRetriever:
         """A retriever searching as ``settings`` say (candidates, fusion and its parameters)."""
         return cls(index, embedder, settings.candidates, settings.fusion, settings.keyword_weight, settings.rrf_k)
 
-    def search(self, query: str, top_k: int) -> list[Hit]:
-        """The ``top_k`` best chunks for ``query``, best first; empty when the index is empty."""
-        n = self.index.chunk_total()
+    def search(self, query: str, top_k: int, within: frozenset[str] | None = None) -> list[Hit]:
+        """The ``top_k`` best chunks for ``query``, best first, of the documents whose ids are ``within`` (None:
+        all): both rankings are made among those documents' chunks alone, so the top is the best of the scope, not
+        what of an overall top survives a filter. Empty when there is nothing to search."""
+        n = self.index.chunk_total(within)
         if n == 0:
             return []
         depth = min(self.candidates, n)
         query_vector = self.embedder.embed([query])[0]
-        dense = self.index.dense_search(query_vector, depth)
+        dense = self.index.dense_search(query_vector, depth, within)
         dense_ranking = [key for key, _ in dense]
-        keyword_scores = self.keyword_scores(query, depth)
+        keyword_scores = self.keyword_scores(query, depth, within)
         keyword_ranking = list(keyword_scores)
 
         cosine = dict(dense)
@@ -116,6 +122,6 @@ class HybridRetriever:
             for key, score in fused
         ]
 
-    def keyword_scores(self, query: str, depth: int) -> dict[Hashable, float]:
+    def keyword_scores(self, query: str, depth: int, within: frozenset[str] | None = None) -> dict[Hashable, float]:
         """BM25 scores of up to ``depth`` chunks sharing words with ``query``, by key, best first."""
-        return dict(self.index.keyword_search(query, depth))
+        return dict(self.index.keyword_search(query, depth, within))

@@ -30,7 +30,7 @@ from rag.interfaces.web import (
     removed_dir,
 )
 from rag.models.base import GeneratorError
-from rag.types import Answer, Hit
+from rag.types import Answer, Hit, Scope
 
 QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
 CONTEXT_CHARS = 700  # document text shown on each side of a cited span
@@ -220,15 +220,17 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         waiting = gr.update(value="", interactive=False, placeholder="Wait for the answer to finish…")
         return [*chat, {"role": "user", "content": html.escape(message)}], waiting, message
 
-    def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool):
+    def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool,
+                within: list[str] | None = None):
         options = settings.with_changes(top_k=int(top_k), answer_mode=answer_mode)
+        scope = Scope(tuple(within or ()))  # names, folders or globs typed in; none: every document
         history = [Turn(a.question, a.text, a.abstained) for a in turns]
         preparation = assistant.prepare()
         while not preparation.done:  # the first question on a fresh machine waits while the model is converted
             yield [*chat, {"role": "assistant", "content": render_preparation(preparation)}], turns
             time.sleep(0.5)
         try:
-            stream = assistant.stream(message, history, options)
+            stream = assistant.stream(message, history, options, scope)
         except (QuestionError, GeneratorError) as exc:  # a question it cannot take; a model that did not load
             yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns
             return
@@ -258,7 +260,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     def add_files(files: list | None, progress=gr.Progress()):
         if not files:
-            return "Choose files first.", documents_table(assistant), gr.update(choices=_names())
+            return "Choose files first.", documents_table(assistant), gr.update(choices=_names()), gr.update()
         progress(0.1, desc="copying files")
         refused = []
         for file in files:
@@ -272,21 +274,23 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         progress(1.0, desc="done")
         lines = [f"Indexed in {time.perf_counter() - started:.1f} s: {report.summary()}"]
         lines += [f"Refused: {reason}" for reason in refused]
-        return "\n".join(lines), documents_table(assistant), gr.update(choices=_names(), value=None)
+        return ("\n".join(lines), documents_table(assistant), gr.update(choices=_names(), value=None),
+                gr.update(choices=_names()))
 
     def remove_file(name: str | None):
         if not name or name not in assistant.index.documents:
-            return "Choose a document to remove.", documents_table(assistant), gr.update(choices=_names())
+            return ("Choose a document to remove.", documents_table(assistant), gr.update(choices=_names()),
+                    gr.update())
         source = (settings.docs_dir / name).resolve()
         if settings.docs_dir.resolve() not in source.parents:
-            return "That file is outside the documents folder.", documents_table(assistant), gr.update()
+            return "That file is outside the documents folder.", documents_table(assistant), gr.update(), gr.update()
         removed.mkdir(parents=True, exist_ok=True)
         # Kept aside, not deleted: removing from the assistant should not destroy the user's only copy.
         if source.exists():
             shutil.move(source, removed / f"{time.strftime('%Y%m%d-%H%M%S')}-{source.name}")
         report = assistant.refresh()
         message = f"Removed {name} (moved to {removed}). {report.summary().splitlines()[0]}"
-        return message, documents_table(assistant), gr.update(choices=_names(), value=None)
+        return message, documents_table(assistant), gr.update(choices=_names(), value=None), gr.update(choices=_names())
 
     def _names() -> list[str]:
         return sorted(assistant.index.documents)
@@ -312,6 +316,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                      feedback_options=None, buttons=["copy"])
                 question = gr.Textbox(placeholder=QUESTION_PLACEHOLDER,
                                       show_label=False, elem_id="question", autofocus=True)
+                within = gr.Dropdown(_names(), value=[], multiselect=True, allow_custom_value=True,
+                                     label="Ask within (none chosen: every document)", elem_id="within",
+                                     info="documents, or a folder or pattern typed in: reports/, *.xlsx")
                 with gr.Row():
                     clear = gr.Button("Clear conversation", size="sm", elem_id="clear")
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
@@ -346,7 +353,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         question.submit(
             show_question, [question, chatbot], [chatbot, question, asked], queue=False, api_visibility="private"
         ).then(
-            respond, [asked, chatbot, turns, top_k, answer_mode, show_scores], [chatbot, turns],
+            respond, [asked, chatbot, turns, top_k, answer_mode, show_scores, within], [chatbot, turns],
             concurrency_limit=1, concurrency_id="generator", api_visibility="private",
         ).then(
             lambda: gr.update(interactive=True, placeholder=QUESTION_PLACEHOLDER), None, question, queue=False,
@@ -357,9 +364,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         chatbot.clear(lambda: ([], gr.update(visible=False)), None, [turns, source_panel], api_visibility="private")
         source_open.click(open_source, [source_request, turns], [source_panel, source_view], api_visibility="private")
         close_source.click(lambda: gr.update(visible=False), None, source_panel, api_visibility="private")
-        add.click(add_files, uploads, [status, documents, to_remove], concurrency_limit=1,
+        add.click(add_files, uploads, [status, documents, to_remove, within], concurrency_limit=1,
                   concurrency_id="generator", api_visibility="private").then(lambda: None, None, uploads)
-        remove.click(remove_file, to_remove, [status, documents, to_remove], concurrency_limit=1,
+        remove.click(remove_file, to_remove, [status, documents, to_remove, within], concurrency_limit=1,
                      concurrency_id="generator", api_visibility="private")
         gr.api(api_chat, api_name="chat", concurrency_limit=1, concurrency_id="generator")
         app.load(None, js=_SOURCE_CLICK_JS)

@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_options(ask)
     _add_answer_options(ask)
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--only", action="append", default=[], metavar="GLOB",
+                     help="ask only these documents: a name, a folder or a glob such as 'reports/*.pdf' (repeatable)")
+    ask.add_argument("--modified-after", metavar="DATE", help="ask only documents modified on or after DATE (YYYY-MM-DD)")
+    ask.add_argument("--modified-before", metavar="DATE", help="ask only documents modified on or before DATE")
 
     evaluate = commands.add_parser("eval", help="score the assistant against gold questions and write a report")
     evaluate.add_argument("gold", nargs="?", help="gold JSONL file (see eval/gold/dev.jsonl)")
@@ -291,12 +295,14 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag.assistant import Assistant
+    from rag.types import Scope
 
+    scope = Scope(tuple(args.only), args.modified_after, args.modified_before)
     assistant = Assistant.from_folder(settings=settings, preload_generator=True)
     if args.json:
-        print(json.dumps(assistant.ask(args.question).to_dict(), ensure_ascii=False))
+        print(json.dumps(assistant.ask(args.question, scope=scope).to_dict(), ensure_ascii=False))
         return 0
-    stream = assistant.stream(args.question)
+    stream = assistant.stream(args.question, scope=scope)
     for piece in stream:  # show progress as the model writes; the cleaned answer follows
         print(piece, end="", flush=True, file=sys.stderr)
     print(file=sys.stderr)

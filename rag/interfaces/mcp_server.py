@@ -15,6 +15,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resources import FunctionResource
 
 from rag.assistant import Assistant, QuestionError
+from rag.types import Scope
 
 SCHEME = "document:///"
 
@@ -38,10 +39,14 @@ def build_server(assistant: Assistant) -> MCPServer:
     )
 
     @server.tool()
-    def search_documents(query: str, k: int = 5) -> list[dict]:
-        """The k passages of the documents that best match the query, best first: file, character offsets, text."""
+    def search_documents(query: str, k: int = 5, documents: list[str] | None = None,
+                         modified_after: str | None = None, modified_before: str | None = None) -> list[dict]:
+        """The k passages of the documents that best match the query, best first: file, character offsets, text.
+        ``documents`` (names, folders or glob patterns such as "reports/*.pdf") and the modification dates
+        (YYYY-MM-DD) limit the search to those documents."""
         try:
-            hits = assistant.retrieve(query, max(1, min(int(k), 50)))
+            scope = Scope(tuple(documents or ()), modified_after, modified_before)
+            hits = assistant.retrieve(query, max(1, min(int(k), 50)), scope)
         except QuestionError as exc:  # the SDK's tool error: its reason reaches the client, not a stack trace
             raise ToolError(str(exc)) from exc
         return [{"doc": h.chunk.doc_name, "uri": document_uri(h.chunk.doc_name), "start": h.chunk.start,
@@ -49,11 +54,13 @@ def build_server(assistant: Assistant) -> MCPServer:
                 for h in hits]
 
     @server.tool(structured_output=True)
-    def ask(question: str) -> dict[str, Any]:
+    def ask(question: str, documents: list[str] | None = None, modified_after: str | None = None,
+            modified_before: str | None = None) -> dict[str, Any]:
         """Answer the question from the documents with numbered citations of the passages used, or abstain (then
-        ``abstained`` is true and ``verdicts`` say which check withheld the answer, and why)."""
+        ``abstained`` is true and ``verdicts`` say which check withheld the answer, and why). ``documents`` (names,
+        folders or glob patterns) and the modification dates (YYYY-MM-DD) limit it to those documents."""
         try:
-            answer = assistant.ask(question)
+            answer = assistant.ask(question, scope=Scope(tuple(documents or ()), modified_after, modified_before))
         except QuestionError as exc:
             raise ToolError(str(exc)) from exc
         payload = answer.to_dict()

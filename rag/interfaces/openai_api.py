@@ -6,6 +6,8 @@ OpenAI client, scripts), built on the one ``Assistant``.
   the final chunk) carries ``citations`` and ``verdicts``. An abstention is a normal message whose citations are
   empty and whose verdicts say which check withheld the answer.
 - ``GET /v1/models``, ``POST /v1/search``, ``GET|POST /v1/documents``; OpenAPI docs at ``/docs``.
+- A chat or search request may name ``"documents"`` (names, folders, globs) and ``"where"`` (``modified_after``,
+  ``modified_before``): it is then answered from those documents alone.
 
 A streamed answer is sent once the checks have passed it: its text is verified as a whole, and a client shows
 every piece it receives, so pieces sent earlier could show an answer the checks then withhold.
@@ -41,7 +43,7 @@ from rag.answering.refusals import is_abstention
 from rag.assistant import Assistant, QuestionError
 from rag.interfaces.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload, allowed_hosts, removed_dir
 from rag.models.base import GeneratorError
-from rag.types import Answer
+from rag.types import Answer, Scope
 
 MODEL_ID = "rag-assistant"
 QUEUE_SIZE = 16  # requests waiting for the generator beyond this get 503 with Retry-After
@@ -61,13 +63,35 @@ class Message(BaseModel):
         return self.content or ""
 
 
-class ChatRequest(BaseModel):
+class Where(BaseModel):
+    """A modification-date range (ISO dates or date-times; either end may be left open)."""
+
+    modified_after: str | None = None
+    modified_before: str | None = None
+
+
+class Scoped(BaseModel):
+    """What limits a request to some documents (``rag.types.Scope``): names, folders or glob patterns, and a
+    modification-date range. Neither: every document."""
+
+    documents: list[str] | None = None
+    where: Where | None = None
+
+    def scope(self) -> Scope | None:
+        """The scope asked for, or None; impossible dates are refused with 400 (``QuestionError``)."""
+        if not self.documents and self.where is None:
+            return None
+        where = self.where or Where()
+        return Scope(tuple(self.documents or ()), where.modified_after, where.modified_before)
+
+
+class ChatRequest(Scoped):
     model: str = MODEL_ID
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(Scoped):
     query: str
     k: int = Field(default=5, ge=1, le=50)
 
@@ -183,7 +207,7 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
         question, history = conversation(request.messages)
         with gate.place(gone):
             try:
-                stream = assistant.stream(question, history)
+                stream = assistant.stream(question, history, scope=request.scope())
                 for _ in stream:
                     if gone.is_set():
                         stream.close()  # the model stops at its next token
@@ -223,7 +247,7 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
     @app.post("/v1/search")
     def search(request: SearchRequest):
         try:
-            hits = assistant.retrieve(request.query, request.k)
+            hits = assistant.retrieve(request.query, request.k, request.scope())
         except QuestionError as exc:
             raise HTTPException(400, str(exc)) from exc
         return {"results": [{"doc": h.chunk.doc_name, "chunk_id": h.chunk.id, "text": h.chunk.text,

@@ -112,24 +112,60 @@ class KnowledgeIndex:
 
     # What retrieval asks of a store (rag.answering.retrieval.SearchableIndex); here a chunk's key is its row.
 
-    def chunk_total(self) -> int:
-        return len(self.chunks)
+    def chunk_total(self, within: frozenset[str] | None = None) -> int:
+        return len(self.chunks) if within is None else len(self._rows_within(within))
 
     def chunk(self, key: int) -> Chunk:
         return self.chunks[key]
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
-        """The ``depth`` rows nearest ``vector`` (one normalised embedding) with their cosines, nearest first."""
-        similarities, rows = self.dense.search(vector.reshape(1, -1), depth)
+    def dense_search(self, vector: np.ndarray, depth: int,
+                     within: frozenset[str] | None = None) -> list[tuple[int, float]]:
+        """The ``depth`` rows nearest ``vector`` (one normalised embedding) with their cosines, nearest first; only
+        rows of documents whose ids are ``within``, where given."""
+        query = vector.reshape(1, -1)
+        if within is None:
+            similarities, rows = self.dense.search(query, depth)
+        else:
+            allowed = self._rows_within(within)
+            if not len(allowed):
+                return []
+            if not isinstance(self.dense, faiss.IndexFlat) and len(allowed) <= EXACT_SCOPE_ROWS:
+                # An inverted file searches a few cells: a small scope may have no rows there. Exact instead.
+                cosines = np.asarray(self.cosines(allowed.tolist(), vector))
+                best = np.argsort(-cosines, kind="stable")[:depth]
+                return [(int(allowed[i]), float(cosines[i])) for i in best]
+            selector = faiss.IDSelectorBatch(allowed)
+            params = (faiss.SearchParameters(sel=selector) if isinstance(self.dense, faiss.IndexFlat)
+                      else faiss.SearchParametersIVF(sel=selector, nprobe=faiss.extract_index_ivf(self.dense).nprobe))
+            similarities, rows = self.dense.search(query, depth, params=params)
         return [(int(r), float(s)) for r, s in zip(rows[0], similarities[0]) if r >= 0]
 
-    def keyword_search(self, query: str, depth: int) -> list[tuple[int, float]]:
-        """BM25 scores of up to ``depth`` rows sharing words with ``query``, best first."""
+    def keyword_search(self, query: str, depth: int,
+                       within: frozenset[str] | None = None) -> list[tuple[int, float]]:
+        """BM25 scores of up to ``depth`` rows sharing words with ``query``, best first; only rows of documents
+        whose ids are ``within``, where given."""
         tokens = keyword_tokens([query])
         if self.keyword is None or not tokens[0]:
             return []
-        rows, scores = self.keyword.retrieve(tokens, k=min(depth, len(self.chunks)), show_progress=False)
+        mask = None
+        if within is not None:
+            mask = np.zeros(len(self.chunks), dtype=np.float32)
+            mask[self._rows_within(within)] = 1.0
+        rows, scores = self.keyword.retrieve(tokens, k=min(depth, len(self.chunks)), show_progress=False,
+                                             weight_mask=mask)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def _rows_within(self, within: frozenset[str]) -> np.ndarray:
+        """The rows of the documents whose ids are ``within``, in order."""
+        rows = [row for doc_id in within for row in self._rows_by_id.get(doc_id, ())]
+        return np.asarray(sorted(rows), dtype=np.int64)
+
+    @cached_property
+    def _rows_by_id(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for row, chunk in enumerate(self.chunks):
+            rows.setdefault(chunk.doc_id, []).append(row)
+        return rows
 
     def cosines(self, keys: list[int], vector: np.ndarray) -> list[float]:
         """Cosines of ``vector`` with the chunks of ``keys``."""
@@ -142,6 +178,11 @@ class KnowledgeIndex:
         if not self.chunks:
             return np.zeros((0, self.settings.dimensions), dtype=np.float32)
         return self.dense.reconstruct_n(0, self.dense.ntotal)
+
+
+# A scope of at most this many rows is searched exactly, its vectors read back, rather than in an inverted file's
+# cells (which may hold none of them); reading 20,000 vectors back takes about 20 ms.
+EXACT_SCOPE_ROWS = 20_000
 
 
 def dense_index(vectors: np.ndarray, exact_search_limit: int) -> faiss.Index:

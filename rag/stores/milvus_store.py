@@ -236,9 +236,14 @@ class MilvusIndex:
 
     # ------------------------------------------------------------------ what retrieval asks
 
-    def chunk_total(self) -> int:
+    def chunk_total(self, within: frozenset[str] | None = None) -> int:
         self.reload()
-        return sum(self._counts.values())
+        if within is None:
+            return sum(self._counts.values())
+        # The same text under two names is stored once: each content counted once.
+        counted = {self.documents[name].id: count for name, count in self._counts.items()
+                   if name in self.documents and self.documents[name].id in within}
+        return sum(counted.values())
 
     def chunk(self, key: str) -> Chunk:
         return self._chunks[key]
@@ -254,17 +259,20 @@ class MilvusIndex:
 
     _FIELDS = ["doc_id", "position", "start", "end", "text"]
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[str, float]]:
+    def dense_search(self, vector: np.ndarray, depth: int,
+                     within: frozenset[str] | None = None) -> list[tuple[str, float]]:
         results = self.client.search(self._name(CHUNKS), data=[vector.astype(np.float32).tolist()],
                                      anns_field="vector", limit=depth, output_fields=self._FIELDS,
-                                     search_params={"metric_type": "IP"})
+                                     search_params={"metric_type": "IP"}, **_filter(within))
         return [(hit["id"], float(hit["distance"])) for hit in results[0] if self._remember(hit["entity"], hit["id"])]
 
-    def keyword_search(self, query: str, depth: int) -> list[tuple[str, float]]:
+    def keyword_search(self, query: str, depth: int,
+                       within: frozenset[str] | None = None) -> list[tuple[str, float]]:
         if not query.strip():
             return []
         results = self.client.search(self._name(CHUNKS), data=[query], anns_field="sparse", limit=depth,
-                                     output_fields=self._FIELDS, search_params={"metric_type": "BM25"})
+                                     output_fields=self._FIELDS, search_params={"metric_type": "BM25"},
+                                     **_filter(within))
         # Milvus Lite reports a BM25 score negated (a distance); a Milvus server, as it is.
         return [(hit["id"], abs(float(hit["distance"]))) for hit in results[0]
                 if hit["distance"] != 0 and self._remember(hit["entity"], hit["id"])]
@@ -275,6 +283,12 @@ class MilvusIndex:
         rows = {row["id"]: row["vector"] for row in self.client.get(self._name(CHUNKS), ids=keys,
                                                                      output_fields=["vector"])}
         return [float(np.asarray(rows[key], dtype=np.float32) @ vector) for key in keys]
+
+
+def _filter(within: frozenset[str] | None) -> dict:
+    """The search argument that keeps only chunks of the documents whose ids are ``within`` (Milvus filters before
+    it ranks); none for None."""
+    return {} if within is None else {"filter": f"doc_id in {_quoted(sorted(within))}"}
 
 
 def _text_parts(text: str) -> int:

@@ -286,6 +286,22 @@ def test_a_removed_document_leaves_the_list_and_is_no_longer_cited(page, server)
     assert "selene_greenhouse.txt" not in last_answer(page)
 
 
+def test_a_question_asked_within_chosen_documents_cites_only_them(page, server):
+    url, root = server
+    page.click("#within input")
+    page.click("li[role=option]:has-text('000_210d74e5e6875247.txt')")
+    page.keyboard.press("Escape")
+    try:
+        ask(page, "Which French president resisted the plan for a NATO office in Tokyo?")  # said only in 002_…
+        answer = last_answer(page)
+        page.screenshot(path=root / "07b-asked-within.png")
+        assert "002_039194b7b7e47dc6.txt" not in answer
+        assert "000_210d74e5e6875247.txt" in answer or "I don't know" in answer, answer
+    finally:
+        page.goto(url)  # a fresh page: no document chosen for the tests after this one
+        page.wait_for_selector("#question textarea")
+
+
 def test_nothing_is_fetched_from_beyond_the_machine(page):
     foreign = [url for url in page.requests if not url.startswith(("http://127.0.0.1", "data:", "blob:"))]
     assert foreign == []
