@@ -256,12 +256,21 @@ class Settings:
 
     # serving: every question, and every earlier turn of a conversation, at most this long.
     max_question_chars: int = setting(2000, stage="serving", rule=positive)
+    # Where the answers given and the feedback on them are kept (records.sqlite, rag.records); None: the index
+    # folder.
+    data_dir: Path | None = setting(None, stage="serving")
+
+    @property
+    def records_path(self) -> Path:
+        """The SQLite file of answers and feedback."""
+        return Path(self.data_dir or self.index_dir) / "records.sqlite"
 
     def __post_init__(self) -> None:
         for name in ("docs_dir", "index_dir", "cache_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
-        if self.answerability_model is not None:
-            object.__setattr__(self, "answerability_model", Path(self.answerability_model).expanduser())
+        for name in ("answerability_model", "data_dir"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
         if isinstance(self.checks, str) or not all(isinstance(name, str) for name in self.checks):
             raise SettingsError(f"checks must be a sequence of check names, got {self.checks!r}")
         object.__setattr__(self, "checks", tuple(self.checks))

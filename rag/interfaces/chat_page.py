@@ -4,11 +4,15 @@ documents panel to add and remove files; settings; safe serving defaults (loopba
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import logging
 import os
 import re
 import shutil
+import sqlite3
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -30,7 +34,10 @@ from rag.interfaces.web import (
     removed_dir,
 )
 from rag.models.base import GeneratorError
+from rag.records.store import Records
 from rag.types import Answer, Hit, Scope
+
+log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 16  # questions waiting beyond this are refused with a message instead of piling up
 CONTEXT_CHARS = 700  # document text shown on each side of a cited span
@@ -213,6 +220,7 @@ def documents_table(assistant: Assistant) -> list[list[object]]:
 def build_app(assistant: Assistant) -> gr.Blocks:
     settings = assistant.settings
     removed = removed_dir(settings)
+    records = Records(settings.records_path)  # each answer kept, so that feedback on it can name it
 
     def show_question(message: str, chat: list):
         # Shown at once, outside the queue, so a waiting person sees their question above the queue position. The
@@ -221,26 +229,26 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         return [*chat, {"role": "user", "content": html.escape(message)}], waiting, message
 
     def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool,
-                within: list[str] | None = None):
+                within: list[str] | None, ids: dict, request: gr.Request):
         options = settings.with_changes(top_k=int(top_k), answer_mode=answer_mode)
         scope = Scope(tuple(within or ()))  # names, folders or globs typed in; none: every document
         history = [Turn(a.question, a.text, a.abstained) for a in turns]
         preparation = assistant.prepare()
         while not preparation.done:  # the first question on a fresh machine waits while the model is converted
-            yield [*chat, {"role": "assistant", "content": render_preparation(preparation)}], turns
+            yield [*chat, {"role": "assistant", "content": render_preparation(preparation)}], turns, ids
             time.sleep(0.5)
         try:
             stream = assistant.stream(message, history, options, scope)
         except (QuestionError, GeneratorError) as exc:  # a question it cannot take; a model that did not load
-            yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns
+            yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns, ids
             return
         if stream.hits:
-            yield [*chat, {"role": "assistant", "content": render_reading(stream.hits)}], turns
+            yield [*chat, {"role": "assistant", "content": render_reading(stream.hits)}], turns, ids
         text = ""
         try:
             for piece in stream:
                 text += piece
-                yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns
+                yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns, ids
         finally:
             # Gradio closes this generator when the page is closed or the answer stopped: the model stops too
             # (at its next token) instead of finishing a reply nobody reads while the next person waits.
@@ -248,7 +256,32 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         answer = stream.answer
         turns = [*turns, answer]
         rendered = render_answer(answer, len(turns) - 1, show_scores)
-        yield [*chat, {"role": "assistant", "content": rendered}], turns
+        answer_id = f"page-{uuid.uuid4().hex}"
+        try:
+            records.remember(answer_id, answer, f"{settings.generator_model} ({settings.engine})",
+                             dataclasses.asdict(options), request.username if request else None)
+            ids = {**ids, len(chat): answer_id}  # the answer's place in the conversation: what feedback names
+        except sqlite3.Error as exc:  # the answer is shown all the same; only feedback on it is lost
+            log.warning("could not keep answer %s for feedback: %s", answer_id, exc)
+        yield [*chat, {"role": "assistant", "content": rendered}], turns, ids
+
+    def rate(data: gr.LikeData, ids: dict, request: gr.Request):
+        """A thumbs up or down on an answer of the conversation."""
+        at = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        if at not in ids or data.liked not in (True, False):
+            return "Feedback is kept for answers only."
+        records.add_feedback(ids[at], "up" if data.liked else "down", owner=request.username if request else None)
+        return "Thanks: kept. A correction below makes it a test question."
+
+    def correct(correction: str, unanswerable: bool, ids: dict, request: gr.Request):
+        """The right answer to the last question, or that the documents do not say it."""
+        if not ids:
+            return "Ask something first.", gr.update(), gr.update()
+        if not correction.strip() and not unanswerable:
+            return "Write the right answer, or tick that the documents don't say.", gr.update(), gr.update()
+        records.add_feedback(ids[max(ids)], "down", correction, unanswerable,
+                             owner=request.username if request else None)
+        return "Thanks: kept as a test question (rag feedback export).", "", False
 
     def open_source(request: str, turns: list):
         match = re.fullmatch(r"source-(\d+)-(\d+)", request or "")
@@ -305,6 +338,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     with gr.Blocks(title="Ask your documents") as app:
         turns = gr.State([])
+        answer_ids = gr.State({})  # the place of each answer in the conversation -> its id in the records
         asked = gr.State("")  # the question being answered, once it has left the question box
         gr.Markdown(
             f"## Ask your documents\nAnswers come only from the documents in `{settings.docs_dir}`; each cites its "
@@ -313,7 +347,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Conversation", height=520, sanitize_html=True, elem_id="chat",
-                                     feedback_options=None, buttons=["copy"])
+                                     buttons=["copy"])
                 question = gr.Textbox(placeholder=QUESTION_PLACEHOLDER,
                                       show_label=False, elem_id="question", autofocus=True)
                 within = gr.Dropdown(_names(), value=[], multiselect=True, allow_custom_value=True,
@@ -321,6 +355,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                      info="documents, or a folder or pattern typed in: reports/, *.xlsx")
                 with gr.Row():
                     clear = gr.Button("Clear conversation", size="sm", elem_id="clear")
+                with gr.Accordion("Correct the last answer", open=False, elem_id="feedback"):
+                    correction = gr.Textbox(label="The right answer", elem_id="correction",
+                                            placeholder="as the documents give it")
+                    unanswerable = gr.Checkbox(label="The documents don't say", elem_id="not-in-documents")
+                    send_correction = gr.Button("Send", size="sm", elem_id="send-correction")
+                feedback_status = gr.Markdown(elem_id="feedback-status")
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     top_k = gr.Slider(1, min(8, settings.candidates), value=settings.top_k, step=1,
                                       label="Passages given to the model", elem_id="passages")
@@ -353,15 +393,20 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         question.submit(
             show_question, [question, chatbot], [chatbot, question, asked], queue=False, api_visibility="private"
         ).then(
-            respond, [asked, chatbot, turns, top_k, answer_mode, show_scores, within], [chatbot, turns],
+            respond, [asked, chatbot, turns, top_k, answer_mode, show_scores, within, answer_ids],
+            [chatbot, turns, answer_ids],
             concurrency_limit=1, concurrency_id="generator", api_visibility="private",
         ).then(
             lambda: gr.update(interactive=True, placeholder=QUESTION_PLACEHOLDER), None, question, queue=False,
             api_visibility="private",
         )
-        clear.click(lambda: ([], [], gr.update(visible=False)), None, [chatbot, turns, source_panel],
+        clear.click(lambda: ([], [], {}, gr.update(visible=False)), None, [chatbot, turns, answer_ids, source_panel],
                     api_visibility="private")
-        chatbot.clear(lambda: ([], gr.update(visible=False)), None, [turns, source_panel], api_visibility="private")
+        chatbot.clear(lambda: ([], {}, gr.update(visible=False)), None, [turns, answer_ids, source_panel],
+                      api_visibility="private")
+        chatbot.like(rate, answer_ids, feedback_status, api_visibility="private")
+        send_correction.click(correct, [correction, unanswerable, answer_ids],
+                              [feedback_status, correction, unanswerable], api_visibility="private")
         source_open.click(open_source, [source_request, turns], [source_panel, source_view], api_visibility="private")
         close_source.click(lambda: gr.update(visible=False), None, source_panel, api_visibility="private")
         add.click(add_files, uploads, [status, documents, to_remove, within], concurrency_limit=1,

@@ -46,6 +46,8 @@ DEFAULT_SQUAD_FILE = os.environ.get("RAG_SQUAD_FILE", "../shared/external/squad2
 def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docs", dest="docs_dir", help="documents folder (default: documents)")
     parser.add_argument("--index", dest="index_dir", help="index folder (default: index)")
+    parser.add_argument("--data-dir", dest="data_dir",
+                        help="where answers and feedback are kept (records.sqlite; default: the index folder)")
     parser.add_argument("--max-file-mb", dest="max_file_mb", type=int,
                         help="skip documents larger than this many MB (default: 50)")
     parser.add_argument("--embedding-backend", dest="embedding_backend", choices=get_args(EmbeddingBackend),
@@ -228,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_options(mcp)
     _add_answer_options(mcp)
     _add_watch_option(mcp)
+    feedback = commands.add_parser("feedback", help="list the feedback given on answers, or export it as gold "
+                                   "questions that rag eval reads")
+    feedback.add_argument("action", choices=["list", "export"])
+    _add_corpus_options(feedback)
+    feedback.add_argument("--out", type=Path, help="export: the gold JSONL file to write")
     bench = commands.add_parser("bench", help="measure speed and memory against the plain way (prints a table, "
                                 "writes JSON)")
     bench.add_argument("benchmark", choices=["retrieval", "ingestion", "cold-start", "latency", "memory", "load",
@@ -307,6 +314,32 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(piece, end="", flush=True, file=sys.stderr)
     print(file=sys.stderr)
     print(format_answer(stream.answer))
+    return 0
+
+
+def run_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    """``rag feedback list``: every feedback, one line each; ``export --out FILE``: the gold questions it makes."""
+    from rag.records.store import Records
+
+    if not settings.records_path.is_file():
+        raise SettingsError(f"no answers or feedback are kept in {settings.records_path.parent} yet "
+                            "(they are kept by rag chat and rag serve; --data-dir names another folder)")
+    records = Records(settings.records_path)
+    if args.action == "list":
+        for f in records.feedback():
+            said = "; the documents don't say" if f.unanswerable else f"; correction: {f.correction}" if f.correction else ""
+            when = datetime.fromtimestamp(f.created).strftime("%Y-%m-%d %H:%M")
+            print(f"{f.id}\t{when}\t{f.rating}\t{f.question!r} -> {f.answer!r}{said}")
+        return 0
+    if args.out is None:
+        raise SettingsError("rag feedback export needs --out FILE.jsonl")
+    items, left_out = records.gold_items()
+    scratch = args.out.with_name(f".{args.out.name}.tmp")
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+    os.replace(scratch, args.out)  # written whole or not at all
+    print(f"{len(items)} gold questions written to {args.out}"
+          + (f"; {left_out} thumbs down without a correction make none" if left_out else ""))
     return 0
 
 
@@ -626,7 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     handlers = {
         "index": run_index, "ask": run_ask, "eval": run_eval, "calibrate": run_calibrate, "chat": run_chat,
-        "serve": run_serve, "mcp": run_mcp, "bench": run_bench,
+        "serve": run_serve, "mcp": run_mcp, "bench": run_bench, "feedback": run_feedback,
     }
     try:
         return handlers[args.command](args, settings_from(args))

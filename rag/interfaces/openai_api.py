@@ -18,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import json
+import logging
 import secrets
+import sqlite3
 import tempfile
 import threading
 import time
@@ -36,14 +39,18 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as ASGIScope
 
 from rag.answering.conversation import Turn
 from rag.answering.refusals import is_abstention
 from rag.assistant import Assistant, QuestionError
 from rag.interfaces.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload, allowed_hosts, removed_dir
 from rag.models.base import GeneratorError
+from rag.records.store import Records, UnknownAnswer
 from rag.types import Answer, Scope
+
+log = logging.getLogger(__name__)
 
 MODEL_ID = "rag-assistant"
 QUEUE_SIZE = 16  # requests waiting for the generator beyond this get 503 with Retry-After
@@ -94,6 +101,16 @@ class ChatRequest(Scoped):
 class SearchRequest(Scoped):
     query: str
     k: int = Field(default=5, ge=1, le=50)
+
+
+class FeedbackRequest(BaseModel):
+    """A person's word on an answer: its chat completion's ``id``, thumbs up or down, and optionally the right
+    answer or that the documents do not say."""
+
+    completion_id: str
+    rating: Literal["up", "down"]
+    correction: str | None = Field(default=None, max_length=2000)
+    unanswerable: bool = False
 
 
 class ClientGone(Exception):
@@ -181,6 +198,8 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
     ``/health`` needs the login (the API's own pages ``/docs``, ``/redoc`` and ``/openapi.json`` too), as HTTP
     Basic or as an OpenAI API key ``USER:PASS``."""
     gate = Gate(queue_size)
+    records = Records(assistant.settings.records_path)
+    owner = auth[0] if auth else None
     app = FastAPI(
         title="rag-assistant", summary="Cited answers from your documents, in the OpenAI schema",
         middleware=[Middleware(SameOriginOnly, hosts=allowed_hosts(host)),
@@ -235,10 +254,28 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
             answer = await answered(request, http)
         except ClientGone:  # nobody is left to read a response; 499 as nginx logs it
             return Response(status_code=499)
+        # Kept so that feedback can name it by its id; the answer is served even if the records cannot be written.
+        try:
+            await anyio.to_thread.run_sync(lambda: records.remember(
+                completion_id, answer, _model_of(assistant), _settings_of(assistant), owner))
+        except sqlite3.Error as exc:
+            log.warning("could not keep answer %s for feedback: %s", completion_id, exc)
         if not request.stream:
             return {"id": completion_id, "object": "chat.completion", "created": started, "model": MODEL_ID,
                     "choices": [{"index": 0, "message": message_of(answer), "finish_reason": "stop"}]}
         return StreamingResponse(_chunks(answer, completion_id, started), media_type="text/event-stream")
+
+    @app.post("/v1/feedback")
+    def feedback(request: FeedbackRequest):
+        """Thumbs up or down on an answer, with an optional correction: kept with the answer, its citations,
+        verdicts, model and settings; `rag feedback export` makes gold questions of them."""
+        try:
+            given = records.add_feedback(request.completion_id, request.rating, request.correction,
+                                         request.unanswerable, owner)
+        except UnknownAnswer as exc:
+            raise HTTPException(404, f"no answer with id {request.completion_id!r} was given here") from exc
+        return {"id": given.id, "completion_id": given.answer_id, "rating": given.rating,
+                "becomes_gold_item": given.gold_item() is not None}
 
     @app.get("/v1/models")
     def models():
@@ -316,6 +353,20 @@ def _chunks(answer: Answer, completion_id: str, created: int) -> Iterator[str]:
     yield "data: [DONE]\n\n"
 
 
+def _model_of(assistant: Assistant) -> str:
+    """The answering model as recorded beside an answer (read from the settings: an answer the relevance check
+    gave loads no model)."""
+    settings = assistant.settings
+    if settings.generator_url:
+        return f"{settings.generator_api_model or 'served model'} at {settings.generator_url}"
+    return f"{settings.generator_model} ({settings.engine})"
+
+
+def _settings_of(assistant: Assistant) -> dict:
+    """The settings an answer was made with, as recorded beside it."""
+    return dataclasses.asdict(assistant.settings)
+
+
 def _authenticate(auth: tuple[str, str] | None):
     expected = f"{auth[0]}:{auth[1]}" if auth else None
 
@@ -345,7 +396,7 @@ class BodyLimit:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             limit = 8 * MAX_UPLOAD_BYTES if scope["path"] == "/v1/documents" else self.limit

@@ -2,6 +2,7 @@
 real models: a cited answer whose source opens highlighted, a follow-up, an upload answered right away, nothing
 fetched from beyond 127.0.0.1. Screenshots of each step are saved in the test's temporary folder."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from rag.bench.server import free_port, wait_until_listening
 from rag.config import KNOWN_CHECKS, default_cache_dir
 from tests import made_documents
+from tests.integration.test_cli import rag
 from tests.conftest import DOCUMENTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -130,6 +132,30 @@ def test_a_cited_answer_opens_its_source_highlighted(page, server):
     assert "Macron" in highlighted.inner_text()
     assert "002_039194b7b7e47dc6.txt" in page.inner_text("#source-panel")
     page.screenshot(path=root / "03-source-highlighted.png")
+
+
+def test_a_thumbs_down_with_a_correction_becomes_a_test_question_that_rag_eval_scores(page, server, tmp_path):
+    _, root = server
+    ask(page, "Which French president resisted the plan for a NATO office in Tokyo?")
+    page.locator('#chat [data-testid="bot"]').last.hover()
+    page.locator("#chat button[aria-label='Dislike']").last.click()
+    page.wait_for_function("() => document.querySelector('#feedback-status').innerText.includes('kept')")
+    page.click("#feedback .label-wrap")
+    page.fill("#correction textarea", "Emmanuel Macron")
+    page.click("#send-correction")
+    page.wait_for_function("() => document.querySelector('#feedback-status').innerText.includes('test question')")
+    page.screenshot(path=root / "02b-corrected.png")
+    gold = tmp_path / "from-feedback.jsonl"
+    exported = rag("feedback", "export", "--index", str(root / "index"), "--out", str(gold))
+    assert exported.returncode == 0, exported.stderr
+    items = [json.loads(line) for line in gold.read_text().splitlines()]
+    corrected = [i for i in items if i["answers"] == ["Emmanuel Macron"]]
+    assert corrected and corrected[0]["evidence"] and "Tokyo" in corrected[0]["question"]
+    scored = rag("eval", str(gold), "--docs", str(root / "docs"), "--index", str(tmp_path / "index"),
+                 "--out", str(tmp_path / "run"))
+    assert scored.returncode == 0, scored.stderr
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["n_questions"] == len(items) and report["answer_f1"] > 0
 
 
 def test_an_abstention_says_which_check_withheld_the_answer_and_why(page, server):
