@@ -129,3 +129,17 @@ def tiny_causal_lm():
     config = Qwen2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False)
     return Qwen2ForCausalLM(config)
+
+
+@pytest.fixture(scope="session")
+def reference_assistant(real_assistant, tmp_path_factory, real_embedder):
+    """The default model on the reference engine (transformers), for what only that engine does (quote mode, the
+    attention caches of prompt starts): the product itself where it runs there (a processor with AMX), else the
+    same model loaded on transformers beside it."""
+    from rag import Assistant
+
+    if real_assistant.settings.engine == "transformers":
+        return real_assistant
+    settings = real_assistant.settings.with_changes(engine="transformers")
+    return Assistant.from_folder(DOCUMENTS, tmp_path_factory.mktemp("reference-index"), settings,
+                                 embedder=real_embedder)

@@ -143,6 +143,7 @@ def cold_start(question: str, runs: int = 2, out: Path | None = None, settings: 
     plain = percentile([r["to_first_answer_s"] for r in rows if r["way"].startswith("plain")], 50)
     summary = {
         "generator_model": settings.generator_model,
+        "engine": settings.engine,  # the project's way; the plain way loads the GGUF into transformers
         "project_median_s": project, "plain_median_s": plain, "speedup": plain / project,
         "prompt_store_warmed_by": warmed_by,
         "goal": "<= 10 s to the first answer and >= 5x faster than loading the GGUF directly",
@@ -178,23 +179,25 @@ def latency(gold_path: Path = Path("eval/gold/dev.jsonl"), out: Path | None = No
         generator = assistant.generator
         assistant.ask("What is this about?")  # warm-up: first-call allocations and the system prompt's cache
         rows = [row for label in ("empty store", "second pass") for row in _timed_pass(assistant, items, label)]
-        parameters = sum(p.numel() for p in generator.model.parameters())
-        bytes_per_token = sum(p.numel() * p.element_size() for p in generator.model.parameters())
-        rates = _prefill_floors(generator.model, rows, generator.precision)
+        model, bytes_per_token = _architecture(generator)
+        parameters = sum(p.numel() for p in model.parameters())
+        rates = _prefill_floors(model, rows, generator.precision)
     bandwidth = memory_bandwidth_gb_s()
     summary = {"questions": len(items), "generator_model": settings.generator_model}
     for label, prefix in (("empty store", ""), ("second pass", "second_pass_")):
         summary |= {f"{prefix}{name}": value for name, value in _pass_summary([r for r in rows if r["pass"] == label])}
+    timed = getattr(generator, "precision_choice", None)
     summary |= {
+        "engine": getattr(generator, "engine", "transformers"),
         "matmul_precision": generator.precision,
-        "precision_timed": generator.precision_choice.to_dict() if generator.precision_choice else None,
+        "precision_timed": timed.to_dict() if timed else None,
         "model_parameters": parameters,
         "model_bytes_read_per_token": bytes_per_token,
         "memory_bandwidth_gb_s": bandwidth,
         "decode_bound_tokens_per_s": bandwidth * 1e9 / bytes_per_token,
         **rates,
         "prefill_floor_int8_median_s": summary["prefill_floor_median_s"]
-        * rates[f"{generator.precision}_matmul_gflops"] / rates["int8_matmul_gops"],
+        * _rate(rates, generator.precision) / rates["int8_matmul_gops"],
         "goal": "first token <= 1.0 s, full answer <= 3 s median",
     }
     columns = ["pass", "id", "first_token_s", "prefill_floor_s", "full_answer_s", "prompt_tokens",
@@ -235,11 +238,30 @@ def _timed_pass(assistant, items, label: str) -> list[dict]:
     return rows
 
 
+def _architecture(generator) -> tuple[object, int]:
+    """The generator's torch model (for the int8 engine, the same architecture built on the meta device, which
+    holds no weights) to count its arithmetic on, and the bytes of weights one decoding step reads."""
+    if getattr(generator, "engine", "transformers") == "transformers":
+        model = generator.model
+        return model, sum(p.numel() * p.element_size() for p in model.parameters())
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(generator.source_dir))
+    return model, (generator.model_dir / "model.bin").stat().st_size  # int8 weights and their scales
+
+
+def _rate(rates: dict[str, float], precision: str) -> float:
+    """The measured product rate of ``precision`` (float32, bfloat16 or int8)."""
+    return rates["int8_matmul_gops"] if precision == "int8" else rates[f"{precision}_matmul_gflops"]
+
+
 def _prefill_floors(model, rows: list[dict], precision: str = "float32") -> dict[str, float]:
     """Give every row whose question reached the model its ``prefill_floor_s``: the arithmetic of its prefill
     (``rag.bench.ceilings.transformer_flops``, plus scoring the next token) at this machine's rate in the
-    ``precision`` the generator multiplies in (float32 or bfloat16, ``rag.models.local.precision``), measured in this run on the
-    model's largest matrix with the median prefill's rows: a pass of that prompt is slower unless its products run
+    ``precision`` the generator multiplies in (float32, bfloat16, or the int8 engine's int8), measured in this run on
+    the model's largest matrix with the median prefill's rows: a pass of that prompt is slower unless its products run
     faster than that. Returns the rates (float32, bfloat16 and int8, so the floors of each way can be compared) and
     how many tokens one second of prefill could compute at the median context."""
     asked = [r for r in rows if r["prompt_tokens"]]
@@ -249,7 +271,7 @@ def _prefill_floors(model, rows: list[dict], precision: str = "float32") -> dict
     float32 = float32_gflops(product_rows, config.hidden_size, config.intermediate_size)
     bfloat16 = bfloat16_gflops(product_rows, config.hidden_size, config.intermediate_size)
     int8 = int8_gops(product_rows, config.hidden_size, config.intermediate_size)
-    rate = bfloat16 if precision == "bfloat16" else float32
+    rate = {"bfloat16": bfloat16, "int8": int8}.get(precision, float32)
     for row in asked:
         earlier = row["prompt_tokens"] - row["prefilled_tokens"]
         flops = transformer_flops(decoder, config, row["prefilled_tokens"], earlier) + scoring

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rag.ingest.spreadsheets import is_spreadsheet
 from rag.types import Chunk, Document
 
 TokenCounter = Callable[[str], int]
@@ -124,6 +125,22 @@ def sentence_spans(text: str, max_tokens: int, count: TokenCounter) -> list[Span
     return spans
 
 
+def _lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the non-empty lines of ``text``, whitespace trimmed."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for end in [*(m.start() for m in re.finditer("\n", text)), len(text)]:
+        _append_trimmed(spans, text, start, end)
+        start = end + 1
+    return spans
+
+
+def sentence_spans_of(text: str, start: int, end: int, max_tokens: int, count: TokenCounter) -> list[Span]:
+    """The span ``start:end`` of ``text`` with its token count, cut into fitting pieces if over ``max_tokens``."""
+    tokens = count(text[start:end])
+    return [Span(start, end, tokens)] if tokens <= max_tokens else _split_oversized(text, start, end, max_tokens, count)
+
+
 def counting_runs(count: TokenCounter) -> TokenCounter:
     """``count``, with each run of more than ``LONG_RUN_CHARS`` characters without spaces counted as one token a
     character: the most any tokenizer makes of it, where the embedder's counts it as one.
@@ -139,13 +156,19 @@ def counting_runs(count: TokenCounter) -> TokenCounter:
 
 
 def chunk_document(document: Document, max_tokens: int, overlap_tokens: int, count: TokenCounter) -> list[Chunk]:
-    """Split a document into overlapping chunks of whole sentences.
+    """Split a document into overlapping chunks of whole sentences; a spreadsheet into a chunk per row.
 
     Every chunk satisfies ``document.text[chunk.start:chunk.end] == chunk.text`` and holds at most ``max_tokens``
     tokens as ``count`` measures them sentence by sentence (a long run without spaces a token a character:
     ``counting_runs``); together the chunks cover every non-space character.
     """
     count = counting_runs(count)
+    if is_spreadsheet(document.name):
+        # Each row is a passage of its own, its line naming its place and headers: packed with its neighbours,
+        # the model read a neighbouring row's value for the one asked about (a fee of row 2 for row 3's boat).
+        rows = [span for start, end in _lines(document.text) for span in sentence_spans_of(document.text, start, end,
+                                                                                             max_tokens, count)]
+        return [_make_chunk(document, i, [span]) for i, span in enumerate(rows)]
     spans = sentence_spans(document.text, max_tokens, count)
     groups: list[list[Span]] = []
     current: list[Span] = []

@@ -6,8 +6,8 @@ headers, so that every passage cut from it reads on its own.
 
 A workbook's lines say their sheet ("Sheet Sales, row 2: ..."), and its opening line lists the sheets and their
 columns. The row numbers are the spreadsheet's own (the header is row 1 where it is the first row), so a person
-finds the row where the citation says. A row is one line, so chunking (which cuts at line ends) never splits one
-unless it alone is longer than a chunk; and ``parse_row`` reads a line back into its cells for the chat page's table.
+finds the row where the citation says. Each row is a passage of its own (``rag.ingest.chunking``), split only
+where it alone is longer than a chunk, and ``parse_row`` reads a line back into its cells for the chat page's table.
 """
 
 from __future__ import annotations
@@ -67,10 +67,15 @@ def parse_row(line: str) -> Row | None:
     return Row(match["sheet"], int(match["row"]), tuple(cells))
 
 
+def is_spreadsheet(name: str) -> bool:
+    """Whether the document named ``name`` was read from a spreadsheet (its text a line per row)."""
+    return name.lower().endswith(SPREADSHEET_SUFFIXES)
+
+
 def row_at(name: str, text: str, offset: int) -> Row | None:
     """The row whose line holds ``text[offset]``, where ``name`` is a spreadsheet's and ``text`` its document text
     (or a chunk of it, whose lines are whole rows); None otherwise."""
-    if not name.lower().endswith(SPREADSHEET_SUFFIXES):
+    if not is_spreadsheet(name):
         return None
     start = text.rfind("\n", 0, offset) + 1
     end = text.find("\n", offset)

@@ -364,8 +364,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     top_k = gr.Slider(1, min(8, settings.candidates), value=settings.top_k, step=1,
                                       label="Passages given to the model", elem_id="passages")
+                    quoting = settings.engine == "transformers"  # constrained decoding is that engine's alone
                     answer_mode = gr.Radio(["free", "quote"], value=settings.answer_mode, label="Answer mode",
-                                           info="free: the model words the answer; quote: copied verbatim")
+                                           interactive=quoting,
+                                           info="free: the model words the answer; quote: copied verbatim"
+                                           + ("" if quoting else " (needs --engine transformers)"))
                     show_scores = gr.Checkbox(value=False, label="Show retrieval scores", elem_id="show-scores")
                     gr.Markdown(model_line(assistant), elem_id="model-line")
             with gr.Column(scale=2):

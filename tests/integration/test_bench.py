@@ -60,10 +60,13 @@ def test_cold_start_finds_the_system_message_kept_by_an_earlier_process(tmp_path
     result = bench("cold-start", "--runs", "1", "--gold", str(gold), "--out", str(out))
     assert result.returncode == 0, result.stderr
     payload = json.loads(out.read_text())
-    assert payload["summary"]["prompt_store_warmed_by"] == json.loads(lines[7])["question"]
+    if payload["summary"]["engine"] == "transformers":  # the int8 engine keeps no prompt starts on disk
+        assert payload["summary"]["prompt_store_warmed_by"] == json.loads(lines[7])["question"]
     project, plain = payload["rows"]
     assert project["way"].startswith("project") and plain["way"].startswith("plain")
-    assert project["answer"] == plain["answer"]
+    if payload["summary"]["engine"] == "transformers":  # the same engine both ways: the same answer
+        assert project["answer"] == plain["answer"]
+    assert project["answer"] and plain["answer"]
     assert project["reused_prompt_tokens"] > 0  # the system message's cache, read from disk
 
 
@@ -82,15 +85,20 @@ def test_latency_reports_first_token_full_answer_and_token_rates(tmp_path):
         assert row["prompt_tokens"] > 50 and row["prefill_tokens_per_s"] > 0
         assert row["prefilled_tokens"] < row["prompt_tokens"]  # the system message, at least, is never recomputed
         assert row["prefill_floor_s"] > 0  # its arithmetic at the measured float32 rate
+    summary = payload["summary"]
     for before, after in zip(first_pass, second_pass):
         assert after["id"] == before["id"] and after["answer"] == before["answer"]
-        # Each follows a question about the other document, so what it reuses beyond the system message (about 60
-        # tokens) is its first passage's start, kept by the first pass.
-        assert after["prompt_tokens"] - after["prefilled_tokens"] > 100
-    summary = payload["summary"]
+        if summary["engine"] == "transformers":
+            # Each follows a question about the other document, so what it reuses beyond the system message (about
+            # 60 tokens) is its first passage's start, kept by the first pass.
+            assert after["prompt_tokens"] - after["prefilled_tokens"] > 100
     assert summary["second_pass_full_answer_median_s"] > 0
-    # The default model's matrices are float16: two bytes a parameter (norms and biases, in float32, add little).
-    assert 2 <= summary["model_bytes_read_per_token"] / summary["model_parameters"] < 2.05
+    bytes_per_weight = summary["model_bytes_read_per_token"] / summary["model_parameters"]
+    if summary["engine"] == "transformers":
+        # The default model's matrices are float16: two bytes a parameter (norms and biases, in float32, add little).
+        assert 2 <= bytes_per_weight < 2.05
+    else:  # int8 weights, with a scale a row
+        assert 0.9 < bytes_per_weight < 1.3
     assert summary["decode_bound_tokens_per_s"] > 0
     assert summary["float32_matmul_gflops"] > 0 and summary["prefilled_tokens_within_1s"] > 0
     assert summary["prefill_floor_int8_median_s"] > 0
@@ -106,5 +114,8 @@ def test_a_busy_server_answers_or_refuses_every_request_in_order_and_frees_the_p
     assert summary["outcomes"].get("503", 0) > 0 and summary["refused_max_s"] < 5  # refused at once, not queued
     assert summary["answered_out_of_order"] == 0  # first come, first served
     assert summary["waiting_waiting_seen"] == 4 and summary["waiting_holder_still_answering_when_freed"]
-    # The model stops writing for a client who left: free long before a whole answer's time.
-    assert summary["answered_model_free_after_leaving_s"] < summary["answered_full_answer_s"]
+    # A client who left does not hold the model for a whole answer: it stops writing at its next token. A prompt's
+    # pass cannot be cut short, and with the int8 1.5B it is most of an answer (2.9 of 3.3 s), so what is asserted
+    # is no more than a whole answer's time from the question (the stop itself: tests/integration/test_int8_engine).
+    left_and_freed = summary["answered_left_after_s"] + summary["answered_model_free_after_leaving_s"]
+    assert left_and_freed < 1.5 * summary["answered_full_answer_s"]

@@ -43,7 +43,7 @@ def test_ask_json_prints_the_documented_object(tmp_path):
     assert all(set(v) == {"check", "passed", "reason"} and v["passed"] for v in payload["verdicts"])
     assert "2014" in payload["answer"] and payload["abstained"] is False
     citation = payload["citations"][0]
-    assert set(citation) == {"n", "doc", "chunk_id", "quote", "start", "end", "page"}
+    assert set(citation) == {"n", "doc", "chunk_id", "quote", "start", "end", "page", "place"}
     assert citation["page"] is None  # a text file has no pages
     text = (DOCUMENTS / citation["doc"]).read_text(encoding="utf-8")
     assert citation["quote"] in text

@@ -73,6 +73,7 @@ class CTranslate2Generator:
         from transformers import AutoTokenizer
 
         self.name = model_dir.name
+        self.model_dir, self.source_dir = model_dir, tokenizer_dir
         self.engine = "ctranslate2"
         self.precision = "int8"
         threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
