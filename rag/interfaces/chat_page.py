@@ -31,6 +31,7 @@ from rag.interfaces.web import (
     SameOriginOnly,
     accept_upload,
     allowed_hosts,
+    model_label,
     removed_dir,
 )
 from rag.models.base import GeneratorError
@@ -258,7 +259,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         rendered = render_answer(answer, len(turns) - 1, show_scores)
         answer_id = f"page-{uuid.uuid4().hex}"
         try:
-            records.remember(answer_id, answer, f"{settings.generator_model} ({settings.engine})",
+            records.remember(answer_id, answer, model_label(settings),
                              dataclasses.asdict(options), request.username if request else None)
             ids = {**ids, len(chat): answer_id}  # the answer's place in the conversation: what feedback names
         except sqlite3.Error as exc:  # the answer is shown all the same; only feedback on it is lost

@@ -45,7 +45,14 @@ from starlette.types import Scope as ASGIScope
 from rag.answering.conversation import Turn
 from rag.answering.refusals import is_abstention
 from rag.assistant import Assistant, QuestionError
-from rag.interfaces.web import MAX_UPLOAD_BYTES, SameOriginOnly, accept_upload, allowed_hosts, removed_dir
+from rag.interfaces.web import (
+    MAX_UPLOAD_BYTES,
+    SameOriginOnly,
+    accept_upload,
+    allowed_hosts,
+    model_label,
+    removed_dir,
+)
 from rag.models.base import GeneratorError
 from rag.records.store import Records, UnknownAnswer
 from rag.types import Answer, Scope
@@ -257,7 +264,7 @@ def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_s
         # Kept so that feedback can name it by its id; the answer is served even if the records cannot be written.
         try:
             await anyio.to_thread.run_sync(lambda: records.remember(
-                completion_id, answer, _model_of(assistant), _settings_of(assistant), owner))
+                completion_id, answer, model_label(assistant.settings), _settings_of(assistant), owner))
         except sqlite3.Error as exc:
             log.warning("could not keep answer %s for feedback: %s", completion_id, exc)
         if not request.stream:
@@ -351,15 +358,6 @@ def _chunks(answer: Answer, completion_id: str, created: int) -> Iterator[str]:
     final = message_of(answer)
     yield event({}, "stop", citations=final["citations"], verdicts=final["verdicts"], abstained=answer.abstained)
     yield "data: [DONE]\n\n"
-
-
-def _model_of(assistant: Assistant) -> str:
-    """The answering model as recorded beside an answer (read from the settings: an answer the relevance check
-    gave loads no model)."""
-    settings = assistant.settings
-    if settings.generator_url:
-        return f"{settings.generator_api_model or 'served model'} at {settings.generator_url}"
-    return f"{settings.generator_model} ({settings.engine})"
 
 
 def _settings_of(assistant: Assistant) -> dict:

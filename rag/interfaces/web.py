@@ -60,6 +60,14 @@ def removed_dir(settings: Settings) -> Path:
     return settings.index_dir / "removed"
 
 
+def model_label(settings: Settings) -> str:
+    """The answering model as kept beside each answer given (rag.records): the packaged or named model and its
+    engine, or the model server. Read from the settings: an answer the relevance check gave loads no model."""
+    if settings.generator_url:
+        return f"{settings.generator_api_model or 'served model'} at {settings.generator_url}"
+    return f"{settings.generator_model} ({settings.engine})"
+
+
 def safe_name(name: str) -> str:
     """One plain file name: the last part of any path the client sent, ordinary characters only (a NUL, a line
     break or a right-to-left mark becomes "_"), no leading or trailing dots or spaces, its suffix kept.

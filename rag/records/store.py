@@ -155,15 +155,18 @@ class Records:
                                 "VALUES (?, ?, ?, ?, ?, ?)",
                                 (answer_id, owner, time.time(), rating, correction, int(unanswerable)))
             number = cursor.lastrowid
-        return next(f for f in self.feedback() if f.id == number)
+        [given] = self.feedback(number)
+        return given
 
-    def feedback(self) -> list[Feedback]:
-        """Every feedback given, oldest first, with the answer it is about."""
+    def feedback(self, number: int | None = None) -> list[Feedback]:
+        """Every feedback given, oldest first, with the answer it is about (only feedback ``number``, if given)."""
+        query = ("SELECT f.id, f.answer_id, f.rating, f.correction, f.unanswerable, f.created, f.owner, a.question, "
+                 "a.answer, a.abstained, a.citations, a.model FROM feedback f JOIN answers a ON a.id = f.answer_id")
         with self._lock:
-            rows = self._db.execute(
-                "SELECT f.id, f.answer_id, f.rating, f.correction, f.unanswerable, f.created, f.owner, a.question, "
-                "a.answer, a.abstained, a.citations, a.model FROM feedback f JOIN answers a ON a.id = f.answer_id "
-                "ORDER BY f.id").fetchall()
+            if number is None:
+                rows = self._db.execute(query + " ORDER BY f.id").fetchall()
+            else:
+                rows = self._db.execute(query + " WHERE f.id = ?", (number,)).fetchall()
         return [Feedback(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8], bool(row[9]),
                          json.loads(row[10]), row[11]) for row in rows]
 
