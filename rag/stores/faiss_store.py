@@ -105,10 +105,7 @@ class KnowledgeIndex:
 
     @cached_property
     def _rows_by_document(self) -> dict[str, list[int]]:
-        rows: dict[str, list[int]] = {}
-        for row, chunk in enumerate(self.chunks):
-            rows.setdefault(chunk.doc_name, []).append(row)
-        return rows
+        return _rows_by(self.chunks, "doc_name")
 
     # What retrieval asks of a store (rag.answering.retrieval.SearchableIndex); here a chunk's key is its row.
 
@@ -156,16 +153,17 @@ class KnowledgeIndex:
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
 
     def _rows_within(self, within: frozenset[str]) -> np.ndarray:
-        """The rows of the documents whose ids are ``within``, in order."""
-        rows = [row for doc_id in within for row in self._rows_by_id.get(doc_id, ())]
-        return np.asarray(sorted(rows), dtype=np.int64)
+        """The rows of the documents whose ids are ``within``, in order; the last scope's are kept, as one question
+        asks for them three times (its count, and each ranking)."""
+        last = self.__dict__.get("_last_scope")
+        if last is None or last[0] != within:
+            rows = [row for doc_id in within for row in self._rows_by_id.get(doc_id, ())]
+            last = self.__dict__["_last_scope"] = (within, np.asarray(sorted(rows), dtype=np.int64))
+        return last[1]
 
     @cached_property
     def _rows_by_id(self) -> dict[str, list[int]]:
-        rows: dict[str, list[int]] = {}
-        for row, chunk in enumerate(self.chunks):
-            rows.setdefault(chunk.doc_id, []).append(row)
-        return rows
+        return _rows_by(self.chunks, "doc_id")
 
     def cosines(self, keys: list[int], vector: np.ndarray) -> list[float]:
         """Cosines of ``vector`` with the chunks of ``keys``."""
@@ -178,6 +176,14 @@ class KnowledgeIndex:
         if not self.chunks:
             return np.zeros((0, self.settings.dimensions), dtype=np.float32)
         return self.dense.reconstruct_n(0, self.dense.ntotal)
+
+
+def _rows_by(chunks: list[Chunk], field: str) -> dict[str, list[int]]:
+    """The rows of ``chunks`` grouped by one of their fields (a document's name or id), in order."""
+    rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(chunks):
+        rows.setdefault(getattr(chunk, field), []).append(row)
+    return rows
 
 
 # A scope of at most this many rows is searched exactly, its vectors read back, rather than in an inverted file's
