@@ -10,7 +10,7 @@ from rag import Assistant, Settings
 from rag.evaluation.scoring import load_gold
 from rag.interfaces.cli import main
 from rag.interfaces.openai_api import build_api
-from rag.records.store import Records, UnknownAnswer
+from rag.records.store import Records, UnknownAnswer, UnknownConversation
 from rag.types import Answer, Citation, Verdict
 from tests.conftest import FakeGenerator
 
@@ -96,3 +96,62 @@ def test_rag_feedback_export_writes_gold_questions_that_rag_eval_reads(records, 
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 2 and "correction: 1998" in listed[0] and "the documents don't say" in listed[1]
     assert json.loads(out.read_text().splitlines()[0])["source"] == "feedback down on a-1"
+
+
+FOLLOW_UP = Answer("Who built it?", "I don't know.", [], True,
+                   verdicts=[Verdict("supported", False, "the documents do not name a builder")])
+
+
+def test_a_conversation_is_kept_answer_by_answer_and_reopens_with_its_sources_and_reasons(records):
+    records.remember("a-2", ANSWER, "m", {}, conversation="c-1")
+    records.remember("a-3", FOLLOW_UP, "m", {}, conversation="c-1")
+    [summary] = records.conversations()
+    assert (summary.id, summary.title, summary.answers) == ("c-1", "When did the ferry first sail?", 2)
+    first, second = records.conversation("c-1")
+    assert first.answer_id == "a-2" and first.answer.citations == [CITED] and first.answer.text == "1999 [1]"
+    assert second.answer.abstained and second.answer.withheld_by[0].reason == "the documents do not name a builder"
+
+
+def test_each_login_sees_renames_and_deletes_only_its_own_conversations(records):
+    records.remember("a-2", ANSWER, "m", {}, owner="ana", conversation="c-ana")
+    records.remember("a-3", ANSWER, "m", {}, owner="ben", conversation="c-ben")
+    assert [c.id for c in records.conversations("ana")] == ["c-ana"] and records.conversations() == []
+    for other in (lambda: records.conversation("c-ben", "ana"), lambda: records.delete_conversation("c-ben", "ana"),
+                  lambda: records.rename_conversation("c-ben", "mine now", "ana"),
+                  lambda: records.remember("a-4", ANSWER, "m", {}, owner="ana", conversation="c-ben")):
+        with pytest.raises(UnknownConversation):
+            other()
+    assert records.rename_conversation("c-ana", "  Ferry\n dates ", "ana") == "Ferry dates"
+    with pytest.raises(ValueError, match="empty"):
+        records.rename_conversation("c-ana", "   ", "ana")
+    assert [c.title for c in records.conversations("ana")] == ["Ferry dates"]
+    records.delete_conversation("c-ana", "ana")
+    assert records.conversations("ana") == [] and [c.answers for c in records.conversations("ben")] == [1]
+
+
+def test_deleting_a_conversation_keeps_the_answers_feedback_made_into_test_questions(records):
+    records.remember("a-2", ANSWER, "m", {}, conversation="c-1")
+    records.remember("a-3", FOLLOW_UP, "m", {}, conversation="c-1")
+    records.add_feedback("a-2", "down", correction="in 1998")
+    records.delete_conversation("c-1")
+    assert [i["answers"] for i in records.gold_items()[0]] == [["in 1998"]]
+    with pytest.raises(UnknownAnswer):  # the other answer went with its conversation
+        records.add_feedback("a-3", "up")
+
+
+def test_the_latest_conversation_is_listed_first_and_a_long_question_makes_a_short_title(records):
+    long = Answer("Which " + "very " * 40 + "long question is this?", "A long one.")
+    records.remember("a-2", long, "m", {}, conversation="c-old")
+    records.remember("a-3", ANSWER, "m", {}, conversation="c-new")
+    new, old = records.conversations()
+    assert (new.id, old.id) == ("c-new", "c-old")
+    assert len(old.title) <= 80 and old.title.endswith("…")
+
+
+def test_conversations_outlive_the_process(tmp_path):
+    path = tmp_path / "records.sqlite"
+    first = Records(path)
+    first.remember("a-1", ANSWER, "m", {}, conversation="c-1")
+    first.close()
+    reopened = Records(path)
+    assert [t.answer.citations for t in reopened.conversation("c-1")] == [[CITED]]

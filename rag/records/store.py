@@ -1,5 +1,6 @@
 """What people did with the answers, kept in one SQLite file beside the index: each answer given (by the id its
-client sees), and the feedback given on it; ``gold_items`` turns the feedback into questions ``rag eval`` reads.
+client sees), the feedback given on it (``gold_items`` turns it into questions ``rag eval`` reads), and the chat
+page's conversations, per login, to list, reopen with their sources, rename and delete.
 
 Every write is one transaction, so a crash loses at most the write under way. A file that is not a readable
 database is renamed aside (``records.sqlite.corrupt-<time>``) and a new one started: the assistant keeps working
@@ -8,6 +9,7 @@ and says what it set aside, rather than failing to start.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from rag.answering.citations import strip_markers
-from rag.types import Answer
+from rag.types import Answer, Citation, Timings, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,77 @@ CREATE TABLE IF NOT EXISTS feedback (
     correction TEXT,                -- "the answer is X", where given
     unanswerable INTEGER NOT NULL   -- 1: "the documents don't say"
 );
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    owner TEXT,                     -- the login it belongs to; NULL where the server has no logins
+    title TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations (owner, updated);
+CREATE TABLE IF NOT EXISTS turns (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id),
+    position INTEGER NOT NULL,
+    answer_id TEXT NOT NULL REFERENCES answers(id),
+    shown TEXT NOT NULL,            -- JSON: the answer as it was shown, with its sources (shown_answer)
+    PRIMARY KEY (conversation_id, position)
+);
 """
+TITLE_CHARS = 80  # a conversation's title: its first question, cut to this; a rename, at most this
 
 
 class UnknownAnswer(KeyError):
     """Feedback names an answer these records do not hold."""
+
+
+class UnknownConversation(KeyError):
+    """No conversation of that id belongs to that login (deleted, never kept, or another person's)."""
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """One kept conversation as a list shows it."""
+
+    id: str
+    title: str
+    created: float
+    updated: float  # when its last answer was kept, or it was renamed
+    answers: int
+
+
+@dataclass(frozen=True)
+class SavedTurn:
+    """One answer of a kept conversation, under the id feedback on it names."""
+
+    answer_id: str
+    answer: Answer
+
+
+def shown_answer(answer: Answer) -> dict:
+    """What reopening ``answer`` needs, as JSON: the question, the text, its citations whole (the source panel
+    finds each passage by its offsets), the verdicts (an abstention says which withheld it) and the timings. The
+    retrieved passages' scores are left out: they are a debugging view of the moment."""
+    return {"question": answer.question, "text": answer.text, "abstained": answer.abstained,
+            "citations": [dataclasses.asdict(c) for c in answer.citations],
+            "verdicts": [dataclasses.asdict(v) for v in answer.verdicts],
+            "timings": dataclasses.asdict(answer.timings)}
+
+
+def answer_from_shown(shown: dict) -> Answer:
+    """The ``Answer`` that ``shown_answer`` kept (without its retrieved passages)."""
+    return Answer(shown["question"], shown["text"], [Citation(**c) for c in shown["citations"]],
+                  shown["abstained"], verdicts=[Verdict(**v) for v in shown["verdicts"]],
+                  timings=Timings(**shown["timings"]))
+
+
+def title_of(text: str) -> str:
+    """A conversation title: ``text`` on one line, cut to ``TITLE_CHARS``.
+
+    >>> title_of("  Where does\n the ferry go?  ")
+    'Where does the ferry go?'
+    """
+    title = " ".join(text.split())
+    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -130,17 +198,79 @@ class Records:
                 raise
             self._db.execute("COMMIT")
 
-    def remember(self, answer_id: str, answer: Answer, model: str, settings: dict, owner: str | None = None) -> None:
-        """Keep ``answer`` under ``answer_id``, the id its client was given, so feedback can name it."""
+    def remember(self, answer_id: str, answer: Answer, model: str, settings: dict, owner: str | None = None,
+                 conversation: str | None = None) -> None:
+        """Keep ``answer`` under ``answer_id``, the id its client was given, so feedback can name it; with
+        ``conversation``, also as that conversation's next turn (a new conversation, titled by this question, if
+        ``owner`` has none of that id). One transaction: a crash keeps all of it or none."""
         payload = answer.to_dict()
+        now = time.time()
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (answer_id, owner, time.time(), answer.question, answer.text, int(answer.abstained),
+                (answer_id, owner, now, answer.question, answer.text, int(answer.abstained),
                  json.dumps(payload["citations"], ensure_ascii=False),
                  json.dumps([v.to_dict() | {"enforced": v.enforced} for v in answer.verdicts], ensure_ascii=False),
                  model, json.dumps(settings, ensure_ascii=False, default=str)),
             )
+            if conversation is None:
+                return
+            row = db.execute("SELECT owner FROM conversations WHERE id = ?", (conversation,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?, ?)",
+                           (conversation, owner, title_of(answer.question), now, now))
+            elif row[0] != owner:
+                raise UnknownConversation(conversation)
+            else:
+                db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation))
+            db.execute("INSERT INTO turns VALUES (?, (SELECT COUNT(*) FROM turns WHERE conversation_id = ?), ?, ?)",
+                       (conversation, conversation, answer_id, json.dumps(shown_answer(answer), ensure_ascii=False)))
+
+    def conversations(self, owner: str | None = None) -> list[ConversationSummary]:
+        """``owner``'s conversations (where the server has no logins, None's: everyone's), the latest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.id, c.title, c.created, c.updated, (SELECT COUNT(*) FROM turns t WHERE "
+                "t.conversation_id = c.id) FROM conversations c WHERE c.owner IS ? ORDER BY c.updated DESC, c.rowid DESC",
+                (owner,)).fetchall()
+        return [ConversationSummary(*row) for row in rows]
+
+    def conversation(self, conversation: str, owner: str | None = None) -> list[SavedTurn]:
+        """The answers of ``owner``'s conversation ``conversation`` in the order given; ``UnknownConversation``
+        where ``owner`` has none of that id."""
+        with self._lock:
+            self._owned(self._db, conversation, owner)
+            rows = self._db.execute("SELECT answer_id, shown FROM turns WHERE conversation_id = ? ORDER BY position",
+                                    (conversation,)).fetchall()
+        return [SavedTurn(answer_id, answer_from_shown(json.loads(shown))) for answer_id, shown in rows]
+
+    def rename_conversation(self, conversation: str, title: str, owner: str | None = None) -> str:
+        """Give ``owner``'s conversation a new title (on one line, cut to ``TITLE_CHARS``) and return it."""
+        title = title_of(title)
+        if not title:
+            raise ValueError("a conversation's title cannot be empty")
+        with self._transaction() as db:
+            self._owned(db, conversation, owner)
+            db.execute("UPDATE conversations SET title = ?, updated = ? WHERE id = ?",
+                       (title, time.time(), conversation))
+        return title
+
+    def delete_conversation(self, conversation: str, owner: str | None = None) -> None:
+        """Delete ``owner``'s conversation with its answers, except answers someone gave feedback on: those are
+        test questions now (``rag feedback``), kept until the feedback goes."""
+        with self._transaction() as db:
+            self._owned(db, conversation, owner)
+            answers = [row[0] for row in db.execute("SELECT answer_id FROM turns WHERE conversation_id = ?",
+                                                     (conversation,))]
+            db.execute("DELETE FROM turns WHERE conversation_id = ?", (conversation,))
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation,))
+            db.executemany("DELETE FROM answers WHERE id = ? AND NOT EXISTS (SELECT 1 FROM feedback WHERE answer_id = ?)",
+                           [(a, a) for a in answers])
+
+    @staticmethod
+    def _owned(db: sqlite3.Connection, conversation: str, owner: str | None) -> None:
+        if db.execute("SELECT 1 FROM conversations WHERE id = ? AND owner IS ?", (conversation, owner)).fetchone() is None:
+            raise UnknownConversation(conversation)
 
     def add_feedback(self, answer_id: str, rating: Rating, correction: str | None = None,
                      unanswerable: bool = False, owner: str | None = None) -> Feedback:
