@@ -7,10 +7,19 @@ import pytest
 
 from rag.assistant import Preparation
 from rag.config import Settings
-from rag.interfaces.chat_page import model_line, render_answer, render_preparation, render_reading, render_source
+from rag.interfaces.chat_page import (
+    conversation_choices,
+    model_line,
+    render_answer,
+    render_preparation,
+    render_reading,
+    render_source,
+    reopened,
+)
 from rag.interfaces.web import accept_upload, parse_auth
 from rag.models.local.gguf import CONVERTING
 from rag.models.model_choice import ModelChoice
+from rag.records.store import ConversationSummary, SavedTurn
 from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Verdict
 
 CITATION = Citation(1, "a.txt", "Rivers <b>", "c-1", "The Rhine rises in the Alps.", 10, 38)
@@ -55,6 +64,20 @@ def test_an_abstention_names_the_checks_that_withheld_the_answer_and_why():
     rendered = render_answer(Answer("q", "I don't know.", [], True, verdicts=verdicts), turn=0)
     assert "Withheld by" in rendered and "<b>supported</b>: lacks &lt;b&gt;: moon" in rendered
     assert "relevance" not in rendered and "count" not in rendered  # passed, or not enforced: withheld nothing
+
+
+def test_a_reopened_conversation_shows_each_question_and_its_answer_with_sources_and_follow_ups_can_lean_on_it():
+    abstained = Answer("And <the> moon?", "I don't know.", [], True, verdicts=[Verdict("supported", False, "no moon")])
+    messages, answers, ids = reopened([SavedTurn("page-1", ANSWER), SavedTurn("page-2", abstained)])
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[2]["content"] == "And &lt;the&gt; moon?"  # a question is shown as text, never as markup
+    assert 'href="#source-0-1"' in messages[1]["content"] and "no moon" in messages[3]["content"]
+    assert answers == [ANSWER, abstained] and ids == {1: "page-1", 3: "page-2"}  # feedback still names each answer
+
+
+def test_saved_conversations_are_listed_by_title_size_and_date():
+    [(label, value)] = conversation_choices([ConversationSummary("c-1", "Where is the ferry?", 0.0, 86400.0, 1)])
+    assert value == "c-1" and label.startswith("Where is the ferry? · 1 answer · 1970-01-0")
 
 
 PAGED_TEXT = "Cover page.\n\nThe Rhine rises in the Alps.\n\nIndex."

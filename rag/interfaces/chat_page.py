@@ -1,5 +1,6 @@
-"""The Gradio chat page: streamed answers with numbered sources that open, highlighted, in a side panel; a
-documents panel to add and remove files; settings; safe serving defaults (loopback, optional login, bounded queue).
+"""The Gradio chat page: streamed answers with numbered sources that open, highlighted, in a side panel;
+conversations kept per login, to reopen, rename and delete; a documents panel to add and remove files; settings;
+safe serving defaults (loopback, optional login, bounded queue).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from rag.interfaces.web import (
     removed_dir,
 )
 from rag.models.base import GeneratorError
-from rag.records.store import Records
+from rag.records.store import ConversationSummary, Records, SavedTurn, UnknownConversation
 from rag.types import Answer, Hit, Scope
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,25 @@ def render_row(row: Row) -> str:
             f"<thead><tr>{headers}</tr></thead><tbody><tr>{values}</tr></tbody></table>")
 
 
+def conversation_choices(conversations: list[ConversationSummary]) -> list[tuple[str, str]]:
+    """The saved-conversations list: (what it shows, the conversation's id), the latest first."""
+    def label(c: ConversationSummary) -> str:
+        answers = "1 answer" if c.answers == 1 else f"{c.answers} answers"
+        return f"{c.title} · {answers} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.updated))}"
+    return [(label(c), c.id) for c in conversations]
+
+
+def reopened(saved: list[SavedTurn]) -> tuple[list[dict], list[Answer], dict[int, str]]:
+    """A kept conversation as the page holds one: its messages (each question, then its answer rendered with
+    its sources), the answers (what the side panel and follow-ups read), and each answer's place -> its id."""
+    messages, ids = [], {}
+    for n, turn in enumerate(saved):
+        messages.append({"role": "user", "content": html.escape(turn.answer.question)})
+        ids[len(messages)] = turn.answer_id
+        messages.append({"role": "assistant", "content": render_answer(turn.answer, n)})
+    return messages, [turn.answer for turn in saved], ids
+
+
 def file_url(docs_dir: Path, name: str) -> str:
     """The chat server's address of document ``name`` (Gradio serves files of the documents folder, and only
     those: ``launch``'s ``allowed_paths``)."""
@@ -218,10 +238,15 @@ def documents_table(assistant: Assistant) -> list[list[object]]:
             for name, doc in sorted(index.documents.items())]
 
 
-def build_app(assistant: Assistant) -> gr.Blocks:
+def build_app(assistant: Assistant, auth_on: bool = False) -> gr.Blocks:
     settings = assistant.settings
     removed = removed_dir(settings)
-    records = Records(settings.records_path)  # each answer kept, so that feedback on it can name it
+    records = Records(settings.records_path)  # each answer and conversation kept; feedback names the answers
+    kept_note = (f"The file of saved conversations could not be read; it was set aside as "
+                 f"`{records.set_aside}` and a new one started." if records.set_aside else "")
+
+    def login(request: gr.Request | None) -> str | None:
+        return request.username if request else None
 
     def show_question(message: str, chat: list):
         # Shown at once, outside the queue, so a waiting person sees their question above the queue position. The
@@ -230,26 +255,29 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         return [*chat, {"role": "user", "content": html.escape(message)}], waiting, message
 
     def respond(message: str, chat: list, turns: list, top_k: int, answer_mode: str, show_scores: bool,
-                within: list[str] | None, ids: dict, request: gr.Request):
+                within: list[str] | None, ids: dict, conversation: str, request: gr.Request):
         options = settings.with_changes(top_k=int(top_k), answer_mode=answer_mode)
         scope = Scope(tuple(within or ()))  # names, folders or globs typed in; none: every document
         history = [Turn(a.question, a.text, a.abstained) for a in turns]
         preparation = assistant.prepare()
         while not preparation.done:  # the first question on a fresh machine waits while the model is converted
-            yield [*chat, {"role": "assistant", "content": render_preparation(preparation)}], turns, ids
+            waiting = {"role": "assistant", "content": render_preparation(preparation)}
+            yield [*chat, waiting], turns, ids, conversation
             time.sleep(0.5)
         try:
             stream = assistant.stream(message, history, options, scope)
         except (QuestionError, GeneratorError) as exc:  # a question it cannot take; a model that did not load
-            yield [*chat, {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}], turns, ids
+            warning = {"role": "assistant", "content": f"⚠️ {html.escape(str(exc))}"}
+            yield [*chat, warning], turns, ids, conversation
             return
         if stream.hits:
-            yield [*chat, {"role": "assistant", "content": render_reading(stream.hits)}], turns, ids
+            yield [*chat, {"role": "assistant", "content": render_reading(stream.hits)}], turns, ids, conversation
         text = ""
         try:
             for piece in stream:
                 text += piece
-                yield [*chat, {"role": "assistant", "content": html.escape(text) + " ▌"}], turns, ids
+                so_far = {"role": "assistant", "content": html.escape(text) + " ▌"}
+                yield [*chat, so_far], turns, ids, conversation
         finally:
             # Gradio closes this generator when the page is closed or the answer stopped: the model stops too
             # (at its next token) instead of finishing a reply nobody reads while the next person waits.
@@ -258,13 +286,15 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         turns = [*turns, answer]
         rendered = render_answer(answer, len(turns) - 1, show_scores)
         answer_id = f"page-{uuid.uuid4().hex}"
+        kept_in = conversation or uuid.uuid4().hex  # the first answer starts a conversation
         try:
-            records.remember(answer_id, answer, model_label(settings),
-                             dataclasses.asdict(options), request.username if request else None)
+            records.remember(answer_id, answer, model_label(settings), dataclasses.asdict(options), login(request),
+                             kept_in)
             ids = {**ids, len(chat): answer_id}  # the answer's place in the conversation: what feedback names
-        except sqlite3.Error as exc:  # the answer is shown all the same; only feedback on it is lost
-            log.warning("could not keep answer %s for feedback: %s", answer_id, exc)
-        yield [*chat, {"role": "assistant", "content": rendered}], turns, ids
+            conversation = kept_in
+        except (sqlite3.Error, UnknownConversation) as exc:  # shown all the same; only keeping it is lost
+            log.warning("could not keep answer %s: %s", answer_id, exc)
+        yield [*chat, {"role": "assistant", "content": rendered}], turns, ids, conversation
 
     def rate(data: gr.LikeData, ids: dict, request: gr.Request):
         """A thumbs up or down on an answer of the conversation."""
@@ -283,6 +313,41 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         records.add_feedback(ids[max(ids)], "down", correction, unanswerable,
                              owner=request.username if request else None)
         return "Thanks: kept as a test question (rag feedback export).", "", False
+
+    def list_saved(conversation: str, request: gr.Request):
+        """The saved conversations of whoever is logged in, the open one chosen."""
+        choices = conversation_choices(records.conversations(login(request)))
+        return gr.update(choices=choices, value=conversation if conversation else None)
+
+    def open_saved(conversation: str | None, request: gr.Request):
+        """Reopen a saved conversation: its questions and answers with their sources, ready for a follow-up."""
+        try:
+            messages, answers, ids = reopened(records.conversation(conversation or "", login(request)))
+        except UnknownConversation:
+            return ([], [], {}, "", gr.update(visible=False), "That conversation is no longer kept.",
+                    list_saved("", request))
+        return messages, answers, ids, conversation, gr.update(visible=False), "", gr.update()
+
+    def rename_saved(conversation: str, title: str, request: gr.Request):
+        if not conversation:
+            return "Ask something first: a conversation is kept from its first answer.", gr.update(), gr.update()
+        try:
+            records.rename_conversation(conversation, title, login(request))
+        except ValueError:
+            return "Write the new name first.", gr.update(), gr.update()
+        except UnknownConversation:
+            return "That conversation is no longer kept.", gr.update(), list_saved("", request)
+        return "Renamed.", "", list_saved(conversation, request)
+
+    def delete_saved(conversation: str, request: gr.Request):
+        if not conversation:
+            return ("Open a saved conversation to delete it.", gr.update(), gr.update(), gr.update(), gr.update(),
+                    gr.update(), gr.update())
+        try:
+            records.delete_conversation(conversation, login(request))
+        except UnknownConversation:
+            pass  # gone already: the page catches up below
+        return "Deleted.", [], [], {}, "", gr.update(visible=False), list_saved("", request)
 
     def open_source(request: str, turns: list):
         match = re.fullmatch(r"source-(\d+)-(\d+)", request or "")
@@ -340,6 +405,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     with gr.Blocks(title="Ask your documents") as app:
         turns = gr.State([])
         answer_ids = gr.State({})  # the place of each answer in the conversation -> its id in the records
+        conversation = gr.State("")  # the id the conversation is kept under; "" until its first answer
         asked = gr.State("")  # the question being answered, once it has left the question box
         gr.Markdown(
             f"## Ask your documents\nAnswers come only from the documents in `{settings.docs_dir}`; each cites its "
@@ -355,7 +421,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                      label="Ask within (none chosen: every document)", elem_id="within",
                                      info="documents, or a folder or pattern typed in: reports/, *.xlsx")
                 with gr.Row():
-                    clear = gr.Button("Clear conversation", size="sm", elem_id="clear")
+                    clear = gr.Button("New conversation", size="sm", elem_id="clear")
                 with gr.Accordion("Correct the last answer", open=False, elem_id="feedback"):
                     correction = gr.Textbox(label="The right answer", elem_id="correction",
                                             placeholder="as the documents give it")
@@ -376,6 +442,16 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 with gr.Column(visible=False, elem_id="source-panel") as source_panel:
                     source_view = gr.HTML()
                     close_source = gr.Button("Close", size="sm")
+                with gr.Accordion("Saved conversations", open=True, elem_id="saved"):
+                    saved = gr.Dropdown([], value=None, label="Reopen", elem_id="conversations",
+                                        info="each kept from its first answer" + (", per login" if auth_on else ""))
+                    with gr.Row():
+                        new_title = gr.Textbox(show_label=False, placeholder="a new name for this conversation",
+                                               elem_id="conversation-title", scale=4)
+                        rename = gr.Button("Rename", size="sm", elem_id="rename-conversation", scale=1, min_width=70)
+                        delete = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-conversation",
+                                           scale=1, min_width=70)
+                    saved_status = gr.Markdown(kept_note, elem_id="saved-status")
                 with gr.Accordion("Documents", open=True):
                     documents = gr.Dataframe(
                         headers=["file", "title", "pages", "chunks"], value=documents_table(assistant),
@@ -397,17 +473,26 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         question.submit(
             show_question, [question, chatbot], [chatbot, question, asked], queue=False, api_visibility="private"
         ).then(
-            respond, [asked, chatbot, turns, top_k, answer_mode, show_scores, within, answer_ids],
-            [chatbot, turns, answer_ids],
+            respond, [asked, chatbot, turns, top_k, answer_mode, show_scores, within, answer_ids, conversation],
+            [chatbot, turns, answer_ids, conversation],
             concurrency_limit=1, concurrency_id="generator", api_visibility="private",
         ).then(
             lambda: gr.update(interactive=True, placeholder=QUESTION_PLACEHOLDER), None, question, queue=False,
             api_visibility="private",
-        )
-        clear.click(lambda: ([], [], {}, gr.update(visible=False)), None, [chatbot, turns, answer_ids, source_panel],
+        ).then(list_saved, conversation, saved, queue=False, api_visibility="private")
+        # A new conversation: the one on the page stays kept and listed.
+        clear.click(lambda: ([], [], {}, "", gr.update(visible=False), gr.update(value=None)), None,
+                    [chatbot, turns, answer_ids, conversation, source_panel, saved], api_visibility="private")
+        chatbot.clear(lambda: ([], {}, "", gr.update(visible=False), gr.update(value=None)), None,
+                      [turns, answer_ids, conversation, source_panel, saved], api_visibility="private")
+        saved.input(open_saved, saved, [chatbot, turns, answer_ids, conversation, source_panel, saved_status, saved],
                     api_visibility="private")
-        chatbot.clear(lambda: ([], {}, gr.update(visible=False)), None, [turns, answer_ids, source_panel],
-                      api_visibility="private")
+        rename.click(rename_saved, [conversation, new_title], [saved_status, new_title, saved],
+                     api_visibility="private")
+        delete.click(delete_saved, conversation,
+                     [saved_status, chatbot, turns, answer_ids, conversation, source_panel, saved],
+                     api_visibility="private")
+        app.load(list_saved, conversation, saved, api_visibility="private")
         chatbot.like(rate, answer_ids, feedback_status, api_visibility="private")
         send_correction.click(correct, [correction, unanswerable, answer_ids],
                               [feedback_status, correction, unanswerable], api_visibility="private")
@@ -434,7 +519,7 @@ def launch(
     Only the documents folder may be served as files; ``share`` is never turned on; requests from other sites'
     pages are refused.
     """
-    app = build_app(assistant)
+    app = build_app(assistant, auth_on=auth is not None)
     app.queue(max_size=QUEUE_SIZE).launch(
         server_name=host,
         server_port=port,

@@ -117,7 +117,7 @@ def answer_from_shown(shown: dict) -> Answer:
 def title_of(text: str) -> str:
     """A conversation title: ``text`` on one line, cut to ``TITLE_CHARS``.
 
-    >>> title_of("  Where does\n the ferry go?  ")
+    >>> title_of("  Where does   the ferry go?  ")
     'Where does the ferry go?'
     """
     title = " ".join(text.split())

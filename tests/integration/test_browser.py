@@ -158,6 +158,35 @@ def test_a_thumbs_down_with_a_correction_becomes_a_test_question_that_rag_eval_s
     assert report["n_questions"] == len(items) and report["answer_f1"] > 0
 
 
+def test_a_conversation_is_kept_and_after_a_reload_reopens_with_its_sources_then_is_renamed_and_deleted(page, server):
+    url, root = server
+    page.click("#clear")  # a new conversation
+    ask(page, "Where would NATO open its first liaison office in Asia?")
+    before = last_answer(page)
+    assert "Tokyo" in before
+    page.goto(url)  # a reload: the page starts empty, the conversation is kept
+    page.wait_for_selector("#question textarea")
+    assert page.locator('#chat [data-testid="bot"]').count() == 0
+    page.click("#conversations input")
+    page.click("li[role=option]:has-text('first liaison office in Asia')")
+    page.wait_for_function("() => document.querySelectorAll('#chat .rag-sources').length === 1")
+    assert last_answer(page) == before
+    page.screenshot(path=root / "02c-conversation-reopened.png")
+    page.locator('#chat a[href^="#source-"]').first.click()
+    assert "Tokyo" in page.wait_for_selector("#source-panel mark", timeout=30_000).inner_text()
+    ask(page, "Who resisted it?")  # a follow-up reads the reopened turn
+    assert "002_039194b7b7e47dc6.txt" in last_answer(page)
+    page.fill("#conversation-title textarea", "NATO in Tokyo")
+    page.click("#rename-conversation")
+    page.wait_for_function("() => document.querySelector('#conversations input').value.startsWith('NATO in Tokyo')")
+    assert "2 answers" in page.input_value("#conversations input")
+    page.click("#delete-conversation")
+    page.wait_for_function("() => document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 0")
+    page.click("#conversations input")
+    assert page.locator("li[role=option]:has-text('NATO in Tokyo')").count() == 0
+    page.keyboard.press("Escape")
+
+
 def test_an_abstention_says_which_check_withheld_the_answer_and_why(page, server):
     _, root = server
     ask(page, "How do I bake sourdough bread?")

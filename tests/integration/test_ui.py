@@ -206,3 +206,16 @@ def run_clients(url: str, clients: int, questions: list[tuple[str, str]]):
     done.set()
     poller.join()
     return results, queue_sizes
+
+
+def test_a_corrupt_file_of_saved_conversations_is_set_aside_and_the_page_says_so(tmp_path):
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "records.sqlite").write_bytes(b"not a database " * 200)
+    process, url = start_chat(index)
+    try:
+        page = httpx.get(f"{url}/config").text
+        assert "could not be read; it was set aside as" in page
+        assert [p.read_bytes()[:15] for p in index.glob("records.sqlite.corrupt-*")] == [b"not a database "]
+    finally:
+        stop(process)
