@@ -161,6 +161,7 @@ def test_a_thumbs_down_with_a_correction_becomes_a_test_question_that_rag_eval_s
 def test_a_conversation_is_kept_and_after_a_reload_reopens_with_its_sources_then_is_renamed_and_deleted(page, server):
     url, root = server
     page.click("#clear")  # a new conversation
+    page.wait_for_function("() => document.querySelectorAll('#chat [data-testid=\"bot\"]').length === 0")
     ask(page, "Where would NATO open its first liaison office in Asia?")
     before = last_answer(page)
     assert "Tokyo" in before
