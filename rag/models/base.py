@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +18,9 @@ LOADING = "loading the model into memory"
 CONVERTING_INT8 = "converting the model to int8 once for this machine (about a minute, only the first time)"
 # How a reply that refuses begins: the prompt asks for it, and a generator's signals measure its first token.
 IDK = "I don't know"
+# How a line break appears inside vocabulary entries: byte-level BPE ("Ċ"), SentencePiece byte fallback, plain. Both
+# local engines stop a reply at the first one after some text.
+LINE_BREAK = re.compile("Ċ|<0x0A>|\n")
 
 
 class GeneratorError(Exception):

@@ -13,12 +13,13 @@ from rag.config import Engine, Quantization, Settings
 from rag.models.base import LOADING, Generator
 from rag.models.local.gguf import resolve_model_dir
 from rag.models.local.precision import Precision
-from rag.models.local.transformers_generator import TransformersGenerator
 from rag.models.model_choice import engine_for
 from rag.models.openai_generator import OpenAICompatibleGenerator
 
-if TYPE_CHECKING:  # the int8 engine's module needs the ctranslate2 package, imported only when chosen
+if TYPE_CHECKING:  # each engine's module is imported only when it is chosen: ctranslate2's native code, torch's
+    # second and 190 MB
     from rag.models.local.ctranslate2_generator import CTranslate2Generator
+    from rag.models.local.transformers_generator import TransformersGenerator
 
 
 def load_generator(
@@ -38,13 +39,14 @@ def load_generator(
     engine = engine_for(model, cache_dir, engine)  # "auto": the fastest measured engine here
     model_dir = resolve_model_dir(model, cache_dir, on_stage)
     if engine == "ctranslate2":
-        # Imported here: the ctranslate2 library (native code) loads only for this engine.
         from rag.models.local.ctranslate2_generator import CTranslate2Generator, converted_dir
 
         converted = converted_dir(model_dir, cache_dir, on_stage)
         if on_stage is not None:
             on_stage(LOADING)
         return CTranslate2Generator(converted, model_dir)
+    from rag.models.local.transformers_generator import TransformersGenerator
+
     if on_stage is not None:
         on_stage(LOADING)
     return TransformersGenerator(

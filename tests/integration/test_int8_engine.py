@@ -2,11 +2,16 @@
 the same short answers, the same kind of signals, yes/no probabilities that agree, a stream that stops when its
 reader leaves, a conversion made once, and quote mode refused by name."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from rag.config import Settings
 from rag.models.base import CONVERTING_INT8, AnswerConstraint, GeneratorError
 from rag.models.factory import load_generator
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 MODEL = "qwen2.5-coder-0.5b"  # the small packaged model: the engine's behaviour, quickly
@@ -63,3 +68,23 @@ def test_quote_mode_is_refused_by_the_int8_engine_with_the_engine_that_has_it(en
     int8, _ = engines
     with pytest.raises(GeneratorError, match="--engine transformers"):
         list(int8.stream(ASK, 24, AnswerConstraint((PASSAGE,))))
+
+
+def test_a_process_answering_on_the_int8_engine_never_imports_torch(tmp_path):
+    """torch costs a second to import and 190 MB held; the int8 engine, its tokenizer and the embedder need none
+    of it once the model is converted (the fixture above converted it)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "lighthouse.txt").write_text(PASSAGE, encoding="utf-8")
+    script = (
+        "import sys\n"
+        "from rag import Assistant, Settings\n"
+        f"a = Assistant.from_folder({str(docs)!r}, {str(tmp_path / 'index')!r}, "
+        f"Settings(generator_model={MODEL!r}, engine='ctranslate2'))\n"
+        "print(a.ask('When was the Norrvik lighthouse built?').text)\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=REPO)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "1902" in ran.stdout and "torch imported: False" in ran.stdout, ran.stdout

@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import TemplateError
 
-from rag.models.base import CONVERTING_INT8, IDK, AnswerConstraint, GeneratorError, option_mass
-from rag.models.local.decoding import LINE_BREAK
+from rag.models.base import CONVERTING_INT8, IDK, LINE_BREAK, AnswerConstraint, GeneratorError, option_mass
 from rag.models.local.model_lock import MODEL_LOADING
 from rag.types import GenerationSignals
 
@@ -70,6 +69,19 @@ def converted_dir(source: Path, cache_dir: Path, on_stage: Callable[[str], None]
     return target
 
 
+def _tokenizer(folder: Path):
+    """The tokenizer and chat template of the model folder ``folder``: read from its ``tokenizer.json`` by the
+    tokenizers library where it has one (transformers' ``AutoTokenizer`` imports torch, a second and 190 MB this
+    engine never uses otherwise; the token ids are the same), else by ``AutoTokenizer``."""
+    if (folder / "tokenizer.json").is_file():
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+
+
 class CTranslate2Generator:
     """A causal language model converted to CTranslate2 int8, run on the CPU; one generation at a time.
 
@@ -81,8 +93,6 @@ class CTranslate2Generator:
     def __init__(self, model_dir: Path, tokenizer_dir: Path, threads: int | None = None) -> None:
         """Load the converted model in ``model_dir``; the tokenizer and chat template come from the transformers
         folder it was converted from, ``tokenizer_dir``."""
-        from transformers import AutoTokenizer
-
         ctranslate2 = _ctranslate2()
 
         self.name = model_dir.name
@@ -96,7 +106,7 @@ class CTranslate2Generator:
                                                    intra_threads=threads or 1)
         except (RuntimeError, ValueError) as exc:
             raise GeneratorError(f"cannot load the CTranslate2 model in {model_dir}: {exc}") from exc
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        self.tokenizer = _tokenizer(tokenizer_dir)
         self._lock = threading.Lock()
         vocabulary = self.tokenizer.get_vocab()
         ends = {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}

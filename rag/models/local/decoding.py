@@ -87,8 +87,6 @@ class SpanConstraint:
         return self.refusal.startswith(text) or _WHITESPACE.sub(" ", text) in self.sources
 
 
-# How a line break appears inside vocabulary entries: byte-level BPE ("Ċ"), SentencePiece byte fallback, plain.
-LINE_BREAK = re.compile("Ċ|<0x0A>|\n")
 
 
 class StopAtLineBreak(StoppingCriteria):

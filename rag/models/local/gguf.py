@@ -12,14 +12,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
-from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from typing import TYPE_CHECKING
 
 from rag.models.base import GeneratorError
 from rag.models.local.model_lock import MODEL_LOADING
 from rag.models.registry import DEFAULT_MODEL, PACKAGED_MODELS, PackagedModel
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ def join_packaged_gguf(model: PackagedModel, target: Path) -> None:
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """De-quantise a GGUF file into a transformers folder at ``target`` (written aside, then renamed in)."""
+    # Imported here: only a conversion needs them, and torch alone takes a second and 190 MB to import, which the
+    # int8 engine, reading its converted copy, never needs.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     log.warning("converting %s once into %s (about a minute)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     with MODEL_LOADING:
@@ -97,6 +101,8 @@ def _share_embeddings_if_copies(model: nn.Module, tolerance: float = 0.1) -> boo
     output layer's (the more precise, as quantisers keep it) saves that memory. Matrices further apart than
     ``tolerance`` (relative RMS) are a model's own two, and stay as they are.
     """
+    import torch
+
     inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
     if outputs is None or inputs.weight is outputs.weight or inputs.weight.shape != outputs.weight.shape:
         return False
@@ -116,6 +122,9 @@ def _store_matrices_in_half(model: nn.Module) -> None:
     De-quantised from 4 to 8 bits, they lose nothing that matters in float16's 11-bit mantissa, and they take half
     the memory of float32. Norm weights and biases are small and stay float32 in the file.
     """
+    import torch
+    from torch import nn
+
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):

@@ -23,11 +23,13 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ def cpu_flags() -> tuple[str, ...]:
 def largest_matrix(model: nn.Module, skip: nn.Module | None = None) -> torch.Tensor:
     """The weight of ``model``'s largest linear layer other than ``skip`` (the output layer, which reads only the
     last row of a prompt)."""
+    from torch import nn
+
     weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear) and m is not skip]
     if not weights:
         raise ValueError("the model has no linear layers to time")
@@ -99,6 +103,9 @@ def _median_ms(run, repeats: int) -> float:
 def measure(weight: torch.Tensor, repeats: int = 5) -> PrecisionChoice:
     """Time ``weight``'s product both ways, for a prompt of ``PROMPT_ROWS`` rows and for one decoding row, and
     choose the way whose answer (a prompt, then ``DECODE_STEPS`` steps) is faster by at least ``MIN_SPEEDUP``."""
+    import torch  # here, not above: reading a cached choice (the int8 engine's start) needs no torch
+    from torch import nn
+
     with torch.no_grad():
         half, bf16 = weight.detach().to(torch.float16), weight.detach().to(torch.bfloat16)
         prompt = torch.randn(PROMPT_ROWS, weight.shape[1])
@@ -119,7 +126,7 @@ def measure(weight: torch.Tensor, repeats: int = 5) -> PrecisionChoice:
     precision: Precision = "bfloat16" if answer["float32"] >= MIN_SPEEDUP * answer["bfloat16"] else "float32"
     return PrecisionChoice(
         precision, {k: round(v, 3) for k, v in prompt_ms.items()}, {k: round(v, 3) for k, v in decode_ms.items()},
-        tuple(weight.shape), cpu_flags(), torch.get_num_threads(), torch.__version__,
+        tuple(weight.shape), cpu_flags(), _threads(), _torch_version(),
     )
 
 
@@ -146,7 +153,7 @@ def int8_product_ms(rows: int, inner: int, columns: int, repeats: int = 5) -> tu
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.intra_op_num_threads = _threads()
     try:
         session = onnxruntime.InferenceSession(model.SerializeToString(), options,
                                                providers=["CPUExecutionProvider"])
@@ -165,7 +172,7 @@ def choose(weight: torch.Tensor | tuple[int, int], cache_file: Path | None = Non
     ``weight`` may be just a shape: a random matrix of it is made only if it has to be timed."""
     shape = list(weight) if isinstance(weight, tuple) else list(weight.shape)
     key = hashlib.sha256(
-        json.dumps([shape, cpu_model(), cpu_flags(), torch.get_num_threads(), torch.__version__, TIMING_VERSION])
+        json.dumps([shape, cpu_model(), cpu_flags(), _threads(), _torch_version(), TIMING_VERSION])
         .encode()
     ).hexdigest()[:16]
     known: dict = {}
@@ -177,12 +184,29 @@ def choose(weight: torch.Tensor | tuple[int, int], cache_file: Path | None = Non
                                       "cpu_flags": tuple(entry["cpu_flags"])})
         except (OSError, ValueError, KeyError, TypeError):
             known = known if isinstance(known, dict) else {}
-    choice = measure(weight if isinstance(weight, torch.Tensor) else torch.randn(*shape) * 0.02)
+    if isinstance(weight, tuple):
+        import torch
+
+        weight = torch.randn(*shape) * 0.02
+    choice = measure(weight)
     log.info("matrix products in %s (timed: prompt %s ms, decoding step %s ms)",
              choice.precision, choice.prompt_ms, choice.decode_ms)
     if cache_file is not None:
         _write_atomically(cache_file, {**known, key: choice.to_dict()})
     return choice
+
+
+def _threads() -> int:
+    """The cores this process may run on: the threads torch and onnxruntime multiply with by default."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _torch_version() -> str:
+    """torch's version, read without importing it (a second and 190 MB the int8 engine does not need)."""
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return ""
 
 
 def cpu_model() -> str:

@@ -13,8 +13,8 @@ from jinja2 import TemplateError
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, TextIteratorStreamer
 
 from rag.config import Quantization
-from rag.models.base import IDK, AnswerConstraint, GeneratorError, option_mass
-from rag.models.local.decoding import LINE_BREAK, SpanConstraint, StopAtLineBreak, StopWhenSet, constrainable_head
+from rag.models.base import IDK, LINE_BREAK, AnswerConstraint, GeneratorError, option_mass
+from rag.models.local.decoding import SpanConstraint, StopAtLineBreak, StopWhenSet, constrainable_head
 from rag.models.local.half_weights import HALF_DTYPES, keep_matrices_in_half, run_gated_mlps_in_bfloat16
 from rag.models.local.memory_trim import return_freed_memory
 from rag.models.local.model_lock import MODEL_LOADING
