@@ -35,13 +35,16 @@ def child_command(mode: str, docs_dir: Path, index_dir: Path, question: str, ggu
 def cold_start_child(started: float, mode: str, docs_dir: str, index_dir: str, question: str, gguf: str) -> None:
     """Runs in the fresh process of ``child_command``; ``started`` is when its interpreter began importing."""
     from rag.assistant import Assistant
-    from rag.models.local.transformers_generator import TransformersGenerator
 
-    imported = time.time()
     generator = None
     if mode == "gguf":  # the plain way: de-quantise the GGUF file on every start
+        from rag.models.local.transformers_generator import TransformersGenerator
+
+        imported = time.time()
         path = Path(gguf)
         generator = TransformersGenerator(path.parent, gguf_file=path.name)
+    else:  # the project's way imports what its engine needs as it loads (the int8 engine: no torch)
+        imported = time.time()
     assistant = Assistant.from_folder(docs_dir, index_dir, generator=generator, preload_generator=True)
     _ = assistant.generator  # waits for the load, so the phases below are separate (`rag ask` does the same)
     loaded = time.time()
