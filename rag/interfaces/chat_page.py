@@ -305,7 +305,7 @@ def build_app(assistant: Assistant, auth_on: bool = False) -> gr.Blocks:
         at = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         if at not in ids or data.liked not in (True, False):
             return "Feedback is kept for answers only."
-        records.add_feedback(ids[at], "up" if data.liked else "down", owner=request.username if request else None)
+        records.add_feedback(ids[at], "up" if data.liked else "down", owner=login(request))
         return "Thanks: kept. A correction below makes it a test question."
 
     def correct(correction: str, unanswerable: bool, ids: dict, request: gr.Request):
@@ -315,7 +315,7 @@ def build_app(assistant: Assistant, auth_on: bool = False) -> gr.Blocks:
         if not correction.strip() and not unanswerable:
             return "Write the right answer, or tick that the documents don't say.", gr.update(), gr.update()
         records.add_feedback(ids[max(ids)], "down", correction, unanswerable,
-                             owner=request.username if request else None)
+                             owner=login(request))
         return "Thanks: kept as a test question (rag feedback export).", "", False
 
     def list_saved(conversation: str, request: gr.Request):
