@@ -155,3 +155,12 @@ def test_conversations_outlive_the_process(tmp_path):
     first.close()
     reopened = Records(path)
     assert [t.answer.citations for t in reopened.conversation("c-1")] == [[CITED]]
+
+
+def test_an_answer_to_a_conversation_deleted_meanwhile_starts_it_again_with_that_answer(records):
+    records.remember("a-2", ANSWER, "m", {}, conversation="c-1")
+    records.delete_conversation("c-1")  # in another tab
+    records.remember("a-3", FOLLOW_UP, "m", {}, conversation="c-1")
+    [summary] = records.conversations()
+    assert (summary.title, summary.answers) == ("Who built it?", 1)
+    assert [t.answer_id for t in records.conversation("c-1")] == ["a-3"]

@@ -286,17 +286,14 @@ def build_app(assistant: Assistant, auth_on: bool = False) -> gr.Blocks:
         turns = [*turns, answer]
         rendered = render_answer(answer, len(turns) - 1, show_scores)
         answer_id = f"page-{uuid.uuid4().hex}"
-        keep = dataclasses.asdict(options), login(request)
+        # The first answer starts a conversation; one deleted meanwhile (in another tab) starts again with this one.
+        kept_in = conversation or uuid.uuid4().hex
         try:
-            try:  # the first answer starts a conversation
-                kept_in = conversation or uuid.uuid4().hex
-                records.remember(answer_id, answer, model_label(settings), *keep, kept_in)
-            except UnknownConversation:  # deleted meanwhile (in another tab): this answer starts a new one
-                kept_in = uuid.uuid4().hex
-                records.remember(answer_id, answer, model_label(settings), *keep, kept_in)
+            records.remember(answer_id, answer, model_label(settings), dataclasses.asdict(options), login(request),
+                             kept_in)
             ids = {**ids, len(chat): answer_id}  # the answer's place in the conversation: what feedback names
             conversation = kept_in
-        except sqlite3.Error as exc:  # shown all the same; only keeping it is lost
+        except (sqlite3.Error, UnknownConversation) as exc:  # shown all the same; only keeping it is lost
             log.warning("could not keep answer %s: %s", answer_id, exc)
         yield [*chat, {"role": "assistant", "content": rendered}], turns, ids, conversation
 
