@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ IDK = "I don't know"
 # How a line break appears inside vocabulary entries: byte-level BPE ("Ċ"), SentencePiece byte fallback, plain. Both
 # local engines stop a reply at the first one after some text.
 LINE_BREAK = re.compile("Ċ|<0x0A>|\n")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, a container's limit): how many threads the local
+    models multiply with."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 class GeneratorError(Exception):

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rag.config import Settings
+from rag.models.base import usable_cores
 from rag.models.local.model_lock import MODEL_LOADING
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,7 @@ class OnnxInt8Embedder:
             raise EmbedderError(f"{source} is not a mean-pooled sentence-transformers model")
         exported = exported_model(source, cache_dir)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
+        options.intra_op_num_threads = usable_cores()
         options.log_severity_level = 3  # warnings about unused initialisers are noise to a user
         self._session = onnxruntime.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in self._session.get_inputs()]

@@ -23,7 +23,15 @@ from pathlib import Path
 import numpy as np
 from jinja2 import TemplateError
 
-from rag.models.base import CONVERTING_INT8, IDK, LINE_BREAK, AnswerConstraint, GeneratorError, option_mass
+from rag.models.base import (
+    CONVERTING_INT8,
+    IDK,
+    LINE_BREAK,
+    AnswerConstraint,
+    GeneratorError,
+    option_mass,
+    usable_cores,
+)
 from rag.models.local.model_lock import MODEL_LOADING
 from rag.types import GenerationSignals
 
@@ -99,7 +107,7 @@ class CTranslate2Generator:
         self.model_dir, self.source_dir = model_dir, tokenizer_dir
         self.engine = "ctranslate2"
         self.precision = "int8"
-        threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        threads = threads or usable_cores()
         try:
             with MODEL_LOADING:
                 self.model = ctranslate2.Generator(str(model_dir), device="cpu", compute_type="int8",

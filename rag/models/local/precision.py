@@ -27,6 +27,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from rag.models.base import usable_cores
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -126,7 +128,7 @@ def measure(weight: torch.Tensor, repeats: int = 5) -> PrecisionChoice:
     precision: Precision = "bfloat16" if answer["float32"] >= MIN_SPEEDUP * answer["bfloat16"] else "float32"
     return PrecisionChoice(
         precision, {k: round(v, 3) for k, v in prompt_ms.items()}, {k: round(v, 3) for k, v in decode_ms.items()},
-        tuple(weight.shape), cpu_flags(), _threads(), _torch_version(),
+        tuple(weight.shape), cpu_flags(), usable_cores(), _torch_version(),
     )
 
 
@@ -153,7 +155,7 @@ def int8_product_ms(rows: int, inner: int, columns: int, repeats: int = 5) -> tu
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = _threads()
+    options.intra_op_num_threads = usable_cores()
     try:
         session = onnxruntime.InferenceSession(model.SerializeToString(), options,
                                                providers=["CPUExecutionProvider"])
@@ -172,7 +174,7 @@ def choose(weight: torch.Tensor | tuple[int, int], cache_file: Path | None = Non
     ``weight`` may be just a shape: a random matrix of it is made only if it has to be timed."""
     shape = list(weight) if isinstance(weight, tuple) else list(weight.shape)
     key = hashlib.sha256(
-        json.dumps([shape, cpu_model(), cpu_flags(), _threads(), _torch_version(), TIMING_VERSION])
+        json.dumps([shape, cpu_model(), cpu_flags(), usable_cores(), _torch_version(), TIMING_VERSION])
         .encode()
     ).hexdigest()[:16]
     known: dict = {}
@@ -194,11 +196,6 @@ def choose(weight: torch.Tensor | tuple[int, int], cache_file: Path | None = Non
     if cache_file is not None:
         _write_atomically(cache_file, {**known, key: choice.to_dict()})
     return choice
-
-
-def _threads() -> int:
-    """The cores this process may run on: the threads torch and onnxruntime multiply with by default."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _torch_version() -> str:
