@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rag.answering.conversation import Turn, standalone_question, turn_followed
+from rag.answering.drafting import closest_sentence, most_relevant_citation
 from rag.answering.drafting import draft as drafted
-from rag.answering.drafting import most_relevant_citation
 from rag.answering.passages import focus_passages
 from rag.answering.prompts import IDK, build_messages, prompt_starts
 from rag.answering.refusals import is_abstention
@@ -304,12 +304,14 @@ class Assistant:
         """The Answer for the model's ``raw`` reply to ``query`` (``question`` made standalone): the draft with
         every check's verdict, shown when no enforced check failed, else an abstention that lists which did."""
         if raw == NOT_IN_DOCUMENTS or is_abstention(raw):
-            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, [gate, refused()])
+            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, [gate, refused()],
+                          closest=closest_sentence(query, hits, self.embedder.embed))
         draft = drafted(query, raw, hits, signals, options.trim_echo, asked=question)
         verdicts, features = self._verifier.verify(draft, options)
         verdicts = [gate, *verdicts]
         if any(v.enforced and not v.passed for v in verdicts):
-            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, verdicts, draft, features)
+            return Answer(question, NOT_IN_DOCUMENTS, [], True, hits, timings, raw, verdicts, draft, features,
+                          closest=closest_sentence(query, hits, self.embedder.embed))
         text, citations = draft.text, draft.citations
         if len(citations) == 1:
             text, citations = most_relevant_citation(query, text, citations[0], hits, self.embedder.embed)

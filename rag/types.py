@@ -253,6 +253,9 @@ class Answer:
     verdicts: list[Verdict] = field(default_factory=list)
     draft: Draft | None = None  # the answer as drafted, before the checks (shown only when none withheld it)
     features: dict[str, float] = field(default_factory=dict)  # what the answerability score read
+    # With an abstention: the sentence of the passages read that comes closest to the question, so a person sees
+    # what the documents do hold and can ask again in their terms. Never one of ``citations``: it answers nothing.
+    closest: Citation | None = None
 
     @property
     def withheld_by(self) -> list[Verdict]:
@@ -270,6 +273,11 @@ class Answer:
                 for c in self.citations
             ],
             "verdicts": [v.to_dict() for v in self.verdicts if v.enforced],
+            "closest": None if self.closest is None else {
+                "doc": self.closest.doc, "doc_title": self.closest.doc_title, "chunk_id": self.closest.chunk_id,
+                "quote": self.closest.quote, "start": self.closest.start, "end": self.closest.end,
+                "page": self.closest.page, "place": self.closest.place,
+            },
             "timings": {
                 "retrieval_s": self.timings.retrieval_s,
                 "generation_s": self.timings.generation_s,

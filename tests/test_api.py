@@ -35,7 +35,7 @@ def test_an_answer_comes_in_the_openai_shape_with_its_citations(serve):
     message = body["choices"][0]["message"]
     assert body["object"] == "chat.completion" and body["choices"][0]["finish_reason"] == "stop"
     assert message["role"] == "assistant" and message["content"] == "In the Swiss Alps [1]."
-    assert message["abstained"] is False
+    assert message["abstained"] is False and message["closest"] is None
     [citation] = message["citations"]
     assert citation["doc"] == "rivers.txt" and "Swiss Alps" in citation["quote"]
     assert set(citation) == {"n", "doc", "chunk_id", "quote", "start", "end", "page", "place"}
@@ -46,6 +46,7 @@ def test_an_abstention_is_a_message_without_citations_that_says_which_check_with
     message = client.post("/v1/chat/completions", json=ASK).json()["choices"][0]["message"]
     assert message["abstained"] is True and message["citations"] == []
     assert any(not v["passed"] and v["check"] == "supported" and "andes" in v["reason"] for v in message["verdicts"])
+    assert "Rhine" in message["closest"]["quote"]  # what the documents do hold, to ask again in their terms
 
 
 def test_a_streamed_answer_adds_up_to_the_answer_and_ends_with_its_citations(serve):

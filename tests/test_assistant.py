@@ -305,6 +305,31 @@ def test_an_answer_cites_the_sentence_naming_it_that_is_most_about_the_question(
     assert [c.quote for c in answer.citations] == ["Castell was the first woman to lead the city council."]
 
 
+def test_an_abstention_quotes_the_sentence_closest_to_the_question_apart_from_its_citations(ask_about):
+    text = ("The harbour ferry first sailed in 2019. The ferry carries bicycles on weekdays. "
+            "The old lighthouse was repainted white.")
+    answer, _ = ask_about(text, "Who won the ferry race in 2013?", "Ana Pires [1]")  # the passages name no one
+    assert answer.abstained and answer.citations == [] and answer.text == NOT_IN_DOCUMENTS
+    closest = answer.closest
+    assert closest.quote == "The harbour ferry first sailed in 2019."
+    assert text[closest.start : closest.end] == closest.quote and closest.doc == "city.txt"
+    assert answer.to_dict()["closest"]["quote"] == closest.quote
+
+
+def test_the_models_refusal_also_quotes_the_closest_sentence_but_a_shown_answer_does_not(ask_about):
+    text = "The harbour ferry first sailed in 2019. The lighthouse keeper is Ana Pires."
+    refused, _ = ask_about(text, "When did the harbour ferry stop sailing?", "I don't know")
+    assert refused.abstained and refused.closest.quote == "The harbour ferry first sailed in 2019."
+    shown, _ = ask_about(text, "Who keeps the lighthouse?", "Ana Pires [1]")
+    assert not shown.abstained and shown.closest is None and shown.to_dict()["closest"] is None
+
+
+def test_nothing_relevant_found_quotes_nothing(make_assistant):
+    assistant, _ = make_assistant("should not be used")
+    answer = assistant.ask("xylophone quartz zeppelin")
+    assert answer.abstained and answer.closest is None
+
+
 def test_every_check_records_a_verdict_and_a_shown_answer_passed_all_enforced_ones(make_assistant):
     assistant, _ = make_assistant("In the Swiss Alps [1].")
     answer = assistant.ask("Where does the Rhine rise?")

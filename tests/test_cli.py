@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from rag.interfaces.cli import build_parser, settings_from
+from rag.interfaces.cli import build_parser, format_answer, settings_from
+from rag.types import Answer, Citation, Verdict
 
 
 def test_every_option_the_user_gives_reaches_the_settings():
@@ -59,3 +60,13 @@ def test_bench_outside_a_source_checkout_says_where_it_runs(monkeypatch, capsys)
     assert main(["bench", "docs"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "source checkout" in error and "make setup" in error
+
+
+def test_an_abstention_in_the_terminal_says_which_check_withheld_it_and_quotes_the_closest_sentence():
+    closest = Citation(1, "harbour.txt", "Harbour", "c-1", "The ferry first sailed in 2019.", 10, 41)
+    answer = Answer("When did it sail in 2013?", "I don't know: the documents do not say.", [], True,
+                    verdicts=[Verdict("pinned", False, "the passages say nothing about 2013")], closest=closest)
+    lines = format_answer(answer).splitlines()
+    assert lines == ["I don't know: the documents do not say.",
+                     "  withheld by pinned: the passages say nothing about 2013",
+                     'Closest the documents come: harbour.txt (chars 10-41): "The ferry first sailed in 2019."']

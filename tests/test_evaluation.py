@@ -117,6 +117,20 @@ def test_a_run_counts_answers_abstentions_and_citations(docs_dir, tmp_path, fake
     assert results[0].cited_docs == ["rivers.txt"] and results[1].abstained
 
 
+def test_a_run_counts_how_often_a_wrongly_withheld_answer_stood_in_the_closest_sentence_quoted(
+        docs_dir, tmp_path, fake_embedder):
+    gold_path = tmp_path / "gold.jsonl"
+    rows = [{"id": "r", "question": "Where does the Rhine rise?", "answers": ["Swiss Alps"], "answerable": True,
+             "evidence": []}]
+    gold_path.write_text(json.dumps(rows[0]))
+    settings = Settings(chunk_tokens=8, chunk_overlap_tokens=0, top_k=2, candidates=4)
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings, FakeGenerator(["I don't know."]),
+                                      fake_embedder)
+    metrics, [result] = run_evaluation(assistant, load_gold(gold_path), progress=False)
+    assert result.abstained and "Swiss Alps" in result.closest["quote"]
+    assert metrics["abstain_false_rate"] == 1.0 and metrics["closest_holds_answer"] == 1.0
+
+
 def test_evidence_missing_from_the_documents_is_reported_not_silently_scored(docs_dir, tmp_path, fake_embedder, caplog):
     gold_path = tmp_path / "gold.jsonl"
     gold_path.write_text(json.dumps(

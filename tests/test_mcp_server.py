@@ -37,6 +37,7 @@ def test_the_tools_search_the_passages_and_answer_with_citations(docs_dir, tmp_p
     assert answered["answer"] == "In the Swiss Alps [1]." and answered["citations"][0]["doc"] == "rivers.txt"
     withheld = structured(call(server, "ask", {"question": "Where does the Rhine rise?"}))
     assert withheld["abstained"] and any(v["check"] == "supported" and not v["passed"] for v in withheld["verdicts"])
+    assert withheld["closest"]["doc"] == "rivers.txt" and answered["closest"] is None
 
 
 def test_every_indexed_document_is_a_resource_with_its_text(docs_dir, tmp_path, fake_embedder):

@@ -98,8 +98,9 @@ def test_rag_feedback_export_writes_gold_questions_that_rag_eval_reads(records, 
     assert json.loads(out.read_text().splitlines()[0])["source"] == "feedback down on a-1"
 
 
+CLOSEST = Citation(1, "harbour.txt", "Harbour", "c-1", "The ferry was built at the old yard.", 42, 78)
 FOLLOW_UP = Answer("Who built it?", "I don't know.", [], True,
-                   verdicts=[Verdict("supported", False, "the documents do not name a builder")])
+                   verdicts=[Verdict("supported", False, "the documents do not name a builder")], closest=CLOSEST)
 
 
 def test_a_conversation_is_kept_answer_by_answer_and_reopens_with_its_sources_and_reasons(records):
@@ -110,6 +111,7 @@ def test_a_conversation_is_kept_answer_by_answer_and_reopens_with_its_sources_an
     first, second = records.conversation("c-1")
     assert first.answer_id == "a-2" and first.answer.citations == [CITED] and first.answer.text == "1999 [1]"
     assert second.answer.abstained and second.answer.withheld_by[0].reason == "the documents do not name a builder"
+    assert second.answer.closest == CLOSEST  # what the documents do hold, quoted again on reopening
 
 
 def test_each_login_sees_renames_and_deletes_only_its_own_conversations(records):

@@ -66,6 +66,17 @@ def test_an_abstention_names_the_checks_that_withheld_the_answer_and_why():
     assert "relevance" not in rendered and "count" not in rendered  # passed, or not enforced: withheld nothing
 
 
+def test_an_abstention_quotes_the_closest_sentence_with_a_link_that_opens_it_in_the_side_panel():
+    text = StubIndex.documents["a.txt"].text
+    start = text.index("The Rhine")
+    closest = Citation(1, "a.txt", "Rivers", "c-1", "The Rhine rises in the Alps.", start, start + 28)
+    answer = Answer("Where does the <Danube> rise?", "I don't know.", [], True, closest=closest)
+    rendered = render_answer(answer, turn=2)
+    assert ('Closest the documents come: <a href="#source-2-1"><b>Rivers</b></a>: “The Rhine rises in the Alps.”'
+            in rendered) and "Sources" not in rendered
+    assert '<mark id="cited-span">The Rhine rises in the Alps.</mark>' in render_source(StubAssistant(), answer, 1)
+
+
 def test_a_reopened_conversation_shows_each_question_and_its_answer_with_sources_and_follow_ups_can_lean_on_it():
     abstained = Answer("And <the> moon?", "I don't know.", [], True, verdicts=[Verdict("supported", False, "no moon")])
     messages, answers, ids = reopened([SavedTurn("page-1", ANSWER), SavedTurn("page-2", abstained)])

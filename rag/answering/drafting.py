@@ -6,10 +6,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rag.answering.citations import attribute_unmarked, naming_sentences, parse_citations, strip_markers
+from rag.answering.citations import (
+    attribute_unmarked,
+    naming_sentences,
+    parse_citations,
+    quote_citation,
+    strip_markers,
+)
 from rag.answering.display import as_written
 from rag.answering.echo import trim_echo
+from rag.ingest.chunking import split_sentences
 from rag.types import Citation, Draft, GenerationSignals, Hit
+
+# A sentence shorter than this many words (a heading, "See below.") says too little to show as what the documents hold.
+CLOSEST_MIN_WORDS = 4
 
 
 def draft(query: str, raw: str, hits: list[Hit], signals: GenerationSignals | None = None,
@@ -50,3 +60,22 @@ def most_relevant_citation(query: str, text: str, citation: Citation, hits: list
         return text, [citation]
     chosen = candidates[best - 1]
     return f"{answer} [{chosen.n}]", [chosen]
+
+
+def closest_sentence(question: str, hits: list[Hit], embed: Callable[[list[str]], np.ndarray]) -> Citation | None:
+    """The sentence of ``hits`` whose embedding is closest to ``question``, cited as [n] of its passage: what the
+    documents hold nearest to a question they were not found to answer ("the 2019 final was won by ..." for a
+    question about 2013), shown beside an abstention so the person can ask again in the documents' terms. None when
+    the passages hold no sentence of ``CLOSEST_MIN_WORDS`` words."""
+    candidates = [
+        (n, hit, hit.chunk.start + start, hit.chunk.start + end)
+        for n, hit in enumerate(hits, start=1)
+        for start, end in split_sentences(hit.chunk.text) or [(0, len(hit.chunk.text))]
+        if len(hit.chunk.text[start:end].split()) >= CLOSEST_MIN_WORDS
+    ]
+    if not candidates:
+        return None
+    texts = [hit.chunk.text[start - hit.chunk.start:end - hit.chunk.start] for _, hit, start, end in candidates]
+    vectors = embed([question, *texts])
+    n, hit, start, end = candidates[int(np.argmax(vectors[1:] @ vectors[0]))]
+    return quote_citation(n, hit, start, end)

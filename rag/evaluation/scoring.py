@@ -264,6 +264,7 @@ class QuestionResult:
     draft_citation_hits: int = 0
     passages: list[dict] = field(default_factory=list)
     signals: dict | None = None
+    closest: dict | None = None  # an abstention's closest sentence (``Answer.closest``), as a citation
 
     @classmethod
     def from_record(cls, row: dict) -> QuestionResult:
@@ -316,6 +317,7 @@ def evaluate_question(
     result.em = 0.0 if answer.abstained else best_exact_match(scored_text, item.answers)
     result.citations = [asdict(c) for c in answer.citations]
     result.cited_docs = sorted({c.doc for c in answer.citations})
+    result.closest = asdict(answer.closest) if answer.closest is not None else None
     result.citation_hits = _evidence_hits(answer.citations, spans)
     cited_ids = {c.chunk_id for c in answer.citations}
     result.evidence_cited = any(
@@ -383,6 +385,13 @@ def summarize(results: list[QuestionResult], retrieval_only: bool = False) -> di
         ),
         "latency_max_s": max((r.latency_s for r in results), default=0.0),
     }
+    # Of the answerable questions withheld with a closest sentence quoted, how often that sentence holds a gold
+    # answer: there the person reads the answer anyway, in the documents' words.
+    quoted = [r for r in answerable if r.abstained and r.closest]
+    if quoted:
+        metrics["closest_holds_answer"] = _mean(
+            float(any(normalize_answer(g) in normalize_answer(r.closest["quote"]) for g in r.gold_answers if g))
+            for r in quoted)
     return metrics
 
 
@@ -525,7 +534,7 @@ def decide(result: QuestionResult, verdicts: list[dict]) -> QuestionResult:
     return dataclasses.replace(
         result, abstained=False, f1=result.draft_f1, em=result.draft_em, answer=result.draft, citations=citations,
         cited_docs=sorted({c["doc"] for c in citations}), citation_hits=result.draft_citation_hits,
-        evidence_cited=result.draft_citation_hits > 0, verdicts=verdicts, withheld_by=[],
+        evidence_cited=result.draft_citation_hits > 0, verdicts=verdicts, withheld_by=[], closest=None,
         grounded=all(v["passed"] for v in verdicts if v["check"] == "supported"),
     )
 

@@ -75,6 +75,7 @@ _CSS = """
 .rag-sources a { text-decoration: none; }
 .rag-abstain { font-style: italic; opacity: .85; }
 .rag-withheld { font-size: .85em; opacity: .8; } .rag-withheld ul { margin: .2em 0; padding-left: 1.2em; }
+.rag-closest { font-size: .9em; margin: .2em 0; }
 .rag-reading, .rag-preparing { opacity: .7; }
 .rag-preparing::before { content: ""; display: inline-block; width: .8em; height: .8em; margin-right: .5em;
   border: 2px solid currentColor; border-right-color: transparent; border-radius: 50%;
@@ -101,7 +102,13 @@ def render_answer(answer: Answer, turn: int, show_scores: bool = False) -> str:
             f"<li><b>{html.escape(v.check)}</b>: {html.escape(v.reason)}</li>" for v in answer.withheld_by
         )
         why = f'<div class="rag-withheld">Withheld by:<ul>{reasons}</ul></div>' if reasons else ""
-        return f'<div class="rag-abstain">🤷 {html.escape(answer.text)}</div>{why}{timings}'
+        closest = ""
+        if answer.closest is not None:
+            c = answer.closest
+            quote = c.quote if len(c.quote) <= 240 else c.quote[:237] + "…"
+            closest = (f'<div class="rag-closest">Closest the documents come: <a href="#source-{turn}-{c.n}">'
+                       f"<b>{html.escape(c.doc_title)}</b></a>: “{html.escape(quote)}”</div>")
+        return f'<div class="rag-abstain">🤷 {html.escape(answer.text)}</div>{closest}{why}{timings}'
     lines = [f"<div>{html.escape(answer.text)}</div>"]
     if answer.citations:
         items = []
@@ -162,7 +169,9 @@ def render_preparation(preparation: Preparation) -> str:
 def render_source(assistant: Assistant, answer: Answer, n: int, source_id: str = "") -> str:
     """HTML for the side panel: citation ``n`` of ``answer`` inside its document, highlighted. For a file with
     pages, the panel holds the text of the cited page, and a PDF gets a link that opens it at that page."""
-    citation = next((c for c in answer.citations if c.n == n), None)
+    # An abstention's one source is the sentence closest to the question (``Answer.closest``).
+    sources = [answer.closest] if answer.abstained and answer.closest is not None else answer.citations
+    citation = next((c for c in sources if c.n == n), None)
     if citation is None:
         return "<p>That source is no longer available.</p>"
     document = assistant.index.documents.get(citation.doc)

@@ -278,6 +278,9 @@ def format_answer(answer: Answer) -> str:
             lines.append(f"  [{c.n}] {c.doc} ({where}): \"{c.quote}\"")
     for verdict in answer.withheld_by:
         lines.append(f"  withheld by {verdict.check}: {verdict.reason}")
+    if answer.closest is not None:
+        c = answer.closest
+        lines.append(f"Closest the documents come: {c.doc} (chars {c.start}-{c.end}): \"{c.quote}\"")
     return "\n".join(lines)
 
 

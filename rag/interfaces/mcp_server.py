@@ -57,7 +57,8 @@ def build_server(assistant: Assistant) -> MCPServer:
     def ask(question: str, documents: list[str] | None = None, modified_after: str | None = None,
             modified_before: str | None = None) -> dict[str, Any]:
         """Answer the question from the documents with numbered citations of the passages used, or abstain (then
-        ``abstained`` is true and ``verdicts`` say which check withheld the answer, and why). ``documents`` (names,
+        ``abstained`` is true, ``verdicts`` say which check withheld the answer and why, and ``closest`` quotes the
+        sentence of the documents nearest the question, to ask again in its terms). ``documents`` (names,
         folders or glob patterns) and the modification dates (YYYY-MM-DD) limit it to those documents."""
         try:
             answer = assistant.ask(question, scope=Scope(tuple(documents or ()), modified_after, modified_before))
@@ -65,7 +66,7 @@ def build_server(assistant: Assistant) -> MCPServer:
             raise ToolError(str(exc)) from exc
         payload = answer.to_dict()
         return {"answer": payload["answer"], "abstained": payload["abstained"], "citations": payload["citations"],
-                "verdicts": payload["verdicts"]}
+                "verdicts": payload["verdicts"], "closest": payload["closest"]}
 
     for name, document in sorted(assistant.index.documents.items()):
         server.add_resource(FunctionResource(

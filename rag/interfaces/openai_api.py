@@ -193,10 +193,11 @@ def conversation(messages: list[Message]) -> tuple[str, list[Turn]]:
 
 
 def message_of(answer: Answer) -> dict:
-    """The OpenAI ``message`` of an answer, with its citations and the verdicts of the enforced checks."""
+    """The OpenAI ``message`` of an answer, with its citations and the verdicts of the enforced checks; an
+    abstention's ``closest`` is the sentence of the documents nearest the question (or null)."""
     payload = answer.to_dict()
     return {"role": "assistant", "content": answer.text, "citations": payload["citations"],
-            "verdicts": payload["verdicts"], "abstained": answer.abstained}
+            "verdicts": payload["verdicts"], "abstained": answer.abstained, "closest": payload["closest"]}
 
 
 def build_api(assistant: Assistant, auth: tuple[str, str] | None = None, queue_size: int = QUEUE_SIZE,
@@ -356,7 +357,8 @@ def _chunks(answer: Answer, completion_id: str, created: int) -> Iterator[str]:
         piece = " ".join(words[i : i + STREAM_WORDS])
         yield event({"content": piece if i == 0 else " " + piece})
     final = message_of(answer)
-    yield event({}, "stop", citations=final["citations"], verdicts=final["verdicts"], abstained=answer.abstained)
+    yield event({}, "stop", citations=final["citations"], verdicts=final["verdicts"], abstained=answer.abstained,
+                closest=final["closest"])
     yield "data: [DONE]\n\n"
 
 

@@ -104,14 +104,16 @@ def shown_answer(answer: Answer) -> dict:
     return {"question": answer.question, "text": answer.text, "abstained": answer.abstained,
             "citations": [dataclasses.asdict(c) for c in answer.citations],
             "verdicts": [dataclasses.asdict(v) for v in answer.verdicts],
-            "timings": dataclasses.asdict(answer.timings)}
+            "timings": dataclasses.asdict(answer.timings),
+            "closest": None if answer.closest is None else dataclasses.asdict(answer.closest)}
 
 
 def answer_from_shown(shown: dict) -> Answer:
     """The ``Answer`` that ``shown_answer`` kept (without its retrieved passages)."""
+    closest = shown.get("closest")  # turns kept before abstentions quoted it have none
     return Answer(shown["question"], shown["text"], [Citation(**c) for c in shown["citations"]],
                   shown["abstained"], verdicts=[Verdict(**v) for v in shown["verdicts"]],
-                  timings=Timings(**shown["timings"]))
+                  timings=Timings(**shown["timings"]), closest=None if closest is None else Citation(**closest))
 
 
 def title_of(text: str) -> str:

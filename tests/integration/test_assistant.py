@@ -49,6 +49,10 @@ def test_a_question_whose_words_are_in_the_documents_but_whose_answer_is_not_abs
     answer = real_assistant.ask(question)
     assert real_assistant.is_relevant(answer.hits)  # the generator was asked, not skipped
     assert answer.abstained and answer.citations == [], answer.raw_output
+    # What the documents do hold: a sentence of the passages read, quoted where it stands, not an answer.
+    closest = answer.closest
+    assert closest is not None and closest.chunk_id in {hit.chunk.id for hit in answer.hits}
+    assert real_assistant.index.documents[closest.doc].text[closest.start : closest.end] == closest.quote
 
 
 def test_an_answer_the_score_finds_unlikely_is_recorded_so_and_withheld_by_the_cautious_preset(real_assistant):

@@ -198,6 +198,15 @@ def test_an_abstention_says_which_check_withheld_the_answer_and_why(page, server
     page.screenshot(path=root / "02b-abstention-with-reason.png")
 
 
+def test_an_abstention_quotes_the_closest_sentence_and_a_click_shows_it_in_its_document(page, server):
+    ask(page, "What is the capital of Australia?")  # its words are in the documents, its answer is not
+    closest = page.locator('#chat [data-testid="bot"]').last.locator(".rag-closest")
+    assert closest.count() == 1 and closest.inner_text().startswith("Closest the documents come:")
+    quote = closest.inner_text().split("“", 1)[1].rstrip("”").rstrip("…")
+    closest.locator('a[href^="#source-"]').click()
+    assert quote in page.wait_for_selector("#source-panel mark", timeout=30_000).inner_text()
+
+
 def test_a_follow_up_is_answered_from_the_conversation(page, server):
     _, root = server
     asked = ask(page, "Where would NATO open its first liaison office in Asia?")
