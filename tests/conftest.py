@@ -137,9 +137,12 @@ def reference_assistant(real_assistant, tmp_path_factory, real_embedder):
     attention caches of prompt starts): the product itself where it runs there (a processor with AMX), else the
     same model loaded on transformers beside it."""
     from rag import Assistant
+    from rag.config import DEFAULT_CHECKS
 
     if real_assistant.settings.engine == "transformers":
         return real_assistant
-    settings = real_assistant.settings.with_changes(engine="transformers")
+    # The checks and the score go back to the defaults, to be those of the model on this engine.
+    settings = real_assistant.settings.with_changes(engine="transformers", checks=DEFAULT_CHECKS,
+                                                    answerability_model=None)
     return Assistant.from_folder(DOCUMENTS, tmp_path_factory.mktemp("reference-index"), settings,
                                  embedder=real_embedder)

@@ -124,6 +124,22 @@ def test_calibrate_fits_on_report_drafts_and_records_its_auroc(tmp_path):
     assert model.auroc > 0.9 and 0.0 < model.threshold <= 1.0 and "AUROC" in summary
 
 
+def test_a_score_fitted_to_tell_answerable_questions_beside_fewer_checks_bounds_every_answerable_one_withheld(
+        tmp_path):
+    # Drafts to answerable questions (half of them right) have a low refusal probability, the others a high one;
+    # a made-up check "strict" that the runs enforced withheld some of each.
+    rows = [result(f"a{i}", True, right=i % 2 == 0, refusal=0.1 + 0.01 * i) for i in range(20)]
+    rows += [result(f"u{i}", False, right=False, refusal=0.8 + 0.005 * i) for i in range(20)]
+    for row in rows[::5]:
+        row.verdicts = [{"check": "strict", "passed": False, "enforced": True}]
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"questions": [asdict(r) for r in rows]}))
+    model, _ = calibrate([report], 0.10, ("refusal_prob",), bound="answerable", label="answerable", beside=())
+    assert model.auroc == 1.0  # wrong answers to answerable questions count with the answerable ones
+    withheld = [r for r in rows if r.answerable and model.score(r.features) < model.threshold]
+    assert len(withheld) <= 2 and 0.0 < model.threshold  # "strict" not enforced beside it: 10% of 20 left to it
+
+
 def test_calibration_needs_both_right_and_wrong_drafts(tmp_path):
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"questions": [asdict(result("a", True, True, 0.1))]}))

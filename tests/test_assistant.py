@@ -533,6 +533,23 @@ def test_a_score_that_reads_whether_the_cited_sentence_answers_asks_the_answerin
     assert "the model gave 0.20 that the cited sentence answers the question" in doubted.withheld_by[0].reason
 
 
+def test_a_score_that_reads_whether_the_whole_cited_passage_answers_asks_that_too(docs_dir, tmp_path, fake_embedder):
+    names = ("answered_prob", "answered_passage_prob")
+    model = AnswerabilityModel(names, (0.0, 0.0), (1.0, 1.0), (4.0, 4.0), -4.0, threshold=0.5)
+    (tmp_path / "both.json").write_text(model.to_json(), encoding="utf-8")
+    settings = SETTINGS.with_changes(answerability_model=tmp_path / "both.json").with_checks("answerability")
+    signals = GenerationSignals(refusal_prob=0.01, mean_logprob=-0.1, min_logprob=-0.2, tokens=3)
+    generator = ReadingGenerator(["In the Swiss Alps [1]."], 0.9, signals)
+    assistant = Assistant.from_folder(docs_dir, tmp_path / "index", settings=settings, generator=generator,
+                                      embedder=fake_embedder)
+    answer = assistant.ask("Where does the Rhine rise?")
+    assert answer.features["answered_prob"] == answer.features["answered_passage_prob"] == 0.9
+    sentence, passage = (prompt[-1]["content"] for prompt in generator.asked)
+    [cited] = [hit.chunk.text for hit in answer.hits if hit.chunk.id == answer.draft.citations[0].chunk_id]
+    assert f"Text: {answer.draft.citations[0].quote}\n" in sentence and f"Text: {cited}\n" in passage
+    assert "In the Swiss Alps" not in passage.split("Question:")[1]  # still asked without the answer
+
+
 def test_a_score_that_does_not_read_it_costs_no_extra_question(docs_dir, tmp_path, fake_embedder):
     generator = ReadingGenerator(["In the Swiss Alps [1]."], 0.9)
     assistant = Assistant.from_folder(

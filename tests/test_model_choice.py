@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rag.models import model_choice
-from rag.config import Settings
+from rag.config import DEFAULT_CHECKS, MODEL_CHECKS, Settings
 from rag.models.model_choice import (
     LARGE,
     LARGE_MODEL_BUDGET_S,
@@ -15,7 +15,7 @@ from rag.models.model_choice import (
     choose_packaged_model,
     with_packaged_model,
 )
-from rag.models.registry import PACKAGED_SCORES
+from rag.models.registry import ENGINE_SCORES, PACKAGED_SCORES
 
 
 @pytest.fixture
@@ -111,8 +111,25 @@ def test_the_answerability_score_follows_the_answering_model_unless_one_is_named
     assert fast.answerability_model == PACKAGED_SCORES[SMALL]
 
 
+def test_the_default_checks_and_score_follow_the_answering_model_and_engine_unless_named(machine, tmp_path):
+    machine["predicted_s"], machine["int8_s"] = 8.0, 3.0  # no AMX: the larger model answers on the int8 engine
+    chosen, _ = with_packaged_model(Settings(cache_dir=tmp_path))
+    assert chosen.engine == "ctranslate2" and chosen.checks == MODEL_CHECKS[(LARGE, "ctranslate2")]
+    assert "answerability" in chosen.checks and "pinned" not in chosen.checks
+    assert chosen.answerability_model == ENGINE_SCORES[(LARGE, "ctranslate2")]
+    reference, _ = with_packaged_model(Settings(cache_dir=tmp_path, generator_model=LARGE, engine="transformers"))
+    assert reference.checks == DEFAULT_CHECKS and reference.answerability_model == PACKAGED_SCORES[LARGE]
+    fast, _ = with_packaged_model(Settings(cache_dir=tmp_path).with_preset("fast"))
+    assert fast.checks == DEFAULT_CHECKS
+    cautious, _ = with_packaged_model(Settings(cache_dir=tmp_path).with_preset("cautious"))
+    assert cautious.checks == (*DEFAULT_CHECKS, "answerability")  # named by the preset: kept
+    named = ("relevance", "supported")
+    kept, _ = with_packaged_model(Settings(cache_dir=tmp_path, checks=named))
+    assert kept.checks == named
+
+
 def test_every_packaged_score_is_shipped():
-    for path in PACKAGED_SCORES.values():
+    for path in [*PACKAGED_SCORES.values(), *ENGINE_SCORES.values()]:
         assert Path(path).is_file(), path
 
 

@@ -1,14 +1,15 @@
 """Fitting the answerability score (``rag calibrate``) on the drafts of evaluation runs, and choosing its threshold.
 
 The label of a draft is whether it was right (F1 >= 0.5 against an answerable question's gold answers); drafts to
-unanswerable questions are all wrong. The threshold is the highest that withholds at most the given share of the
+unanswerable questions are all wrong. With ``label="answerable"`` it is whether the question was answerable at all:
+what abstain recall and false abstention count. The threshold is the highest that withholds at most the given share of the
 right drafts that the other checks let through, or (``bound="answerable"``) of every answerable question, counting
 those the other checks withheld: the false-abstention rate evaluation reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -17,11 +18,16 @@ from rag.evaluation.scoring import QuestionResult, is_right
 from rag.verification.answerability import FEATURES, AnswerabilityModel, auroc, fit
 
 
-def withheld_anyway(result: QuestionResult, check: str = "answerability") -> bool:
-    """Whether something other than ``check`` withheld the answer (or there was no draft)."""
+def withheld_anyway(result: QuestionResult, check: str = "answerability", beside: Collection[str] | None = None) -> bool:
+    """Whether something other than ``check`` withheld the answer (or there was no draft): a check the run enforced,
+    or, given ``beside``, one of those checks (the model's own refusal always counts)."""
     if not result.draft:
         return result.abstained
-    return any(not v["passed"] and v["enforced"] and v["check"] != check for v in result.verdicts)
+
+    def enforced(v: dict) -> bool:
+        return v["enforced"] if beside is None else v["check"] in beside or v["check"] == "refusal"
+
+    return any(not v["passed"] and enforced(v) and v["check"] != check for v in result.verdicts)
 
 
 def choose_threshold(
@@ -39,13 +45,15 @@ def choose_threshold(
 
 
 def choose_threshold_over_answerable(
-    model: AnswerabilityModel, results: Sequence[QuestionResult], max_false_abstention: float
+    model: AnswerabilityModel, results: Sequence[QuestionResult], max_false_abstention: float,
+    beside: Collection[str] | None = None,
 ) -> float:
-    """The highest threshold at which the answerable questions withheld, by the score or anything else, stay within
-    ``max_false_abstention`` of them all; 0.0 when the other checks already withhold that many."""
+    """The highest threshold at which the answerable questions withheld, by the score or anything else (the checks
+    the runs enforced, or those ``beside`` names), stay within ``max_false_abstention`` of them all; 0.0 when the
+    other checks already withhold that many."""
     answerable = [r for r in results if r.answerable]
-    anyway = sum(1 for r in answerable if withheld_anyway(r))
-    scored = sorted(model.score(r.features) for r in answerable if not withheld_anyway(r) and r.features)
+    anyway = sum(1 for r in answerable if withheld_anyway(r, beside=beside))
+    scored = sorted(model.score(r.features) for r in answerable if not withheld_anyway(r, beside=beside) and r.features)
     allowed = int(max_false_abstention * len(answerable)) - anyway
     if allowed <= 0 or not scored:
         return 0.0
@@ -74,18 +82,26 @@ def _lowest_kept(right_scores: list[float], max_false_abstention: float) -> floa
 
 def calibrate(
     reports: Sequence[Path], max_false_abstention: float = 0.10, features: Sequence[str] = FEATURES,
-    bound: Literal["right", "answerable"] = "right",
+    bound: Literal["right", "answerable"] = "right", label: Literal["right", "answerable"] = "right",
+    beside: Collection[str] | None = None,
 ) -> tuple[AnswerabilityModel, str]:
-    """Fit the score over ``features`` on every draft of ``reports`` that has them, and set its threshold (bounding
-    the right drafts lost, or every answerable question withheld: ``bound``); returns the model and a summary."""
+    """Fit the score over ``features`` on every draft of ``reports`` that has them, labelled right or wrong, or
+    answerable or not (``label``), and set its threshold (bounding the right drafts lost, or every answerable
+    question withheld: ``bound``; ``beside``: the checks enforced with it, where they differ from the runs'); the
+    drafts those checks withhold anyway are left out of the fit. Returns the model and a summary."""
     results = load_results(reports)
     drafted = [r for r in results if r.draft and r.features and all(name in r.features for name in features)]
-    if len({is_right(r) for r in drafted}) < 2:
-        raise ValueError("calibration needs drafts that were right and drafts that were wrong")
-    labels = [is_right(r) for r in drafted]
+    if beside is not None:
+        drafted = [r for r in drafted if not withheld_anyway(r, beside=beside)]
+    labels = [int(r.answerable) if label == "answerable" else is_right(r) for r in drafted]
+    if len(set(labels)) < 2:
+        raise ValueError("calibration needs drafts of both kinds: " + (
+            "right and drafts that were wrong" if label == "right" else "to answerable and to unanswerable questions"))
     model = fit([r.features for r in drafted], labels, ", ".join(str(p) for p in reports), features)
-    choose = choose_threshold_over_answerable if bound == "answerable" else choose_threshold
-    threshold = choose(model, results, max_false_abstention)
+    if bound == "answerable":
+        threshold = choose_threshold_over_answerable(model, results, max_false_abstention, beside)
+    else:
+        threshold = choose_threshold(model, results, max_false_abstention)
     scores = [model.score(r.features) for r in drafted]
     model = AnswerabilityModel(**(model.__dict__ | {"threshold": threshold, "auroc": auroc(scores, labels)}))
     return model, summary(model, drafted, labels, scores)

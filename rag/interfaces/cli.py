@@ -201,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--bound", choices=["right", "answerable"], default="right",
                            help="what --max-false-abstention bounds: the right answers the other checks let through "
                            "(default), or every answerable question withheld by any check, as evaluation counts it")
+    calibrate.add_argument("--label", choices=["right", "answerable"], default="right",
+                           help="what the score predicts: a right draft (default), or an answerable question")
+    calibrate.add_argument("--beside", type=lambda text: tuple(n.strip() for n in text.split(",") if n.strip()),
+                           help="comma-separated checks enforced beside the score, where they differ from the "
+                                "runs' (e.g. relevance,supported)")
     calibrate.add_argument("--verifier", action="store_true",
                            help="fit the score with the verifier's P(yes) as a feature, from runs with --verifier "
                            "(default out: the packaged rag/models/scores/answerability-verified.json)")
@@ -518,13 +523,16 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     # By default the packaged score of the model whose drafts the reports hold (the one the default answers with).
     from rag.evaluation.runs import load_run
 
-    answering = load_run(args.reports[0])[0].get("settings", {}).get("generator_model")
-    out = args.out or (registry.VERIFIED_SCORE if args.verifier
-                       else registry.PACKAGED_SCORES.get(answering, registry.SMALL_MODEL_SCORE))
+    recorded = load_run(args.reports[0])[0].get("settings", {})
+    answering = recorded.get("generator_model")
+    packaged = registry.ENGINE_SCORES.get((answering, recorded.get("engine"))) or registry.PACKAGED_SCORES.get(
+        answering, registry.SMALL_MODEL_SCORE)
+    out = args.out or (registry.VERIFIED_SCORE if args.verifier else packaged)
     features = args.features or (VERIFIED_FEATURES if args.verifier else None)
     if features is None:  # refit what the score being replaced reads
         features = AnswerabilityModel.load(out).features if out.exists() else FEATURES
-    model, summary = calibrate(args.reports, args.max_false_abstention, features, args.bound)
+    model, summary = calibrate(args.reports, args.max_false_abstention, features, args.bound, args.label,
+                               args.beside)
     out.write_text(model.to_json() + "\n", encoding="utf-8")
     print(summary)
     print(f"\nmodel: {out}")

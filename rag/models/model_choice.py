@@ -21,8 +21,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.config import Engine, Settings
-from rag.models.registry import PACKAGED_MODELS, PACKAGED_SCORES
+from rag.config import DEFAULT_CHECKS, MODEL_CHECKS, Engine, Settings
+from rag.models.registry import ENGINE_SCORES, PACKAGED_MODELS, PACKAGED_SCORES
 
 SMALL = "qwen2.5-coder-0.5b"
 LARGE = "qwen2.5-coder-1.5b"
@@ -158,7 +158,8 @@ def with_packaged_model(settings: Settings) -> tuple[Settings, ModelChoice | Non
     """``settings`` with the generator and its engine named: the model unchanged where they name one or a model
     server writes the answers, else the one ``choose_packaged_model`` picks; an ``auto`` engine resolved
     (``engine_for``; quote mode needs transformers). The answerability score defaults to the one fitted on that
-    model's drafts (``rag.models.registry.PACKAGED_SCORES``)."""
+    model's drafts on that engine (``rag.models.registry.ENGINE_SCORES``, else ``PACKAGED_SCORES``), and checks left
+    at ``DEFAULT_CHECKS`` to that model's own on that engine (``rag.config.MODEL_CHECKS``)."""
     choice = None
     engine = "transformers" if settings.engine == "auto" and settings.answer_mode == "quote" else settings.engine
     if settings.generator_model is None and settings.generator_url is None:
@@ -167,6 +168,10 @@ def with_packaged_model(settings: Settings) -> tuple[Settings, ModelChoice | Non
     elif settings.generator_url is None:
         settings = dataclasses.replace(settings, engine=engine_for(settings.generator_model, settings.cache_dir,
                                                                    engine))
-    if settings.answerability_model is None and settings.generator_model in PACKAGED_SCORES:
-        settings = dataclasses.replace(settings, answerability_model=PACKAGED_SCORES[settings.generator_model])
+    key = (settings.generator_model, settings.engine)
+    score = ENGINE_SCORES.get(key) or PACKAGED_SCORES.get(settings.generator_model or "")
+    if settings.answerability_model is None and score is not None:
+        settings = dataclasses.replace(settings, answerability_model=score)
+    if settings.checks == DEFAULT_CHECKS and key in MODEL_CHECKS:
+        settings = dataclasses.replace(settings, checks=MODEL_CHECKS[key])
     return settings, choice

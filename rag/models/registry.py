@@ -50,3 +50,6 @@ ACCURATE_SCORE = SCORES / "answerability-accurate.json"
 # The score fitted on each packaged model's drafts, by the name ``Settings.generator_model`` gives it
 # (``rag.models.model_choice.with_packaged_model`` picks the one that goes with the answering model).
 PACKAGED_SCORES = {"qwen2.5-coder-0.5b": SMALL_MODEL_SCORE, "qwen2.5-coder-1.5b": LARGE_MODEL_SCORE}
+# Where an engine's drafts have a score of their own, by (model, engine): the int8 1.5B's, fitted to tell answerable
+# questions from unanswerable ones (rag calibrate --label answerable; eval/log.jsonl row 71).
+ENGINE_SCORES = {("qwen2.5-coder-1.5b", "ctranslate2"): SCORES / "answerability-1.5b-int8.json"}

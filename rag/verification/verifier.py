@@ -145,6 +145,23 @@ def answered(reader: Judge, draft: Draft) -> float:
     return reader.option_probabilities(messages, ANSWERED_OPTIONS)[0]
 
 
+def answered_in_passages(reader: Judge, draft: Draft) -> float:
+    """The probability ``reader`` gives "Yes" when asked, without the answer, whether the whole passages ``draft``
+    cites answer its question: a cited sentence that needs its passage ("She was elected in 2001", the name given a
+    sentence before) is read with it."""
+    cited = list(dict.fromkeys(c.chunk_id for c in draft.citations))
+    texts = {hit.chunk.id: hit.chunk.text for hit in draft.hits}
+    messages = answered_messages(draft.question, [texts[i] for i in cited if i in texts])
+    return reader.option_probabilities(messages, ANSWERED_OPTIONS)[0]
+
+
+# The score features the answering model is asked for, one short prompt each, only where a score reads them.
+ASKED_FEATURES: dict[str, Callable[[Judge, Draft], float]] = {
+    "answered_prob": lambda reader, draft: answered(reader, draft),
+    "answered_passage_prob": lambda reader, draft: answered_in_passages(reader, draft),
+}
+
+
 def confirm(judge: Judge, draft: Draft) -> float:
     """The probability ``judge`` gives "Yes" when asked whether the sentences ``draft`` cites state its answer."""
     messages = verification_messages(draft.question, strip_markers(draft.text), [c.quote for c in draft.citations])
@@ -226,11 +243,12 @@ class Verifier:
         if judge is not None and draft.citations:
             features["confirmation_prob"] = confirm(judge, draft)
         model = self.model(settings)
-        wanted = "answerability" in settings.checks or settings.measure_all_features  # the pass costs ~0.5 s
-        if model is not None and "answered_prob" in model.features and draft.citations and wanted:
+        wanted = "answerability" in settings.checks or settings.measure_all_features  # a pass costs ~0.5 s
+        asked = [name for name in ASKED_FEATURES if model is not None and name in model.features]
+        if asked and draft.citations and wanted:
             reader = judge or self._reader()
             if reader is not None:
-                features["answered_prob"] = answered(reader, draft)
+                features |= {name: ASKED_FEATURES[name](reader, draft) for name in asked}
         context = CheckContext(settings, features, self.embedder.embed, model, judge)
         order = [name for name in settings.checks if name in CHECKS] + [n for n in CHECKS if n not in settings.checks]
         verdicts = []

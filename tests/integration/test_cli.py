@@ -38,7 +38,7 @@ def test_ask_json_prints_the_documented_object(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
-    assert set(payload) == {"answer", "abstained", "citations", "verdicts", "timings"}
+    assert set(payload) == {"answer", "abstained", "citations", "verdicts", "closest", "timings"}
     assert payload["verdicts"][0]["check"] == "relevance"
     assert all(set(v) == {"check", "passed", "reason"} and v["passed"] for v in payload["verdicts"])
     assert "2014" in payload["answer"] and payload["abstained"] is False
