@@ -39,11 +39,13 @@ KNOWN_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "count",
 DEFAULT_CHECKS = ("relevance", "supported", "adds", "citation_relevance", "pinned")
 # A packaged model's own default checks on one engine, where they differ (``with_packaged_model`` in
 # rag.models.model_choice applies them when the checks are left at DEFAULT_CHECKS). The 1.5B on the int8 engine:
-# its answerability score (rag/models/scores/answerability-1.5b-int8.json, fitted to tell answerable questions from
-# unanswerable ones on the tuning half, its threshold for at most 10% of answerable questions withheld beside
-# relevance and supported) instead of adds, citation_relevance and pinned, which still run, recorded. Eval log row
-# 71, whole confirmation half, paired: abstain recall 0.287 -> 0.485 (+0.198, +0.093 to +0.305), false abstention
-# 0.165 -> 0.117, F1 0.659 -> 0.664. Not (yet) for the 1.5B on transformers (samples of 50 only: confirmation false
+# its answerability score (rag/models/scores/answerability-1.5b-int8.json: the model's P(yes) that the cited sentence,
+# and that the whole cited passage, answer the question, with retrieval's and the sentence's closeness; fitted to tell
+# answerable questions from unanswerable ones on the tuning half, its threshold for at most 10% of answerable
+# questions withheld beside relevance and supported) instead of adds, citation_relevance and pinned, which still run,
+# recorded. Eval log row 71, whole confirmation half, paired: abstain recall 0.287 -> 0.485 (+0.198, +0.090 to
+# +0.302), false abstention 0.165 -> 0.136, F1 0.659 -> 0.654; dev F1 unchanged. Its two yes/no prompts cost about a
+# second per answer. Not (yet) for the 1.5B on transformers (samples of 50 only, an earlier fit: confirmation false
 # abstention +0.120, +0.000 to +0.259) nor for the 0.5B (whole confirmation half: false abstention 0.30 -> 0.52).
 MODEL_CHECKS = {("qwen2.5-coder-1.5b", "ctranslate2"): ("relevance", "supported", "answerability")}
 

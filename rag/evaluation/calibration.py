@@ -109,7 +109,7 @@ def calibrate(
 
 def summary(model: AnswerabilityModel, drafted: list[QuestionResult], labels: list[int], scores: list[float]) -> str:
     lines = [
-        f"drafts: {len(drafted)} ({sum(labels)} right); AUROC on them {model.auroc:.3f}; "
+        f"drafts: {len(drafted)} ({sum(labels)} labelled 1); AUROC on them {model.auroc:.3f}; "
         f"threshold {model.threshold:.3f}",
         "", "| feature | weight (standardised) |", "|---|---|",
     ]
