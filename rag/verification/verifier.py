@@ -157,8 +157,8 @@ def answered_in_passages(reader: Judge, draft: Draft) -> float:
 
 # The score features the answering model is asked for, one short prompt each, only where a score reads them.
 ASKED_FEATURES: dict[str, Callable[[Judge, Draft], float]] = {
-    "answered_prob": lambda reader, draft: answered(reader, draft),
-    "answered_passage_prob": lambda reader, draft: answered_in_passages(reader, draft),
+    "answered_prob": answered,
+    "answered_passage_prob": answered_in_passages,
 }
 
 
