@@ -267,23 +267,20 @@ class Answer:
         return {
             "answer": self.text,
             "abstained": self.abstained,
-            "citations": [
-                {"n": c.n, "doc": c.doc, "chunk_id": c.chunk_id, "quote": c.quote, "start": c.start, "end": c.end,
-                 "page": c.page, "place": c.place}
-                for c in self.citations
-            ],
+            "citations": [_citation_json(c) for c in self.citations],
             "verdicts": [v.to_dict() for v in self.verdicts if v.enforced],
-            "closest": None if self.closest is None else {
-                "doc": self.closest.doc, "doc_title": self.closest.doc_title, "chunk_id": self.closest.chunk_id,
-                "quote": self.closest.quote, "start": self.closest.start, "end": self.closest.end,
-                "page": self.closest.page, "place": self.closest.place,
-            },
+            "closest": None if self.closest is None else _citation_json(self.closest),
             "timings": {
                 "retrieval_s": self.timings.retrieval_s,
                 "generation_s": self.timings.generation_s,
                 "total_s": self.timings.total_s,
             },
         }
+
+
+def _citation_json(c: Citation) -> dict:
+    return {"n": c.n, "doc": c.doc, "chunk_id": c.chunk_id, "quote": c.quote, "start": c.start, "end": c.end,
+            "page": c.page, "place": c.place}
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Fitting the answerability score (``rag calibrate``) on the drafts of evaluation runs, and choosing its threshold.
 
 The label of a draft is whether it was right (F1 >= 0.5 against an answerable question's gold answers); drafts to
-unanswerable questions are all wrong. With ``label="answerable"`` it is whether the question was answerable at all:
-what abstain recall and false abstention count. The threshold is the highest that withholds at most the given share of the
-right drafts that the other checks let through, or (``bound="answerable"``) of every answerable question, counting
-those the other checks withheld: the false-abstention rate evaluation reports.
+unanswerable questions are all wrong. With ``label="answerable"`` it is whether the question was answerable at
+all: what abstain recall and false abstention count. The threshold is the highest that withholds at most the given
+share of the right drafts that the other checks let through, or (``bound="answerable"``) of every answerable
+question, counting those the other checks withheld: the false-abstention rate evaluation reports.
 """
 
 from __future__ import annotations

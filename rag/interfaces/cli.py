@@ -525,8 +525,7 @@ def run_calibrate(args: argparse.Namespace, settings: Settings) -> int:
 
     recorded = load_run(args.reports[0])[0].get("settings", {})
     answering = recorded.get("generator_model")
-    packaged = registry.ENGINE_SCORES.get((answering, recorded.get("engine"))) or registry.PACKAGED_SCORES.get(
-        answering, registry.SMALL_MODEL_SCORE)
+    packaged = registry.packaged_score(answering, recorded.get("engine")) or registry.SMALL_MODEL_SCORE
     out = args.out or (registry.VERIFIED_SCORE if args.verifier else packaged)
     features = args.features or (VERIFIED_FEATURES if args.verifier else None)
     if features is None:  # refit what the score being replaced reads

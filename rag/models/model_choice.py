@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import DEFAULT_CHECKS, MODEL_CHECKS, Engine, Settings
-from rag.models.registry import ENGINE_SCORES, PACKAGED_MODELS, PACKAGED_SCORES
+from rag.models.registry import PACKAGED_MODELS, packaged_score
 
 SMALL = "qwen2.5-coder-0.5b"
 LARGE = "qwen2.5-coder-1.5b"
@@ -158,7 +158,7 @@ def with_packaged_model(settings: Settings) -> tuple[Settings, ModelChoice | Non
     """``settings`` with the generator and its engine named: the model unchanged where they name one or a model
     server writes the answers, else the one ``choose_packaged_model`` picks; an ``auto`` engine resolved
     (``engine_for``; quote mode needs transformers). The answerability score defaults to the one fitted on that
-    model's drafts on that engine (``rag.models.registry.ENGINE_SCORES``, else ``PACKAGED_SCORES``), and checks left
+    model's drafts on that engine (``rag.models.registry.packaged_score``), and checks left
     at ``DEFAULT_CHECKS`` to that model's own on that engine (``rag.config.MODEL_CHECKS``)."""
     choice = None
     engine = "transformers" if settings.engine == "auto" and settings.answer_mode == "quote" else settings.engine
@@ -169,7 +169,7 @@ def with_packaged_model(settings: Settings) -> tuple[Settings, ModelChoice | Non
         settings = dataclasses.replace(settings, engine=engine_for(settings.generator_model, settings.cache_dir,
                                                                    engine))
     key = (settings.generator_model, settings.engine)
-    score = ENGINE_SCORES.get(key) or PACKAGED_SCORES.get(settings.generator_model or "")
+    score = packaged_score(*key)
     if settings.answerability_model is None and score is not None:
         settings = dataclasses.replace(settings, answerability_model=score)
     if settings.checks == DEFAULT_CHECKS and key in MODEL_CHECKS:

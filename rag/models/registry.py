@@ -53,3 +53,9 @@ PACKAGED_SCORES = {"qwen2.5-coder-0.5b": SMALL_MODEL_SCORE, "qwen2.5-coder-1.5b"
 # Where an engine's drafts have a score of their own, by (model, engine): the int8 1.5B's, fitted to tell answerable
 # questions from unanswerable ones (rag calibrate --label answerable; eval/log.jsonl row 71).
 ENGINE_SCORES = {("qwen2.5-coder-1.5b", "ctranslate2"): SCORES / "answerability-1.5b-int8.json"}
+
+
+def packaged_score(model: str | None, engine: str | None) -> Path | None:
+    """The score fitted on ``model``'s drafts on ``engine`` (``ENGINE_SCORES``), else on the model's drafts
+    (``PACKAGED_SCORES``); None for a model that has none."""
+    return ENGINE_SCORES.get((model, engine)) or PACKAGED_SCORES.get(model or "")

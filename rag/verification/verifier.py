@@ -243,7 +243,8 @@ class Verifier:
         if judge is not None and draft.citations:
             features["confirmation_prob"] = confirm(judge, draft)
         model = self.model(settings)
-        wanted = "answerability" in settings.checks or settings.measure_all_features  # a pass costs ~0.5 s
+        # Each pass is one prompt: 0.76 s for a 102-token one on the int8 1.5B without AMX (eval log row 71).
+        wanted = "answerability" in settings.checks or settings.measure_all_features
         asked = [name for name in ASKED_FEATURES if model is not None and name in model.features]
         if asked and draft.citations and wanted:
             reader = judge or self._reader()
